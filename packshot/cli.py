@@ -1,0 +1,185 @@
+"""The ``packshot`` command line. Errors a user can fix print as one clear message, no traceback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from packshot.errors import PackshotError
+
+app = typer.Typer(help="packshot: product photos in, marketplace-ready images out.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+
+def _prefect_defaults(verbose: bool) -> None:
+    """Quiet, offline-friendly defaults for the ephemeral Prefect API (set before Prefect loads)."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def friendly(fn):
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PackshotError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command()
+@friendly
+def run(
+    catalog: Annotated[Path, typer.Argument(help="catalog CSV (packshot, Shopify or WooCommerce format)")],
+    out: Annotated[str | None, typer.Option(help="output folder or s3://bucket/prefix")] = None,
+    brand: Annotated[str | None, typer.Option(help="brand style for rows without one")] = None,
+    stages: Annotated[list[str] | None, typer.Option(help="stages, comma-separated")] = None,
+    presets: Annotated[list[str] | None, typer.Option(help="export presets, comma-separated")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="products per task")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N products")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+):
+    """Process a catalog through the Prefect flow and show progress."""
+    _prefect_defaults(verbose)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    from packshot import progress
+    from packshot.catalog import load_catalog
+    from packshot.pipeline import DEFAULT_STAGES, RunOptions
+
+    parsed = load_catalog(catalog)  # fail fast on an unreadable catalog, and size the bar
+    total = min(len(parsed.products), limit) if limit else len(parsed.products)
+    options = RunOptions(
+        catalog=str(catalog), out=out or f"out/{catalog.stem}", brand=brand,
+        stages=_split(stages) or list(DEFAULT_STAGES), presets=_split(presets), batch_size=batch_size, limit=limit,
+    )
+    if parsed.errors:
+        err.print(f"[yellow]{len(parsed.errors)} bad row(s) will be skipped; see `packshot validate {catalog}`[/]")
+    from flows.catalog_run import catalog_run
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[last]}"), TimeRemainingColumn(), console=console) as bar:
+        task_id = bar.add_task("products", total=total, last="starting (first run sets up Prefect)")
+
+        def advance(result):
+            mark = {"done": "[green]ok", "skipped": "[cyan]cached", "failed": "[red]failed"}.get(result.status, "")
+            bar.update(task_id, advance=1, last=f"{mark}[/] {result.sku}")
+
+        with progress.listening(advance):
+            summary = catalog_run(options)
+    _print_summary(summary)
+    if summary["counts"]["failed"] or summary["counts"]["invalid"]:
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: dict) -> None:
+    c = summary["counts"]
+    console.print(
+        f"\n[bold]done {c['done']}[/], skipped (unchanged) {c['skipped']}, "
+        f"[red]failed {c['failed']}[/], invalid rows {c['invalid']}; {c['outputs']} files, "
+        f"{c['failed_checks']} failed marketplace checks"
+    )
+    console.print(f"results:       {summary['output']}")
+    console.print(f"manifest:      {summary['manifest']}  (and {summary['manifest_csv']})")
+    console.print(f"contact sheet: [bold]{summary['report']}[/]")
+
+
+@app.command()
+@friendly
+def validate(
+    catalog: Annotated[Path, typer.Argument(help="catalog CSV")],
+    json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+):
+    """Check a catalog without processing it; exit code 1 when any row is bad."""
+    from packshot.catalog import load_catalog, report_json, validation_report
+
+    parsed = load_catalog(catalog)
+    if json_out:
+        import json
+
+        console.print_json(json.dumps(report_json(parsed)))
+    else:
+        console.print(validation_report(parsed), highlight=False, markup=False)
+    if parsed.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def segment(
+    images_dir: Annotated[Path, typer.Argument(help="folder of product photos")],
+    out: Annotated[Path, typer.Option(help="folder for the RGBA PNG cutouts")],
+    backend: Annotated[str | None, typer.Option(help="sam, classic, tiny or auto")] = None,
+):
+    """Cut out every image of a folder (one RGBA PNG per input, named after its stem)."""
+    from packshot.config import get_settings, resolve_device
+    from stages.segment.folder import segment_folder
+
+    settings = get_settings()
+    seg = settings.segment.model_copy(update={"backend": backend}) if backend else settings.segment
+    results = segment_folder(images_dir, out, seg, resolve_device(settings.device))
+    failed = [(name, error) for name, error in results if error]
+    console.print(f"{len(results) - len(failed)} cutouts written to {out}")
+    for name, error in failed:
+        err.print(f"[red]{name}[/]: {error}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def check(
+    files: Annotated[list[Path], typer.Argument(help="finished image files")],
+    preset: Annotated[str, typer.Option(help="preset name, e.g. amazon-main")],
+    presets_file: Annotated[Path | None, typer.Option(help="YAML with custom presets")] = None,
+):
+    """Check finished files against a marketplace preset; exit code 1 when any rule is broken."""
+    from stages.export import check_files
+
+    report = check_files(list(files), preset, presets_file)
+    bad = 0
+    for path, violations in report.items():
+        if violations:
+            bad += 1
+            console.print(f"[red]FAIL[/] {path}")
+            for v in violations:
+                console.print(f"  - {v}")
+        else:
+            console.print(f"[green]ok[/]   {path}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def presets():
+    """List the export presets."""
+    from packshot.config import get_settings
+    from stages.export import load_presets
+
+    for p in load_presets(get_settings().export.presets_file).values():
+        console.print(f"[bold]{p.name}[/]: {p.width}x{p.height} {p.format}, fill {p.fill_fraction:.0%}. {p.notes}")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

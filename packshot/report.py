@@ -1,0 +1,130 @@
+"""The run's visual report: a self-contained HTML contact sheet (thumbnails embedded), plus the
+markdown summary used as a Prefect artifact."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+from PIL import Image
+
+from packshot.manifest import OutputRecord, RunManifest
+from packshot.storage import Storage
+
+THUMB_PX = 220
+MAX_EMBEDDED = 4000  # past this many thumbnails the sheet links files instead of embedding them
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
+h1{margin:0 0 4px} .meta{color:#666;margin-bottom:16px}
+.counts span{display:inline-block;margin-right:14px;padding:4px 10px;border-radius:12px;background:#eee}
+.counts .failed,.counts .invalid{background:#fde2e1} .counts .done{background:#e2f6e6}
+table{border-collapse:collapse;margin:8px 0 20px} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
+.sku{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:12px;margin:12px 0}
+.sku h3{margin:0 0 8px;font-size:15px} .grid{display:flex;flex-wrap:wrap;gap:10px}
+figure{margin:0;width:220px} figure img{width:220px;height:220px;object-fit:contain;border:1px solid #ddd;
+background:repeating-conic-gradient(#eee 0 25%,#fff 0 50%) 0 0/16px 16px}
+figcaption{font-size:12px;color:#555;word-break:break-all} .bad img{border:3px solid #d33}
+.bad figcaption{color:#b00} .note{color:#8a5a00}
+"""
+
+
+def _thumb(storage: Storage, rec: OutputRecord) -> str | None:
+    try:
+        img = Image.open(io.BytesIO(storage.read_bytes(rec.key)))
+        img.thumbnail((THUMB_PX * 2, THUMB_PX * 2))
+        buf = io.BytesIO()
+        if img.mode == "RGBA":
+            img.save(buf, "PNG", optimize=True)
+            mime = "png"
+        else:
+            img.convert("RGB").save(buf, "JPEG", quality=80)
+            mime = "jpeg"
+        return f"data:image/{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
+    except Exception:  # a missing or unreadable file shows as a broken link, not a failed report
+        return None
+
+
+def render_html(manifest: RunManifest, storage: Storage) -> str:
+    e = html.escape
+    counts = manifest.counts()
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>packshot: {e(manifest.catalog)}</title>",
+           f"<style>{_CSS}</style></head><body>",
+           f"<h1>packshot run</h1><div class='meta'>catalog <b>{e(manifest.catalog)}</b> "
+           f"({e(manifest.catalog_format or '?')}) &rarr; {e(manifest.output)}<br>stages: {e(', '.join(manifest.stages))}"
+           f" &middot; presets: {e(', '.join(manifest.presets))} &middot; started {manifest.started:%Y-%m-%d %H:%M} UTC</div>",
+           "<div class='counts'>"]
+    for name in ("done", "skipped", "failed", "invalid", "outputs", "failed_checks"):
+        out.append(f"<span class='{name}'>{name.replace('_', ' ')}: <b>{counts[name]}</b></span>")
+    out.append("</div>")
+    if manifest.backends or manifest.licences or manifest.notes:
+        out.append("<h2>Models</h2><table><tr><th>stage</th><th>backend</th></tr>")
+        out += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in manifest.backends.items()]
+        out.append("</table>")
+        if manifest.licences:
+            out.append("<table><tr><th>model</th><th>licence</th></tr>")
+            out += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in manifest.licences.items()]
+            out.append("</table>")
+        out += [f"<div class='note'>{e(n)}</div>" for n in manifest.notes]
+
+    problems = [p for p in manifest.products if p.status in ("failed", "invalid")]
+    if problems:
+        out.append("<h2>Failures</h2><table><tr><th>file:line</th><th>sku</th><th>status</th><th>reason</th></tr>")
+        for p in problems:
+            out.append(f"<tr><td>{e(p.source_file)}:{p.source_line}</td><td>{e(p.sku or '')}</td>"
+                       f"<td>{p.status}</td><td>{e(p.error or '')}</td></tr>")
+        out.append("</table>")
+
+    out.append("<h2>Products</h2>")
+    embedded = 0
+    for p in manifest.products:
+        if not p.outputs:
+            continue
+        out.append(f"<div class='sku'><h3>{e(p.sku or '')} <small>({p.status}, {p.seconds:.1f} s)</small></h3>"
+                   "<div class='grid'>")
+        for rec in p.outputs:
+            src = None
+            if embedded < MAX_EMBEDDED:
+                src = _thumb(storage, rec)
+                embedded += 1
+            link = e(storage.link(rec.key))
+            label = " ".join(x for x in (rec.kind if rec.scene is None else f"scene {rec.scene + 1}",
+                                         rec.preset or "", rec.variant or "") if x)
+            bad = " class='bad'" if rec.checks else ""
+            checks = "".join(f"<br>&#10007; {e(c)}" for c in rec.checks)
+            out.append(f"<figure{bad}><a href='{link}'><img loading='lazy' alt='{e(label)}' "
+                       f"src='{src or link}'></a><figcaption>{e(label)}<br>{rec.width}&times;{rec.height}, "
+                       f"{rec.bytes // 1024} KB{' &middot; generated' if rec.generated else ''}{checks}"
+                       "</figcaption></figure>")
+        out.append("</div>")
+        out += [f"<div class='note'>{e(n)}</div>" for n in p.notes]
+        out.append("</div>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write_report(storage: Storage, manifest: RunManifest) -> str:
+    return storage.write_bytes("report.html", render_html(manifest, storage).encode(), "text/html")
+
+
+def summary_markdown(manifest: RunManifest, report_uri: str) -> str:
+    c = manifest.counts()
+    lines = [
+        f"# packshot run: {manifest.catalog}",
+        "",
+        f"| done | skipped | failed | invalid rows | outputs | failed checks |",
+        "|---|---|---|---|---|---|",
+        f"| {c['done']} | {c['skipped']} | {c['failed']} | {c['invalid']} | {c['outputs']} | {c['failed_checks']} |",
+        "",
+        f"Output: `{manifest.output}`  ",
+        f"Contact sheet: `{report_uri}`",
+    ]
+    if manifest.backends:
+        lines += ["", "Backends: " + ", ".join(f"{k}={v}" for k, v in manifest.backends.items())]
+    lines += [f"- {n}" for n in manifest.notes]
+    problems = [p for p in manifest.products if p.status in ("failed", "invalid")]
+    if problems:
+        lines += ["", "## Failures", ""]
+        lines += [f"- `{p.source_file}:{p.source_line}` {p.sku or ''}: {p.error}" for p in problems[:200]]
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""Where outputs go: a local folder (default) or an S3 prefix.
+
+Keys are POSIX relative paths (``SKU/packshot-shopify.jpg``). Every write is atomic: a local
+write goes to a temp file in the same folder and is renamed into place, an S3 object appears
+only when its upload completes, so a killed run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path, PurePosixPath
+
+from packshot.errors import ConfigError
+
+
+def _check_key(key: str) -> str:
+    p = PurePosixPath(key)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        raise ValueError(f"storage key must be a relative path inside the run: {key!r}")
+    return str(p)
+
+
+class Storage(ABC):
+    uri: str
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
+        """Store ``data`` atomically under ``key``; return the object's URI."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def link(self, key: str) -> str:
+        """A link a person can open from the run report (relative path, or a presigned URL)."""
+
+    def local_path(self, key: str) -> Path | None:
+        """The file's path when the storage is a local folder, else None."""
+        return None
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+        return str(path)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def link(self, key: str) -> str:
+        return _check_key(key)
+
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class S3Storage(Storage):
+    """An S3 (or S3-compatible) bucket prefix. Uploads above 8 MB go multipart (boto3's managed
+    transfer); links in the report are presigned GET URLs."""
+
+    def __init__(self, uri: str, client=None, presign_expiry_s: int = 7 * 24 * 3600):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ConfigError(f"bad S3 location {uri!r}: write it as s3://bucket/prefix")
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.client = client or make_s3_client()
+        self.presign_expiry_s = presign_expiry_s
+
+    def _key(self, key: str) -> str:
+        key = _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
+        import io
+
+        extra = {"ContentType": content_type} if content_type else None
+        self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key), ExtraArgs=extra)
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def link(self, key: str) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=self.presign_expiry_s
+        )
+
+
+def make_s3_client():
+    import boto3
+    from botocore.config import Config
+
+    from packshot.config import get_settings
+
+    s = get_settings().storage
+    return boto3.client(
+        "s3", endpoint_url=s.s3_endpoint_url, region_name=s.s3_region,
+        config=Config(s3={"addressing_style": "path" if s.s3_endpoint_url else "auto"}, retries={"mode": "standard"}),
+    )
+
+
+def open_storage(target: str | Path) -> Storage:
+    target = str(target)
+    if target.startswith("s3://"):
+        from packshot.config import get_settings
+
+        return S3Storage(target, presign_expiry_s=get_settings().storage.presign_expiry_s)
+    if "://" in target:
+        raise ConfigError(f"unsupported output location {target!r}: use a folder or s3://bucket/prefix")
+    return LocalStorage(target)

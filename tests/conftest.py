@@ -1,0 +1,39 @@
+"""Shared fixtures. Prefect runs against its real ephemeral API in a throwaway PREFECT_HOME,
+one harness per test session (the first start runs database migrations, ~20 s)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_prefect_home = tempfile.mkdtemp(prefix="packshot-prefect-")
+os.environ.setdefault("PREFECT_HOME", _prefect_home)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """Prefect's real API for the session (ephemeral SQLite server in a temp home)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(monkeypatch):
+    """Settings are cached per process; tests that change PACKSHOT_* env vars get a fresh read."""
+    from packshot import config, pipeline
+
+    config.get_settings.cache_clear()
+    pipeline._contexts.clear()
+    yield
+    config.get_settings.cache_clear()
+    pipeline._contexts.clear()
