@@ -7,17 +7,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
-from prefect.artifacts import update_progress_artifact
-from prefect.futures import as_completed
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.gpu import use_prefect_gpu_limit
 from flows.tasks import process_batch_task
+from packshot import progress
 from packshot.catalog import load_catalog
 from packshot.config import get_settings
 from packshot.manifest import ProductResult, RunManifest, write_manifest
 from packshot.pipeline import RunOptions, get_context
 from packshot.report import summary_markdown, write_report
+
+PROGRESS_EVERY_S = 2.0  # how often the progress artifact is updated while batches run
 
 
 def _invalid_rows(catalog) -> list[ProductResult]:
@@ -30,8 +38,11 @@ def _invalid_rows(catalog) -> list[ProductResult]:
 
 @flow(name="packshot-catalog", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
 def catalog_run(options: RunOptions) -> dict:
+    """Process a catalog: every product's cutout, packshots, scenes and color variants, then the
+    manifest and the contact sheet. Unchanged products are skipped (content keys)."""
     logger = get_run_logger()
     settings = get_settings()
+    use_prefect_gpu_limit(settings)
     started = datetime.now(UTC)
     catalog = load_catalog(options.catalog)
     products = catalog.products[: options.limit] if options.limit else catalog.products
@@ -42,13 +53,28 @@ def catalog_run(options: RunOptions) -> dict:
     size = options.batch_size or settings.batch_size
     batches = [products[i : i + size] for i in range(0, len(products), size)]
     progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="products done")
-    futures = [process_batch_task.submit(batch, options, index=i) for i, batch in enumerate(batches)]
+    finished = [0]
+
+    def count(_result) -> None:
+        finished[0] += 1
 
     results: list[ProductResult] = []
-    for future in as_completed(futures):
-        results.extend(future.result())
-        update_progress_artifact(progress_id, progress=100.0 * len(results) / max(len(products), 1))
+    with progress.listening(count):
+        pending = [process_batch_task.submit(batch, options, index=i) for i, batch in enumerate(batches)]
+        while pending:
+            done, not_done = wait(pending, timeout=PROGRESS_EVERY_S)
+            for future in done:
+                results.extend(future.result())
+            pending = list(not_done)
+            update_progress_artifact(progress_id, progress=100.0 * finished[0] / max(len(products), 1))
+    update_progress_artifact(progress_id, progress=100.0)
+    return finish_run(options, catalog, products, results, ctx, started)
 
+
+def finish_run(options: RunOptions, catalog, products, results: list[ProductResult], ctx, started) -> dict:
+    """Write the manifest, the contact sheet and the Prefect artifacts for a run's results."""
+    logger = get_run_logger()
+    settings = ctx.settings
     order = {p.sku: i for i, p in enumerate(products)}
     results.sort(key=lambda r: order.get(r.sku, 0))
     notes = sorted({n for r in results for n in r.notes if not n.startswith("unchanged")})
@@ -69,10 +95,12 @@ def catalog_run(options: RunOptions) -> dict:
                for r in manifest.products],
         description="per-product results",
     )
-    create_markdown_artifact(key="packshot-summary", markdown=summary_markdown(manifest, report_uri))
+    # S3 outputs: a presigned link a person can open; local outputs: the file's path.
+    report_link = report_uri if ctx.storage.local_path("report.html") else ctx.storage.link("report.html")
+    create_markdown_artifact(key="packshot-summary", markdown=summary_markdown(manifest, report_link))
     logger.info("done %(done)d, skipped %(skipped)d, failed %(failed)d, invalid rows %(invalid)d", counts)
     return {"counts": counts, "manifest": json_uri, "manifest_csv": csv_uri, "report": report_uri,
-            "output": ctx.storage.uri}
+            "report_link": report_link, "output": ctx.storage.uri}
 
 
 def _licences(ctx) -> dict[str, str]:

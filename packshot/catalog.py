@@ -33,19 +33,24 @@ _REQUIRED = {
     "shopify": ("Handle", "Title", "Image Src"),
     "woocommerce": ("Type", "Name", "Images"),
 }
-_LABELS = {"packshot": "packshot catalog", "shopify": "Shopify product export", "woocommerce": "WooCommerce product export"}
+_LABELS = {
+    "packshot": "packshot catalog",
+    "shopify": "Shopify product export",
+    "woocommerce": "WooCommerce product export",
+}
 _EXPECTED = (
-    "  - packshot: sku, title, image (optional: category, brand_style, colors, bbox, recolor_mask)\n"
+    f"  - packshot: sku, title, image (optional: {', '.join(PACKSHOT_COLUMNS[3:])})\n"
     "  - Shopify product export: Handle, Title, Image Src (optional: Option1 Name, Option1 Value, ..., "
     "Variant Image, Image Position, Type)\n"
     "  - WooCommerce product export: ID, Type, SKU, Name, Images, Parent (optional: Categories, "
     "Attribute 1 name, Attribute 1 value(s), ...)"
 )
 # Option/attribute names that mean "color" (a few languages, since stores export in their own).
-COLOR_OPTION_NAMES = frozenset(
-    "color colour colors colours farbe farben couleur couleurs colore colori kleur kleuren färg farve "
-    "farge väri kolor cor barva renk цвет 色 颜色 顏色 カラー".split()
-)
+COLOR_OPTION_NAMES = frozenset({
+    "color", "colour", "colors", "colours", "farbe", "farben", "couleur", "couleurs", "colore", "colori",
+    "kleur", "kleuren", "färg", "farve", "farge", "väri", "kolor", "cor", "barva", "renk", "цвет", "色",
+    "颜色", "顏色", "カラー",
+})
 MAX_SKU_LENGTH = 100
 _FIELD_LIMIT = 16 * 1024 * 1024  # Shopify bodies can embed base64 images; the csv default is 128 KiB
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
@@ -74,8 +79,11 @@ def load_catalog(path: str | Path) -> Catalog:
     intake = _Intake(file=str(path), header=header)
     parse = {"packshot": _parse_packshot, "shopify": _parse_shopify, "woocommerce": _parse_woocommerce}[fmt]
     products = parse(rows, intake)
+    if not rows:
+        notes.append("the file has a header row but no product rows")
     notes += _http_notes(products)
-    return Catalog(path=str(path), format=fmt, products=products, errors=intake.errors, notes=notes)
+    errors = sorted(intake.errors, key=lambda e: e.line)  # stable: a row's problems keep their column order
+    return Catalog(path=str(path), format=fmt, products=products, errors=errors, notes=notes)
 
 
 def validation_report(catalog: Catalog) -> str:
@@ -121,28 +129,32 @@ def report_json(catalog: Catalog) -> dict[str, Any]:
 @dataclass
 class _Row:
     line: int  # 1-based line where the row starts
-    cells: dict[str, str]  # lowercased header -> stripped value
+    cells: list[str]
+    header: dict[str, int]  # lowercased column name -> index, shared by all rows
 
     def get(self, column: str) -> str:
-        return self.cells.get(column.lower(), "")
+        """The stripped value, "" when the column is absent or the row is short."""
+        index = self.header.get(column.lower())
+        return self.cells[index].strip() if index is not None and index < len(self.cells) else ""
 
 
 @dataclass
 class _Intake:
     file: str
-    header: list[str]
+    header: dict[str, int]  # lowercased column name -> index
     errors: list[RowError] = field(default_factory=list)
     sku_lines: dict[str, int] = field(default_factory=dict)  # casefolded sku -> line of first use
 
     def error(self, line: int, column: str | None, message: str, sku: str | None = None) -> None:
-        self.errors.append(RowError(file=self.file, line=line, column=column, sku=sku or None, message=message))
+        error = RowError(file=self.file, line=line, column=column, sku=sku or None, message=message)
+        self.errors.append(error)
 
     def claim_sku(self, sku: str, line: int, column: str) -> bool:
         """Record a sku; a second use (ignoring case: skus become folder names) is an error."""
         first = self.sku_lines.setdefault(sku.casefold(), line)
         if first != line:
-            self.error(line, column, f"duplicate sku, already used on line {first}; give each product its own "
-                       "sku (compared ignoring case, since skus become folder names)", sku)
+            self.error(line, column, f"duplicate sku, already used on line {first}; give each product its "
+                       "own sku (compared ignoring case, since skus become folder names)", sku)
             return False
         return True
 
@@ -154,14 +166,16 @@ def _read_text(path: Path) -> tuple[str, list[str]]:
         raise CatalogError(f"{path} is a folder; give the catalog CSV file inside it.")
     data = path.read_bytes()
     if not data.strip():
-        raise CatalogError(f"catalog file {path} is empty; export your products as CSV (see catalogs/README.md).")
+        raise CatalogError(f"catalog file {path} is empty; export your products as CSV "
+                           "(see catalogs/README.md).")
     if data.startswith(b"PK\x03\x04"):
         raise CatalogError(f"{path} is a spreadsheet workbook (.xlsx/.ods), not a CSV; in Excel use "
                            "File > Save As > 'CSV UTF-8 (Comma delimited)'.")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
         return data.decode("utf-16"), []
     if b"\x00" in data[:8192]:
-        raise CatalogError(f"{path} is not a CSV text file (it contains binary data); export the catalog as CSV.")
+        raise CatalogError(f"{path} is not a CSV text file (it contains binary data); "
+                           "export the catalog as CSV.")
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as exc:
@@ -205,11 +219,11 @@ def _parse_table(path: Path, text: str) -> tuple[str, CatalogFormat, dict[str, i
             records = records[1:]
         if not records:
             raise CatalogError(f"catalog file {path} has no header row; see catalogs/README.md.")
-        header = {name.strip().lstrip("\ufeff").lower(): i for i, name in reversed(list(enumerate(records[0][1])))}
+        names = [name.strip().lstrip("\ufeff").lower() for name in records[0][1]]
+        header = {name: i for i, name in reversed(list(enumerate(names))) if name}  # first of duplicates
         fmt = _detect_format(header)
         if fmt:
-            rows = [_Row(line, {name: (cells[i].strip() if i < len(cells) else "") for name, i in header.items()})
-                    for line, cells in records[1:]]
+            rows = [_Row(line, cells, header) for line, cells in records[1:]]
             return delimiter, fmt, header, rows
         if best is None or len(header) > best[0]:
             best = (len(header), delimiter, records)
@@ -306,15 +320,28 @@ def is_color_option(name: str) -> bool:
     return key.removeprefix("pa_") in COLOR_OPTION_NAMES
 
 
-def _add_color(colors: list[ColorVariant], text: str) -> str | None:
-    """Parse one color into ``colors`` (skipping repeats); return the parse error, if any."""
-    try:
-        color = parse_color(text)
-    except ValueError as exc:
-        return str(exc)
-    if all(c.slug != color.slug for c in colors):
-        colors.append(color)
-    return None
+class _Colors:
+    """A product's colors in first-seen order; variant rows repeat them, so each text is parsed once."""
+
+    def __init__(self) -> None:
+        self.by_slug: dict[str, ColorVariant] = {}
+        self.seen: set[str] = set()
+
+    def add(self, text: str) -> str | None:
+        """Parse one color; return parse_color's message when it is bad (reported once per product)."""
+        key = text.strip().casefold()
+        if key in self.seen:
+            return None
+        self.seen.add(key)
+        try:
+            color = parse_color(text)
+        except ValueError as exc:
+            return str(exc)
+        self.by_slug.setdefault(color.slug, color)
+        return None
+
+    def as_list(self) -> list[ColorVariant]:
+        return list(self.by_slug.values())
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:
@@ -368,9 +395,9 @@ def _parse_packshot(rows: list[_Row], intake: _Intake) -> list[Product]:
         for ref in images:
             if problem := reference_problem(ref):
                 intake.error(row.line, "image", problem, sku)
-        colors: list[ColorVariant] = []
+        colors = _Colors()
         for text in filter(None, (c.strip() for c in row.get("colors").split("|"))):
-            if problem := _add_color(colors, text):
+            if problem := colors.add(text):
                 intake.error(row.line, "colors", problem, sku)
         bbox = None
         if row.get("bbox"):
@@ -384,12 +411,13 @@ def _parse_packshot(rows: list[_Row], intake: _Intake) -> list[Product]:
         brand = row.get("brand_style").removesuffix(".yaml").removesuffix(".yml") or None
         if brand and (not _BRAND_STYLE.match(brand) or ".." in brand):
             intake.error(row.line, "brand_style", f"brand_style {brand!r} must be the name of a file in "
-                         "brand_styles/ (letters, digits, '-', '_'), like 'minimal' for brand_styles/minimal.yaml",
-                         sku)
+                         "brand_styles/ (letters, digits, '-', '_'), like 'minimal' for "
+                         "brand_styles/minimal.yaml", sku)
         if len(intake.errors) > before:
             continue
-        product = _build(intake, row.line, {}, sku=sku, title=title, images=images, category=row.get("category"),
-                         brand_style=brand, colors=colors, bbox=bbox, recolor_mask=mask)
+        product = _build(intake, row.line, {"images": "image"}, sku=sku, title=title, images=images,
+                         category=row.get("category"), brand_style=brand, colors=colors.as_list(), bbox=bbox,
+                         recolor_mask=mask)
         if product:
             products.append(product)
     return products
@@ -403,8 +431,8 @@ def _parse_shopify(rows: list[_Row], intake: _Intake) -> list[Product]:
     groups: dict[str, list[_Row]] = {}
     for row in rows:
         if not row.get("Handle"):
-            intake.error(row.line, "Handle", "row has no Handle; Shopify variant and image rows must repeat the "
-                         "product's handle")
+            intake.error(row.line, "Handle", "row has no Handle; Shopify variant and image rows must repeat "
+                         "the product's handle")
             continue
         groups.setdefault(row.get("Handle"), []).append(row)
     products = []
@@ -449,17 +477,17 @@ def _shopify_product(handle: str, group: list[_Row], intake: _Intake) -> Product
                 position = row.get("Image Position")
                 rank = float(position) if position.isdigit() else float("inf")
                 if position and not position.isdigit():
-                    intake.error(row.line, "Image Position", f"Image Position {position!r} is not a whole number; "
-                                 "the image is placed last", handle)
+                    intake.error(row.line, "Image Position", f"Image Position {position!r} is not a whole "
+                                 "number; the image is placed last", handle)
                 positioned.append((rank, order, ref))
     images = _dedupe([ref for _, _, ref in sorted(positioned)] + variant_images)
 
-    colors: list[ColorVariant] = []
+    colors = _Colors()
     for n in (1, 2, 3):
         if is_color_option(first.get(f"Option{n} Name")):
             column = f"Option{n} Value"
             for row in rows:
-                if row.get(column) and (problem := _add_color(colors, row.get(column))):
+                if row.get(column) and (problem := colors.add(row.get(column))):
                     intake.error(row.line, column, f"{problem}; this color variant is skipped", handle)
             break
     if not images:
@@ -470,7 +498,7 @@ def _shopify_product(handle: str, group: list[_Row], intake: _Intake) -> Product
         return None
     category = first.get("Type") or first.get("Product Category").rpartition(">")[2].strip()
     return _build(intake, first.line, {"sku": "Handle", "title": "Title", "images": "Image Src"},
-                  sku=handle, title=title, images=images, category=category, colors=colors)
+                  sku=handle, title=title, images=images, category=category, colors=colors.as_list())
 
 
 # --------------------------------------------------------------------------- WooCommerce export
@@ -492,20 +520,25 @@ def _parse_woocommerce(rows: list[_Row], intake: _Intake) -> list[Product]:
 
     by_id: dict[str, _Row] = {}
     by_sku: dict[str, _Row] = {}
+    unique: list[_Row] = []
     for row in parents:
+        if row.get("ID") in by_id:
+            intake.error(row.line, "ID", f"ID {row.get('ID')} is already used on line "
+                         f"{by_id[row.get('ID')].line}; each product needs its own ID", row.get("SKU"))
+            continue
         if row.get("ID"):
-            if row.get("ID") in by_id:
-                intake.error(row.line, "ID", f"ID {row.get('ID')} is already used on line "
-                             f"{by_id[row.get('ID')].line}; each product needs its own ID", row.get("SKU"))
-                continue
             by_id[row.get("ID")] = row
         if row.get("SKU"):
             by_sku.setdefault(row.get("SKU"), row)
+        unique.append(row)
 
     children: dict[int, list[_Row]] = {}
     for row in variations:
         ref = row.get("Parent")
-        parent = by_id.get(ref[3:].strip()) if ref.lower().startswith("id:") else by_sku.get(ref)
+        if ref.lower().startswith("id:"):
+            parent = by_id.get(ref[3:].strip())
+        else:  # the parent's SKU; a bare number is tried as an ID too
+            parent = by_sku.get(ref, by_id.get(ref))
         if not ref:
             intake.error(row.line, "Parent", "variation has no Parent; write the parent's 'id:<ID>' or SKU",
                          row.get("SKU"))
@@ -516,7 +549,7 @@ def _parse_woocommerce(rows: list[_Row], intake: _Intake) -> list[Product]:
             children.setdefault(parent.line, []).append(row)
 
     products = []
-    for row in parents:
+    for row in unique:
         product = _woo_product(row, children.get(row.line, []), intake)
         if product:
             products.append(product)
@@ -545,7 +578,7 @@ def _woo_product(row: _Row, variations: list[_Row], intake: _Intake) -> Product 
                 images.append(ref)
     images = _dedupe(images)
 
-    colors: list[ColorVariant] = []
+    colors = _Colors()
     for source in (row, *variations):
         for name_column in _attribute_name_columns(intake.header):
             if not is_color_option(source.get(name_column)):
@@ -553,7 +586,7 @@ def _woo_product(row: _Row, variations: list[_Row], intake: _Intake) -> Product 
             value_column = name_column.replace(" name", " value(s)")
             for value in _WOO_LIST_SPLIT.split(source.get(value_column)):
                 value = value.replace("\\,", ",").strip()
-                if value and (problem := _add_color(colors, value)):
+                if value and (problem := colors.add(value)):
                     intake.error(source.line, _canonical(value_column), f"{problem}; this color variant is "
                                  "skipped", sku)
     if not images:
@@ -564,10 +597,10 @@ def _woo_product(row: _Row, variations: list[_Row], intake: _Intake) -> Product 
     first_category = row.get("Categories").split(",")[0]
     category = first_category.rpartition(">")[2].strip()
     return _build(intake, row.line, {"sku": "SKU", "title": "Name", "images": "Images"},
-                  sku=sku, title=title, images=images, category=category, colors=colors)
+                  sku=sku, title=title, images=images, category=category, colors=colors.as_list())
 
 
-def _attribute_name_columns(header: list[str] | dict[str, int]) -> list[str]:
+def _attribute_name_columns(header: dict[str, int]) -> list[str]:
     return [name for name in header if re.fullmatch(r"attribute \d+ name", name)]
 
 

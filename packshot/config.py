@@ -25,8 +25,9 @@ class LoadSettings(BaseModel):
     max_redirects: int = 5
     allowed_networks: list[IPvAnyNetwork] = Field(
         default_factory=list,
-        description='networks URLs may reach even though private, e.g. ["10.20.0.0/16"] for an internal image server',
+        description='private networks URLs may reach, e.g. ["10.20.0.0/16"] for an internal image server',
     )
+    ca_bundle: Path | None = Field(None, description="PEM file of extra CAs trusted for https image URLs")
 
 
 class SegmentSettings(BaseModel):
@@ -49,6 +50,19 @@ class GenerativeSettings(BaseModel):
     cpu_offload: bool = Field(False, description="enable model CPU offload for 24 GB cards")
     fill_fraction: float = Field(0.62, description="share of the frame's long side the product spans in scenes")
     floor_line: float = Field(0.86, description="where the product stands, as a fraction of the height")
+    flux_licence: str | None = Field(
+        None, description="licence of the configured FLUX model for the run report (default: FLUX.1 [dev] licence)"
+    )
+    generate_long_side: int | None = Field(
+        None, description="long side of the generated image before upscaling (default 1024 flux, 64 tiny)"
+    )
+    max_sequence_length: int = Field(512, description="T5 prompt tokens for FLUX")
+    mask_grow_px: int = Field(2, description="band around the product kept out of the fill mask (generation px)")
+    shadow_strength: float = Field(0.3, description="darkness of the contact shadow under the product, 0-1")
+    tiny_model_dir: Path | None = Field(None, description="where the tiny test model is built (default: temp dir)")
+    lora_cache_dir: Path = Field(
+        Path.home() / ".cache" / "packshot" / "loras", description="where LoRAs given as s3:// keys are downloaded"
+    )
 
 
 class ExportSettings(BaseModel):
@@ -60,6 +74,25 @@ class StorageSettings(BaseModel):
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     presign_expiry_s: int = 7 * 24 * 3600
+    multipart_threshold_mb: int = Field(8, description="uploads above this size go multipart")
+    multipart_chunk_mb: int = Field(8, description="part size of multipart uploads")
+
+
+class OrchestrationSettings(BaseModel):
+    """Deployments, caching and GPU sharing (``flows/``, ``packshot.pipeline``)."""
+
+    timezone: str = Field("UTC", description="merchant's timezone of the nightly run, e.g. Europe/Berlin")
+    nightly_cron: str = Field("0 2 * * *", description="cron of the nightly catalog run, in `timezone`")
+    nightly_catalog: str = Field("catalogs/demo/catalog.csv", description="catalog the nightly run processes")
+    nightly_out: str = Field("out/nightly", description="folder or s3://bucket/prefix of the nightly run")
+    inbox: str = Field("inbox", description="folder or s3://bucket/prefix where merchants drop catalog CSVs")
+    inbox_out: str = Field("out/inbox", description="outputs of intake runs: <inbox_out>/<csv stem>")
+    stage_cache: bool = Field(True, description="reuse cutouts and generated images across runs (by content)")
+    gpu_lock_dir: Path = Field(Path("/tmp/packshot-gpu-locks"), description="lock files that share a GPU")
+    gpu_concurrency_limit: str | None = Field(
+        None, description="Prefect global concurrency limit name prefix used as well (e.g. gpu -> gpu-0)"
+    )
+    prefetch: int = Field(2, description="images loaded ahead while the GPU works on the current product")
 
 
 class VideoSettings(BaseModel):
@@ -95,13 +128,15 @@ class VideoSettings(BaseModel):
             "runway/gen4.5": 0.12,
             "sora/sora-2": 0.10,
             "sora/sora-2-pro": 0.30,
+            "sora/sora-2-pro@1792x1024": 0.50,
+            "sora/sora-2-pro@1024x1792": 0.50,
             "local/*": 0.0,
         },
         description="USD per second of video, by provider/model",
     )
     prices_source: str = (
         "Runway API: gen4_turbo 5 credits/s, gen4.5 12 credits/s, 1 credit = $0.01; "
-        "OpenAI Sora: sora-2 $0.10/s, sora-2-pro $0.30/s at 720p (2026-11)"
+        "OpenAI Sora: sora-2 $0.10/s, sora-2-pro $0.30/s at 720p, $0.50/s at 1792x1024 (2026-11)"
     )
 
 
@@ -119,6 +154,7 @@ class Settings(BaseSettings):
     export: ExportSettings = ExportSettings()
     storage: StorageSettings = StorageSettings()
     video: VideoSettings = VideoSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
 
 
 @lru_cache

@@ -114,7 +114,12 @@ def contact_shadow(placement: Placement, strength: float = 0.35, spread: float =
     shadow = np.zeros((ch, cw), np.float32)
     cv2.ellipse(shadow, (int(cx), int(cy)), (int(rx), int(ry)), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
     blur = max(3, int(max(cw, ch) * spread) | 1)
-    shadow = cv2.GaussianBlur(shadow, (blur, blur), 0)
+    # Blur only the window the kernel can reach (same result, ~10x faster at 2048 px).
+    pad = blur // 2 + 2
+    y0, y1 = max(int(cy - ry) - pad, 0), min(int(cy + ry) + pad + 1, ch)
+    x0, x1 = max(int(cx - rx) - pad, 0), min(int(cx + rx) + pad + 1, cw)
+    if y1 > y0 and x1 > x0:
+        shadow[y0:y1, x0:x1] = cv2.GaussianBlur(shadow[y0:y1, x0:x1], (blur, blur), 0)
     if shadow.max() > 0:
         shadow = shadow / shadow.max()
     return shadow * strength
@@ -123,18 +128,37 @@ def contact_shadow(placement: Placement, strength: float = 0.35, spread: float =
 def composite(background: np.ndarray, fg_rgb: np.ndarray, fg_alpha: np.ndarray) -> np.ndarray:
     """Alpha-blend a straight-alpha foreground over an RGB background. Full-opacity pixels are
     copied exactly (no rounding), which is what the product-fidelity guarantee relies on."""
-    a = fg_alpha.astype(np.float32)[..., None] / 255.0
-    out = background.astype(np.float32) * (1 - a) + fg_rgb.astype(np.float32) * a
-    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    solid = fg_alpha == 255
-    out[solid] = fg_rgb[solid]
+    out = background.copy()
+    window = _nonzero_window(fg_alpha)  # outside it the background is unchanged
+    if window is None:
+        return out
+    a = fg_alpha[window].astype(np.float32)[..., None] / 255.0
+    blend = background[window].astype(np.float32) * (1 - a) + fg_rgb[window].astype(np.float32) * a
+    blend = np.clip(np.round(blend), 0, 255).astype(np.uint8)
+    solid = fg_alpha[window] == 255
+    blend[solid] = fg_rgb[window][solid]
+    out[window] = blend
     return out
 
 
 def apply_shadow(background: np.ndarray, shadow: np.ndarray, color=(0, 0, 0)) -> np.ndarray:
-    s = shadow[..., None]
-    out = background.astype(np.float32) * (1 - s) + np.asarray(color, np.float32) * s
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    out = background.copy()
+    window = _nonzero_window(shadow)
+    if window is None:
+        return out
+    s = shadow[window][..., None]
+    shaded = background[window].astype(np.float32) * (1 - s) + np.asarray(color, np.float32) * s
+    out[window] = np.clip(np.round(shaded), 0, 255).astype(np.uint8)
+    return out
+
+
+def _nonzero_window(plane: np.ndarray) -> tuple[slice, slice] | None:
+    """Row and column slices bounding the non-zero pixels of an ``HxW`` array, or None."""
+    rows = np.flatnonzero(plane.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(plane.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def flatten_on(rgba: np.ndarray, color=(255, 255, 255)) -> np.ndarray:

@@ -6,6 +6,12 @@ packshots for each export preset, render backgrounds and lifestyle scenes for it
 recolor every finished image into each color variant, encode and validate each file, and write
 everything atomically. A product's ``.done.json`` is written last; a rerun whose content key
 (image bytes, catalog row, settings, model identities) matches skips the product.
+
+Inside a product, stage results are cached by content (:mod:`packshot.cache`): a new brand style
+regenerates scenes but reuses the cutout. ``process_batch`` overlaps the work of three products:
+a loader thread decodes the next images and checks their ``.done.json`` while the current product
+holds the GPU, and a writer thread encodes, validates and uploads the previous one. Model calls
+hold :func:`packshot.gpu.gpu_lock`, shared by every process on the host.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import re
 import threading
 import time
 import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,8 +37,10 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from packshot import progress
+from packshot.cache import StageCache, array_sha, content_key
 from packshot.config import Settings, get_settings, resolve_device
 from packshot.errors import PackshotError
+from packshot.gpu import gpu_lock
 from packshot.manifest import OutputRecord, ProductResult
 from packshot.storage import Storage, open_storage
 from packshot.types import Cutout, Product, Rendered
@@ -40,16 +52,27 @@ DEFAULT_STAGES: list[StageName] = ["segment", "background", "lifestyle", "recolo
 PIPELINE_VERSION = "1"  # bump when output-affecting code changes so cached results are redone
 
 
+class VideoOptions(BaseModel):
+    """Ad clip options for a run; they override the ``PACKSHOT_VIDEO__*`` settings of the same name."""
+
+    provider: Literal["runway", "sora", "local", "none"] = Field("none", description="who renders the clips")
+    duration_s: int = Field(5, ge=1, le=20, description="clip length in seconds")
+    ratio: str = Field("auto", description="'auto' or W:H such as 1280:720 or 9:16")
+    camera_motion: str = Field("slow-push-in", description="camera move named in the clip prompt")
+    max_spend_usd: float = Field(10.0, ge=0, description="spending cap for the whole run")
+
+
 class RunOptions(BaseModel):
-    """What to run. The same model is the CLI's options and the Prefect flow's parameters."""
+    """What to run. The same model is the CLI's options and the Prefect flow's parameters (the UI form)."""
 
     catalog: str = Field(description="catalog CSV: our format, a Shopify export or a WooCommerce export")
     out: str = Field("out/run", description="output folder or s3://bucket/prefix")
-    brand: str | None = Field(None, description="brand style for rows that name none (brand_styles/<name>.yaml)")
-    stages: list[StageName] = Field(default_factory=lambda: list(DEFAULT_STAGES))
+    brand: str | None = Field(None, description="brand style for rows naming none (brand_styles/<name>.yaml)")
+    stages: list[StageName] = Field(default_factory=lambda: list(DEFAULT_STAGES), description="stages to run")
     presets: list[str] | None = Field(None, description="export presets; default from settings")
     batch_size: int | None = Field(None, ge=1, description="products per task; default from settings")
     limit: int | None = Field(None, ge=1, description="process only the first N products")
+    video: VideoOptions | None = Field(None, description="ad clip options (with the video stage)")
 
 
 def safe_dirname(sku: str) -> str:
@@ -72,8 +95,9 @@ class RunContext:
     presets: dict
     segmenter: object
     generator: object | None
+    cache: StageCache | None = None
     brands: dict = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the generator's LoRA state is shared
 
     def brand(self, name: str | None):
         if not name:
@@ -90,9 +114,30 @@ class RunContext:
             out["background"] = self.generator.name
         return out
 
+    def segmenter_identity(self) -> str:
+        return str(getattr(self.segmenter, "identity", None) or self.segmenter.name)
+
+    def generator_identity(self) -> str | None:
+        """The base model (id@revision); the LoRA in use is part of the brand style in every key."""
+        if self.generator is None:
+            return None
+        gen = self.generator
+        return str(getattr(gen, "model_identity", None) or getattr(gen, "identity", None) or gen.name)
+
     def identity(self) -> str:
-        gen = getattr(self.generator, "identity", None) if self.generator else None
-        return f"segment={self.segmenter.name};generator={gen}"
+        return f"segment={self.segmenter_identity()};generator={self.generator_identity()}"
+
+    @contextmanager
+    def gpu(self, *, shared_state: bool = False):
+        """Hold the device for a model call; ``shared_state`` also serialises threads of this process
+        (the generator's active LoRA is per pipeline, so a brand switch and its fill must not interleave)."""
+        lock_dir = self.settings.orchestration.gpu_lock_dir
+        if shared_state:
+            with self.lock, gpu_lock(self.device, lock_dir):
+                yield
+        else:
+            with gpu_lock(self.device, lock_dir):
+                yield
 
 
 _contexts: dict[str, RunContext] = {}
@@ -102,6 +147,9 @@ _contexts_lock = threading.Lock()
 def get_context(options: RunOptions, settings: Settings | None = None) -> RunContext:
     """One context per (options, settings) per process: models stay loaded across batches."""
     settings = settings or get_settings()
+    if options.video is not None:
+        video = settings.video.model_copy(update=options.video.model_dump())
+        settings = settings.model_copy(update={"video": video})
     key = options.model_dump_json() + settings.model_dump_json()
     with _contexts_lock:
         if key not in _contexts:
@@ -118,41 +166,153 @@ def _build_context(options: RunOptions, settings: Settings) -> RunContext:
     names = options.presets or settings.export.presets
     unknown = [n for n in names if n not in all_presets]
     if unknown:
-        raise PackshotError(f"unknown preset(s) {', '.join(unknown)}; known: {', '.join(sorted(all_presets))}")
+        known = ", ".join(sorted(all_presets))
+        raise PackshotError(f"unknown preset(s) {', '.join(unknown)}; known: {known}")
     generator = None
     if {"background", "lifestyle"} & set(options.stages):
         from stages.background import get_background_generator
 
         generator = get_background_generator(settings.generative, device)
+    storage = open_storage(options.out)
     return RunContext(
-        settings=settings, options=options, storage=open_storage(options.out),
+        settings=settings, options=options, storage=storage,
         base_dir=Path(options.catalog).resolve().parent, device=device,
         presets=all_presets, segmenter=get_segmenter(settings.segment, device), generator=generator,
+        cache=StageCache(storage) if settings.orchestration.stage_cache else None,
     )
 
 
+@dataclass
+class _Job:
+    """A product between the phases of :func:`process_batch`: loaded, computed, written."""
+
+    product: Product
+    started: float
+    folder: str = ""
+    loaded: object | None = None
+    key: str | None = None
+    result: ProductResult | None = None  # set when the product is finished early (skipped, failed)
+    cutout: Cutout | None = None
+    rendered: list[Rendered] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cache_writes: list[Callable[[], None]] = field(default_factory=list)
+
+
 def process_batch(products: list[Product], options: RunOptions) -> list[ProductResult]:
+    """Process ``products`` in order, overlapping loading, model work and writing; each result is
+    reported to :mod:`packshot.progress` as soon as the product's files are written."""
     ctx = get_context(options)
-    results = []
-    for product in products:
-        result = process_product(product, ctx)
-        progress.emit(result)
-        results.append(result)
-    return results
+    return list(_pipelined(products, ctx))
+
+
+def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResult]:
+    ahead = max(1, ctx.settings.orchestration.prefetch)
+    in_flight = threading.BoundedSemaphore(ahead + 1)  # jobs computed but not yet written: flat memory
+    with ThreadPoolExecutor(ahead, thread_name_prefix="packshot-load") as loader, \
+            ThreadPoolExecutor(1, thread_name_prefix="packshot-write") as writer:
+        loading: deque[Future[_Job]] = deque()
+        writing: deque[Future[ProductResult]] = deque()
+        queue = iter(products)
+
+        def top_up() -> None:
+            while len(loading) < ahead and (product := next(queue, None)) is not None:
+                loading.append(loader.submit(_load_phase, product, ctx))
+
+        def write_and_report(job: _Job) -> ProductResult:
+            try:
+                result = _write_phase(job, ctx)
+                progress.emit(result)
+                return result
+            finally:
+                in_flight.release()
+
+        top_up()
+        while loading:
+            job = loading.popleft().result()
+            top_up()
+            if job.result is None:
+                _compute_phase(job, ctx)
+            in_flight.acquire()
+            writing.append(writer.submit(write_and_report, job))
+            while writing and writing[0].done():
+                yield writing.popleft().result()
+        while writing:
+            yield writing.popleft().result()
 
 
 def process_product(product: Product, ctx: RunContext) -> ProductResult:
-    started = time.perf_counter()
-    base = {"sku": product.sku, "source_file": product.source_file, "source_line": product.source_line}
+    """One product start to finish in the calling thread (no overlap, no progress event)."""
+    job = _load_phase(product, ctx)
+    if job.result is None:
+        _compute_phase(job, ctx)
+    return _write_phase(job, ctx)
+
+
+def _fail(job: _Job, exc: Exception) -> None:
+    p = job.product
+    base = {"sku": p.sku, "source_file": p.source_file, "source_line": p.source_line}
+    if isinstance(exc, PackshotError):
+        job.result = ProductResult(**base, status="failed", error=str(exc))
+    else:  # a bug or an unexpected input: record it, keep the run going
+        log.error("product %s failed:\n%s", p.sku, traceback.format_exc())
+        error = f"internal error ({type(exc).__name__}: {exc})"
+        job.result = ProductResult(**base, status="failed", error=error)
+
+
+def _load_phase(product: Product, ctx: RunContext) -> _Job:
+    """Loader thread: decode the image, compute the content key, finish early if nothing changed."""
+    from packshot.imageio import load_image
+
+    job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
     try:
-        result = _process(product, ctx)
-    except PackshotError as exc:
-        result = ProductResult(**base, status="failed", error=str(exc))
-    except Exception as exc:  # a bug or an unexpected input: record it, keep the run going
-        log.error("product %s failed:\n%s", product.sku, traceback.format_exc())
-        result = ProductResult(**base, status="failed", error=f"internal error ({type(exc).__name__}: {exc})")
-    result.seconds = round(time.perf_counter() - started, 3)
-    return result
+        job.loaded = load_image(product.images[0], ctx.base_dir, ctx.settings.load)
+        job.key = _content_key(product, job.loaded.sha256, ctx)
+        done_key = f"{job.folder}/.done.json"
+        if ctx.storage.exists(done_key):
+            previous = ProductResult.model_validate_json(ctx.storage.read_bytes(done_key))
+            if previous.key == job.key and all(ctx.storage.exists(o.key) for o in previous.outputs):
+                previous.status = "skipped"
+                previous.notes = [*previous.notes, "unchanged since the last run: reused its outputs"]
+                job.result = previous
+    except Exception as exc:
+        _fail(job, exc)
+    return job
+
+
+def _compute_phase(job: _Job, ctx: RunContext) -> None:
+    """Calling thread: the model work (cutout, backgrounds, scenes) and recolors, nothing written."""
+    try:
+        job.notes += list(job.loaded.notes)
+        job.cutout = _cut_out(job, ctx)
+        job.notes += job.cutout.notes
+        brand = ctx.brand(job.product.brand_style or ctx.options.brand)
+        job.rendered = _render_all(job, brand, ctx)
+        if "recolor" in ctx.options.stages and job.product.colors:
+            job.rendered += _recolor_all(job.product, job.rendered, ctx)
+    except Exception as exc:
+        _fail(job, exc)
+
+
+def _write_phase(job: _Job, ctx: RunContext) -> ProductResult:
+    """Writer thread: stage-cache entries, encoded files, then ``.done.json`` last."""
+    if job.result is None:
+        try:
+            for put in job.cache_writes:
+                put()
+            writer = _Writer(job.product, job.folder, ctx)
+            writer.write_cutout(job.cutout)
+            if "export" in ctx.options.stages or "recolor" in ctx.options.stages:
+                writer.write_rendered(job.rendered)
+            job.result = ProductResult(
+                sku=job.product.sku, status="done", outputs=writer.records, notes=job.notes, key=job.key,
+                source_file=job.product.source_file, source_line=job.product.source_line,
+            )
+            ctx.storage.write_bytes(f"{job.folder}/.done.json", job.result.model_dump_json(indent=1).encode(),
+                                    "application/json")
+        except Exception as exc:
+            _fail(job, exc)
+    job.result.seconds = round(time.perf_counter() - job.started, 3)
+    return job.result
 
 
 def _content_key(product: Product, image_sha: str, ctx: RunContext) -> str:
@@ -178,62 +338,48 @@ def _content_key(product: Product, image_sha: str, ctx: RunContext) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _process(product: Product, ctx: RunContext) -> ProductResult:
-    from packshot.imageio import load_image
-
-    folder = safe_dirname(product.sku)
-    loaded = load_image(product.images[0], ctx.base_dir, ctx.settings.load)
-    key = _content_key(product, loaded.sha256, ctx)
-    done_key = f"{folder}/.done.json"
-    if ctx.storage.exists(done_key):
-        previous = ProductResult.model_validate_json(ctx.storage.read_bytes(done_key))
-        if previous.key == key and all(ctx.storage.exists(o.key) for o in previous.outputs):
-            previous.status = "skipped"
-            previous.notes = [*previous.notes, "unchanged since the last run: reused its outputs"]
-            return previous
-
-    notes: list[str] = []
-    cutout = _cut_out(product, loaded, ctx)
-    notes += cutout.notes
-    writer = _Writer(product, folder, ctx)
-    writer.write_cutout(cutout)
-
-    brand = ctx.brand(product.brand_style or ctx.options.brand)
-    rendered = _render_all(product, cutout, brand, ctx, notes)
-    if "recolor" in ctx.options.stages and product.colors:
-        rendered += _recolor_all(product, rendered, ctx)
-    if "export" in ctx.options.stages or "recolor" in ctx.options.stages:
-        writer.write_rendered(rendered)
-
-    result = ProductResult(
-        sku=product.sku, status="done", outputs=writer.records, notes=notes, key=key,
-        source_file=product.source_file, source_line=product.source_line,
-    )
-    ctx.storage.write_bytes(done_key, result.model_dump_json(indent=1).encode(), "application/json")
-    return result
-
-
-def _cut_out(product: Product, loaded, ctx: RunContext) -> Cutout:
+def _cut_out(job: _Job, ctx: RunContext) -> Cutout:
+    loaded, product = job.loaded, job.product
     alpha = loaded.alpha
     if alpha is not None and (alpha < 16).mean() > 0.02 and (alpha > 240).mean() > 0.02:
         return Cutout(np.dstack([loaded.rgb, alpha]), backend="source-alpha",
                       notes=["segment: the image already had transparency; used its alpha as the cutout"])
-    with ctx.lock if ctx.device.startswith("cuda") else _nullcontext():
-        return ctx.segmenter.segment(loaded.rgb, product.bbox)
+    key = content_key("cutout", image=loaded.sha256, bbox=product.bbox, settings=ctx.settings.segment,
+                      segmenter=ctx.segmenter_identity())
+    if ctx.cache is not None and (cached := ctx.cache.get_cutout(key)) is not None:
+        return cached
+    with ctx.gpu():
+        cutout = ctx.segmenter.segment(loaded.rgb, product.bbox)
+    if ctx.cache is not None:
+        job.cache_writes.append(lambda: ctx.cache.put_cutout(key, cutout))
+    return cutout
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
+def _cached_render(job: _Job, ctx: RunContext, stage: str, brand, preset, render) -> list[Rendered]:
+    """``render()`` under the GPU lock, or its earlier result for the same cutout, prompt inputs,
+    brand style (LoRA included), preset, settings and model."""
+    if ctx.cache is None:
+        with ctx.gpu(shared_state=True):
+            return render()
+    p = job.product
+    key = content_key(
+        stage, cutout=array_sha(job.cutout.rgba), sku=p.sku, title=p.title, category=p.category,
+        brand=brand.model_dump() if brand is not None else None, preset=preset.model_dump(),
+        settings=ctx.settings.generative, generator=ctx.generator_identity(),
+    )
+    cached = ctx.cache.get_rendered(stage, key)
+    if cached is not None:
+        return cached
+    with ctx.gpu(shared_state=True):
+        items = render()
+    job.cache_writes.append(lambda: ctx.cache.put_rendered(stage, key, items))
+    return items
 
-    def __exit__(self, *exc):
-        return False
 
-
-def _render_all(product: Product, cutout: Cutout, brand, ctx: RunContext, notes: list[str]) -> list[Rendered]:
+def _render_all(job: _Job, brand, ctx: RunContext) -> list[Rendered]:
     from stages.export import compose_packshot
 
-    opts = ctx.options
+    opts, product, cutout = ctx.options, job.product, job.cutout
     names = opts.presets or ctx.settings.export.presets
     out = [compose_packshot(cutout, ctx.presets[n]) for n in names]
     scene_presets = _scene_presets(brand, names, ctx)
@@ -241,15 +387,21 @@ def _render_all(product: Product, cutout: Cutout, brand, ctx: RunContext, notes:
         from stages.background import render_background
 
         for preset in scene_presets:
-            out.append(render_background(cutout, product, brand, preset, ctx.generator))
+            def one_background(p=preset):
+                return [render_background(cutout, product, brand, p, ctx.generator)]
+
+            out += _cached_render(job, ctx, "background", brand, preset, one_background)
     if "lifestyle" in opts.stages and ctx.generator is not None:
         if brand is None:
-            notes.append("lifestyle: skipped, no brand style (set brand_style in the catalog or --brand)")
+            job.notes.append("lifestyle: skipped, no brand style (set brand_style in the catalog or --brand)")
         else:
             from stages.lifestyle import render_scenes
 
             for preset in scene_presets:
-                out.extend(render_scenes(cutout, product, brand, preset, ctx.generator))
+                def scenes(p=preset):
+                    return render_scenes(cutout, product, brand, p, ctx.generator)
+
+                out += _cached_render(job, ctx, "scenes", brand, preset, scenes)
     return out
 
 

@@ -86,10 +86,14 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class S3Storage(Storage):
-    """An S3 (or S3-compatible) bucket prefix. Uploads above 8 MB go multipart (boto3's managed
-    transfer); links in the report are presigned GET URLs."""
+    """An S3 (or S3-compatible) bucket prefix, through boto3's managed transfers: uploads above
+    ``PACKSHOT_STORAGE__MULTIPART_THRESHOLD_MB`` go multipart in ``MULTIPART_CHUNK_MB`` parts (an object
+    appears only when its last part lands); links in the report are presigned GET URLs."""
 
-    def __init__(self, uri: str, client=None, presign_expiry_s: int = 7 * 24 * 3600):
+    def __init__(self, uri: str, client=None, presign_expiry_s: int = 7 * 24 * 3600,
+                 multipart_threshold_mb: int = 8, multipart_chunk_mb: int = 8):
+        from boto3.s3.transfer import TransferConfig
+
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         if not bucket:
             raise ConfigError(f"bad S3 location {uri!r}: write it as s3://bucket/prefix")
@@ -97,6 +101,8 @@ class S3Storage(Storage):
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self.client = client or make_s3_client()
         self.presign_expiry_s = presign_expiry_s
+        self.transfer = TransferConfig(multipart_threshold=multipart_threshold_mb * 1024 * 1024,
+                                       multipart_chunksize=multipart_chunk_mb * 1024 * 1024)
 
     def _key(self, key: str) -> str:
         key = _check_key(key)
@@ -106,8 +112,23 @@ class S3Storage(Storage):
         import io
 
         extra = {"ContentType": content_type} if content_type else None
-        self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key), ExtraArgs=extra)
+        self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key), ExtraArgs=extra,
+                                   Config=self.transfer)
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def upload_file(self, key: str, path: Path, content_type: str | None = None) -> str:
+        """Upload a local file (a LoRA, a clip) without reading it into memory; multipart when large."""
+        extra = {"ContentType": content_type} if content_type else None
+        self.client.upload_file(str(path), self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer)
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def download_file(self, key: str, path: Path) -> Path:
+        """Download an object to ``path`` (parallel ranged GETs when large), atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        self.client.download_file(self.bucket, self._key(key), str(tmp), Config=self.transfer)
+        os.replace(tmp, path)
+        return path
 
     def read_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
@@ -124,9 +145,9 @@ class S3Storage(Storage):
             raise
 
     def link(self, key: str) -> str:
-        return self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=self.presign_expiry_s
-        )
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        expiry = self.presign_expiry_s
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expiry)
 
 
 def make_s3_client():
@@ -136,9 +157,10 @@ def make_s3_client():
     from packshot.config import get_settings
 
     s = get_settings().storage
+    addressing = "path" if s.s3_endpoint_url else "auto"  # S3-compatible servers (MinIO ...) want path style
     return boto3.client(
         "s3", endpoint_url=s.s3_endpoint_url, region_name=s.s3_region,
-        config=Config(s3={"addressing_style": "path" if s.s3_endpoint_url else "auto"}, retries={"mode": "standard"}),
+        config=Config(s3={"addressing_style": addressing}, retries={"mode": "standard"}),
     )
 
 
@@ -147,7 +169,10 @@ def open_storage(target: str | Path) -> Storage:
     if target.startswith("s3://"):
         from packshot.config import get_settings
 
-        return S3Storage(target, presign_expiry_s=get_settings().storage.presign_expiry_s)
+        s = get_settings().storage
+        return S3Storage(target, presign_expiry_s=s.presign_expiry_s,
+                         multipart_threshold_mb=s.multipart_threshold_mb,
+                         multipart_chunk_mb=s.multipart_chunk_mb)
     if "://" in target:
         raise ConfigError(f"unsupported output location {target!r}: use a folder or s3://bucket/prefix")
     return LocalStorage(target)

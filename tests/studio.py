@@ -43,7 +43,7 @@ def write_catalog(folder: Path, rows: list[dict], name: str = "catalog.csv") -> 
         writer = csv.DictWriter(fh, cols)
         writer.writeheader()
         for i, row in enumerate(rows):
-            image = row.get("image") or f"images/{row['sku']}.jpg"
+            image = row.get("image") or f"images/{row['sku'] or f'row{i}'}.jpg"
             if "image" not in row:
                 rgb, _ = studio_shot(shape=row.get("shape", "bottle"), seed=i)
                 Image.fromarray(rgb).save(folder / image, quality=92)

@@ -1,0 +1,24 @@
+"""Replace the product photo's background (FLUX.1 Fill, or classic studio backdrops without a model).
+
+``get_background_generator(settings, device)`` picks the backend (``flux``, ``tiny``, ``classic``,
+``auto``); ``render_background(cutout, product, brand, preset, generator)`` returns a
+:class:`~packshot.types.Rendered` whose fully opaque product pixels equal the placed cutout's.
+"""
+
+from stages.background.generators import (
+    BackgroundGenerator,
+    ClassicGenerator,
+    FluxFillGenerator,
+    get_background_generator,
+)
+from stages.background.render import build_prompt, derive_seed, render_background
+
+__all__ = [
+    "BackgroundGenerator",
+    "ClassicGenerator",
+    "FluxFillGenerator",
+    "get_background_generator",
+    "render_background",
+    "build_prompt",
+    "derive_seed",
+]

@@ -1,11 +1,17 @@
 """Marketplace presets: compose white-background packshots, encode files, validate them.
 
-``compose_packshot(cutout, preset)`` -> :class:`Rendered`; ``encode(rendered, preset)`` -> bytes;
-``check(data, preset, product_alpha)`` -> list of rule violations (empty when the file passes).
+``compose_packshot(cutout, preset)`` -> :class:`Rendered`; ``encode(rendered, preset)`` -> bytes (sRGB
+profile, provenance XMP for generated images, within the byte limit); ``check(data, preset,
+product_alpha, generated)`` -> list of rule violations (empty when the file passes);
+``order_for_listing(items, preset)`` puts real packshots first; ``check_files`` checks files on disk.
 """
 
+from stages.export.listing import ListingOrderError, check_files, order_for_listing
 from stages.export.presets import Preset, get_preset, load_presets
-from stages.export.render import compose_packshot, encode
-from stages.export.validate import Violation, check
+from stages.export.render import compose_packshot, encode, provenance_xmp
+from stages.export.validate import Violation, check, estimate_product
 
-__all__ = ["Preset", "get_preset", "load_presets", "compose_packshot", "encode", "check", "Violation"]
+__all__ = [
+    "Preset", "get_preset", "load_presets", "compose_packshot", "encode", "provenance_xmp", "check",
+    "Violation", "estimate_product", "order_for_listing", "check_files", "ListingOrderError",
+]

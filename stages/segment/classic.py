@@ -1,7 +1,8 @@
 """Weight-free cutout for studio shots on plain light backgrounds.
 
-Estimate the background color from the image border, threshold the color distance to seed a
-trimap, refine with GrabCut, then keep the connected product parts.
+Fit the background from the image border, seed a GrabCut trimap from the color distance to it
+(contact shadows are marked as probable background), run GrabCut at a working size of 640 px, clean
+the mask, then matte the boundary band at full resolution (see :mod:`stages.segment.refine`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import numpy as np
 
 from packshot.config import SegmentSettings
 from packshot.types import Cutout
+from stages.segment.cleanup import clean_mask
+from stages.segment.estimate import Box, estimate_foreground, working_copy
+from stages.segment.refine import refine_edges
 
 
 class ClassicSegmenter:
@@ -19,33 +23,55 @@ class ClassicSegmenter:
     def __init__(self, settings: SegmentSettings):
         self.settings = settings
 
-    def segment(self, image: np.ndarray, box=None) -> Cutout:
-        alpha = classic_alpha(image, box)
-        return Cutout(np.dstack([image, alpha]), backend=self.name)
+    def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout:
+        mask = clean_mask(classic_mask(image, box))
+        return Cutout(finish_cutout(image, mask, self.settings), backend=self.name)
 
-    def segment_batch(self, images, boxes):
+    def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
         return [self.segment(im, b) for im, b in zip(images, boxes, strict=True)]
 
 
-def classic_alpha(image: np.ndarray, box=None) -> np.ndarray:
+def finish_cutout(image: np.ndarray, mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
+    """RGBA ``HxWx4 uint8`` from a clean binary mask, edge-refined when the settings ask for it."""
+    if settings.refine_edges:
+        return refine_edges(image, mask, band_px=settings.edge_band_px)
+    return np.dstack([image, np.where(mask, 255, 0).astype(np.uint8)])
+
+
+def classic_mask(image: np.ndarray, box: Box | None = None) -> np.ndarray:
+    """Binary product mask (``HxW`` bool) of a studio shot; ``box`` (x0, y0, x1, y1) bounds the product."""
     h, w = image.shape[:2]
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
-    border = np.concatenate([lab[:4].reshape(-1, 3), lab[-4:].reshape(-1, 3),
-                             lab[:, :4].reshape(-1, 3), lab[:, -4:].reshape(-1, 3)])
-    bg = np.median(border, axis=0)
-    dist = np.linalg.norm(lab - bg, axis=2)
-    mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
-    mask[dist > 18] = cv2.GC_PR_FGD
-    mask[dist > 40] = cv2.GC_FGD
-    mask[dist < 6] = cv2.GC_BGD
+    small, scale = working_copy(image)
+    est = estimate_foreground(small)
+    sh, sw = small.shape[:2]
+    seeds = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
+    seeds[est.mask] = cv2.GC_PR_FGD
+    seeds[(est.distance > 40) & ~est.shadow] = cv2.GC_FGD
+    seeds[_background_reached_from_border(est.distance < 6)] = cv2.GC_BGD
     if box is not None:
-        x0, y0, x1, y1 = box
-        outside = np.ones((h, w), bool)
-        outside[y0:y1, x0:x1] = False
-        mask[outside] = cv2.GC_BGD
-    if (mask == cv2.GC_FGD).sum() and (mask == cv2.GC_BGD).sum():
+        x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
+        outside = np.ones((sh, sw), bool)
+        outside[max(y0, 0) : y1, max(x0, 0) : x1] = False
+        seeds[outside] = cv2.GC_BGD
+    has_fg = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).any()
+    if has_fg and (seeds == cv2.GC_BGD).any():
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(image[..., ::-1].copy(), mask, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
-    fg = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8) * 255
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    return cv2.GaussianBlur(fg, (3, 3), 0)
+        cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+    fg = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
+    if scale != 1.0:  # smooth upsampling keeps the outline from turning into stairs
+        fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR)
+    return fg > 0.5
+
+
+def _background_reached_from_border(near_background: np.ndarray) -> np.ndarray:
+    """The part of ``near_background`` (HxW bool) connected to the image border.
+
+    Enclosed near-background regions (a white label, the inside of a handle) stay undecided so
+    GrabCut's color models choose, instead of being forced out.
+    """
+    count, labels = cv2.connectedComponents(near_background.astype(np.uint8), connectivity=4)
+    border_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    reached = np.zeros(count, bool)
+    reached[border_labels] = True
+    reached[0] = False
+    return reached[labels]

@@ -1,0 +1,108 @@
+"""Scale-out: split a large catalog into shards and send them to GPU workers of a work pool.
+
+``catalog_fanout`` (the parent) starts one ``packshot-shard`` flow run per shard with
+``run_deployment`` (each lands on whichever worker of the pool is free), waits for them, and writes
+one manifest and contact sheet for the whole catalog. Each shard writes its product results to
+``.runs/<parent run id>/shard-<i>.json`` in the run's storage (shared: a folder every worker mounts,
+or S3), so results never travel through Prefect's result storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Annotated
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.flow_runs import wait_for_flow_run
+from prefect.runtime import flow_run as current_run
+from pydantic import Field
+
+from flows.catalog_run import finish_run
+from flows.gpu import use_prefect_gpu_limit
+from packshot.catalog import load_catalog
+from packshot.config import get_settings
+from packshot.manifest import ProductResult
+from packshot.pipeline import RunOptions, get_context, process_batch
+
+SHARD_DEPLOYMENT = "packshot-shard/shard"
+
+
+def shard_slice(count: int, shard: int, shards: int) -> slice:
+    """Contiguous, near-equal slices: shard ``i`` of ``shards`` over ``count`` products."""
+    return slice(count * shard // shards, count * (shard + 1) // shards)
+
+
+def shard_key(run_id: str, shard: int) -> str:
+    return f".runs/{run_id}/shard-{shard}.json"
+
+
+@flow(name="packshot-shard", log_prints=True)
+def catalog_shard(options: RunOptions, shard: int, shards: int, run_id: str) -> dict:
+    """Process one shard of a catalog on this worker and store its results for the parent run."""
+    settings = get_settings()
+    use_prefect_gpu_limit(settings)
+    catalog = load_catalog(options.catalog)
+    products = catalog.products[: options.limit] if options.limit else catalog.products
+    mine = products[shard_slice(len(products), shard, shards)]
+    ctx = get_context(options, settings)
+    results = process_batch(mine, options)
+    record = {
+        "shard": shard, "shards": shards, "host": socket.gethostname(),
+        "worker_pid": os.getppid(),  # a process worker starts each flow run as its child
+        "results": [r.model_dump(mode="json") for r in results],
+    }
+    ctx.storage.write_bytes(shard_key(run_id, shard), json.dumps(record).encode(), "application/json")
+    get_run_logger().info("shard %d/%d: %d products", shard + 1, shards, len(mine))
+    return {"shard": shard, "products": len(mine)}
+
+
+@flow(name="packshot-fanout", log_prints=True)
+def catalog_fanout(
+    options: RunOptions,
+    shards: Annotated[int, Field(ge=1, le=1000, description="how many shard runs to start")] = 2,
+    deployment: Annotated[str, Field(description="shard deployment on the GPU pool")] = SHARD_DEPLOYMENT,
+    shard_timeout_s: Annotated[float, Field(gt=0, description="wait at most this per shard")] = 86400.0,
+) -> dict:
+    """Split the catalog into ``shards``, process them on the pool's workers, merge one manifest."""
+    logger = get_run_logger()
+    settings = get_settings()
+    started = datetime.now(UTC)
+    catalog = load_catalog(options.catalog)
+    products = catalog.products[: options.limit] if options.limit else catalog.products
+    shards = max(1, min(shards, len(products) or 1))
+    run_id = str(current_run.get_id() or started.strftime("%Y%m%dT%H%M%S"))
+    ctx = get_context(options, settings)
+
+    runs: list[FlowRun] = []
+    for i in range(shards):
+        params = {"options": options.model_dump(mode="json"), "shard": i, "shards": shards, "run_id": run_id}
+        runs.append(run_deployment(deployment, parameters=params, timeout=0,
+                                   flow_run_name=f"shard {i + 1}/{shards}"))
+    logger.info("started %d shard runs on %s", shards, deployment)
+
+    progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="shards done")
+    results: list[ProductResult] = []
+    workers: set[tuple[str, int]] = set()
+    for i, run in enumerate(runs):
+        state = wait_for_flow_run(run.id, timeout=int(shard_timeout_s), log_states=False).state
+        key = shard_key(run_id, i)
+        shard_products = products[shard_slice(len(products), i, shards)]
+        if state is not None and state.is_completed() and ctx.storage.exists(key):
+            record = json.loads(ctx.storage.read_bytes(key))
+            workers.add((record["host"], record["worker_pid"]))
+            results += [ProductResult.model_validate(r) for r in record["results"]]
+        else:
+            reason = f"shard {i + 1}/{shards} ended {state.name if state else 'unknown'}: rerun the catalog"
+            results += [ProductResult(sku=p.sku, status="failed", error=reason, source_file=p.source_file,
+                                      source_line=p.source_line) for p in shard_products]
+        update_progress_artifact(progress_id, progress=100.0 * (i + 1) / shards)
+    summary = finish_run(options, catalog, products, results, ctx, started)
+    summary["shards"] = shards
+    summary["workers"] = sorted(f"{host}:{pid}" for host, pid in workers)
+    return summary

@@ -1,0 +1,236 @@
+"""Background generator backends: ``flux`` (FLUX.1 Fill), ``tiny`` (random tiny FLUX Fill) and
+``classic`` (no model). The generative ones share one loading path and one fill call."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from packshot.config import GenerativeSettings, resolve_device
+from packshot.errors import ModelUnavailableError
+from packshot.registry import models
+from stages.background.compose import generation_size
+
+if TYPE_CHECKING:
+    from stages.lifestyle.brand import BrandStyle
+
+log = logging.getLogger(__name__)
+
+FLUX_FILL_DEFAULT = "black-forest-labs/FLUX.1-Fill-dev"
+FLUX_FILL_URL = "https://huggingface.co/black-forest-labs/FLUX.1-Fill-dev"
+FLUX_DEV_LICENCE = (
+    "FLUX.1 [dev] Non-Commercial License (black-forest-labs/FLUX.1-Fill-dev): generated images may be "
+    "used commercially, but running the model for a commercial service needs a BFL licence"
+)
+TINY_LICENCE = "tiny random-weight FLUX Fill built locally for tests (no weights, no licence terms; not for production)"
+CLASSIC_LICENCE = "no generative model (studio backdrops drawn in code)"
+FLUX_FILL_BYTES = 34 * 1024**3  # bf16 transformer + T5-XXL + CLIP + VAE, for the registry's budget
+MODEL_SETTING = "PACKSHOT_GENERATIVE__FLUX_MODEL"
+
+
+@dataclass
+class ClassicGenerator:
+    """No model: studio sweeps and soft gradients from the brand palette (CPU-only installs)."""
+
+    settings: GenerativeSettings
+    notes: list[str] = field(default_factory=list)
+    name: str = "classic"
+    generated: bool = False
+    licence: str = CLASSIC_LICENCE
+    identity: str = "classic:v1"
+
+    def use_brand(self, brand: BrandStyle | None) -> list[str]:
+        if brand is not None and brand.lora is not None:
+            return [f"brand LoRA for '{brand.name}' not applied: no generative model (classic backend)"]
+        return []
+
+
+class FluxFillGenerator:
+    """A loaded ``FluxFillPipeline`` plus the settings of how this backend calls it.
+
+    ``fill`` takes an ``HxWx3 uint8`` guide image and an ``HxW bool`` mask (True = generate) at a
+    size from :meth:`generation_size` and returns the generated ``HxWx3 uint8`` image.
+    """
+
+    generated = True
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        name: str,
+        key: str,
+        model_identity: str,
+        licence: str,
+        settings: GenerativeSettings,
+        long_side: int,
+        steps: int,
+        max_sequence_length: int,
+        notes: list[str] | None = None,
+    ):
+        self.pipe = pipe
+        self.name = name
+        self.key = key
+        self.model_identity = model_identity
+        self.licence = licence
+        self.settings = settings
+        self.long_side = long_side
+        self.steps = steps
+        self.max_sequence_length = max_sequence_length
+        self.notes = list(notes or [])
+        self.active_lora: tuple[str, float] | None = None
+
+    @property
+    def identity(self) -> str:
+        if self.active_lora is None:
+            return self.model_identity
+        name, scale = self.active_lora
+        return f"{self.model_identity}+lora:{name}@{scale:g}"
+
+    def generation_size(self, width: int, height: int) -> tuple[int, int]:
+        return generation_size(width, height, self.long_side)
+
+    def use_brand(self, brand: BrandStyle | None) -> list[str]:
+        """Activate the brand's LoRA (loaded once, then switched by adapter name) or none."""
+        from stages.lifestyle.lora import activate_lora
+
+        self.active_lora = activate_lora(self.pipe, brand, self.settings)
+        models.set_identity(self.key, self.identity)
+        if brand is not None and brand.lora is not None and brand.lora.licence:
+            return [f"LoRA licence: {brand.lora.licence}"]
+        return []
+
+    def fill(self, image: np.ndarray, mask: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        h, w = mask.shape
+        result = self.pipe(
+            prompt=prompt,
+            image=Image.fromarray(image, "RGB"),  # never RGBA: Fill expects 3 channels
+            mask_image=Image.fromarray(mask.astype(np.uint8) * 255, "L"),  # white = generate
+            height=h,
+            width=w,
+            num_inference_steps=self.steps,
+            guidance_scale=self.settings.guidance_scale,
+            generator=torch.Generator("cpu").manual_seed(seed),  # same noise on any device
+            max_sequence_length=self.max_sequence_length,
+            output_type="np",
+        )
+        return np.clip(np.round(result.images[0] * 255), 0, 255).astype(np.uint8)
+
+
+BackgroundGenerator = ClassicGenerator | FluxFillGenerator
+
+
+def get_background_generator(settings: GenerativeSettings, device: str = "cpu") -> BackgroundGenerator:
+    """The backend the settings ask for; ``auto`` is ``flux`` when a model is configured, else
+    ``classic`` with a note saying why. A configured model that cannot load raises
+    :class:`ModelUnavailableError` naming the setting."""
+    device = resolve_device(device)
+    backend = settings.backend
+    if backend == "auto":
+        if not settings.flux_model:
+            return ClassicGenerator(settings, notes=[
+                f"background: no FLUX model configured (set {MODEL_SETTING}), used classic studio backgrounds"
+            ])
+        backend = "flux"
+    if backend == "classic":
+        return ClassicGenerator(settings, notes=[
+            "background: classic backend selected (PACKSHOT_GENERATIVE__BACKEND=classic), no generative model"
+        ])
+    if backend == "tiny":
+        from stages.background.tiny import ensure_tiny_fill_model
+
+        directory = ensure_tiny_fill_model(settings.tiny_model_dir)
+        return _fill_generator(
+            "tiny", str(directory), None, True, device, settings, TINY_LICENCE,
+            long_side=settings.generate_long_side or 64, steps=min(settings.steps, 2), max_sequence_length=64,
+            notes=["background: tiny random-weight FLUX Fill (test backend): images are noise, not products"],
+        )
+    if not settings.flux_model:
+        raise ModelUnavailableError(
+            f"PACKSHOT_GENERATIVE__BACKEND=flux needs {MODEL_SETTING}: a local directory with the FLUX.1 Fill "
+            f"weights or the hub id {FLUX_FILL_DEFAULT} (gated: accept the licence at {FLUX_FILL_URL})"
+        )
+    source, local = _locate(settings.flux_model)
+    notes = []
+    if not device.startswith("cuda"):
+        notes.append(f"background: FLUX Fill runs on {device}; expect minutes per image without a GPU")
+    return _fill_generator(
+        "flux", source, settings.flux_revision, local, device, settings, settings.flux_licence or FLUX_DEV_LICENCE,
+        long_side=settings.generate_long_side or 1024, steps=settings.steps,
+        max_sequence_length=settings.max_sequence_length, notes=notes,
+    )
+
+
+def _locate(model: str) -> tuple[str, bool]:
+    """(source, is_local). A path that does not exist is an error; anything else is a hub id."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelUnavailableError(
+                f"{MODEL_SETTING}={model} is a directory without model_index.json; it should hold a diffusers "
+                f"FluxFillPipeline (e.g. `hf download {FLUX_FILL_DEFAULT} --local-dir {model}`)"
+            )
+        return str(path), True
+    looks_like_path = model.startswith(("/", ".", "~")) or model.count("/") != 1
+    if looks_like_path:
+        raise ModelUnavailableError(
+            f"{MODEL_SETTING}={model}: no such directory. Download the official weights from {FLUX_FILL_URL} "
+            f"(accept the licence, then `hf download {FLUX_FILL_DEFAULT} --local-dir {model}`)"
+        )
+    return model, False
+
+
+def _fill_generator(name, source, revision, local, device, settings, licence, *, long_side, steps,
+                    max_sequence_length, notes) -> FluxFillGenerator:
+    offload = settings.cpu_offload and device.startswith("cuda")
+    key = f"flux-fill:{source}@{revision or 'main'}:{device}{':offload' if offload else ''}"
+    identity = f"{name}:{source}@{revision or 'main'}"
+    pipe = models.get(
+        key,
+        lambda: load_fill_pipeline(source, revision=revision, device=device, local=local, cpu_offload=offload),
+        size_hint=FLUX_FILL_BYTES if name == "flux" else 0,
+        identity=identity,
+    )
+    if offload:
+        notes = [*notes, "background: model CPU offload enabled (fits 24 GB cards, slower per image)"]
+    return FluxFillGenerator(
+        pipe, name=name, key=key, model_identity=identity, licence=licence, settings=settings,
+        long_side=long_side, steps=steps, max_sequence_length=max_sequence_length, notes=notes,
+    )
+
+
+def load_fill_pipeline(source: str, *, revision: str | None, device: str, local: bool, cpu_offload: bool):
+    """``FluxFillPipeline.from_pretrained`` in bf16 on CUDA (float32 on CPU), offline for local files.
+
+    A hub id is first looked up in the local Hugging Face cache without network access.
+    """
+    import torch
+    from diffusers import FluxFillPipeline
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    attempts = [True] if local else [True, False]
+    error: Exception | None = None
+    for offline in attempts:
+        try:
+            pipe = FluxFillPipeline.from_pretrained(source, revision=revision, dtype=dtype, local_files_only=offline)
+            break
+        except Exception as exc:  # diffusers raises OSError, ValueError or hub errors for missing files
+            error = exc
+    else:
+        raise ModelUnavailableError(
+            f"cannot load FLUX Fill from {MODEL_SETTING}={source}: {error}. Point the setting at a local "
+            f"directory with the weights or a reachable hub id; official weights: {FLUX_FILL_URL}"
+        ) from error
+    if cpu_offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

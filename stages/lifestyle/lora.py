@@ -1,0 +1,150 @@
+"""Brand LoRAs on the already loaded FLUX Fill pipeline.
+
+Each brand's LoRA is loaded once under its own adapter name; switching brand switches adapters
+(``set_adapters``) and never reloads the base model. Before loading, every LoRA matrix is checked
+against the Fill transformer's layer shapes: diffusers would otherwise zero-pad a FLUX-dev LoRA
+that touches ``x_embedder`` (64 inputs) into Fill's 384-input layer and apply it silently wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packshot.config import GenerativeSettings
+from packshot.errors import ConfigError, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from stages.lifestyle.brand import BrandStyle, LoraSpec
+
+log = logging.getLogger(__name__)
+
+
+def adapter_name(brand: BrandStyle) -> str:
+    """Stable per brand and LoRA file, so editing the YAML's source loads a new adapter."""
+    spec = brand.lora
+    digest = hashlib.sha256(f"{spec.source}|{spec.weight_name}".encode()).hexdigest()[:8]
+    return f"{brand.name}-{digest}".replace("-", "_")
+
+
+def activate_lora(pipe: Any, brand: BrandStyle | None, settings: GenerativeSettings) -> tuple[str, float] | None:
+    """Make ``brand``'s LoRA the only active adapter (loading it the first time); with no brand or
+    no LoRA, disable all adapters. Returns ``(adapter_name, scale)`` or None."""
+    loaded = set(_loaded_adapters(pipe))
+    if brand is None or brand.lora is None:
+        if loaded:
+            pipe.disable_lora()
+        return None
+    name = adapter_name(brand)
+    if name not in loaded:
+        load_brand_lora(pipe, brand, name, settings)
+    pipe.enable_lora()
+    pipe.set_adapters([name], adapter_weights=[brand.lora.scale])
+    return name, brand.lora.scale
+
+
+def load_brand_lora(pipe: Any, brand: BrandStyle, name: str, settings: GenerativeSettings) -> None:
+    where = f"{brand.source_file or brand.name}: field 'lora.source'"
+    source, weight_name = resolve_lora_source(brand.lora, brand.source_file, settings.lora_cache_dir, where)
+    kwargs = {"weight_name": weight_name} if weight_name else {}
+    try:
+        state_dict = pipe.lora_state_dict(source, **kwargs)
+    except Exception as exc:  # unknown trainer format, missing file in a repo, unreachable hub id
+        raise ConfigError(f"{where}: cannot read LoRA {brand.lora.source}: {exc}") from exc
+    check_lora_fits(state_dict, pipe.transformer, f"{where}: LoRA {brand.lora.source}")
+    log.info("loading LoRA %s as adapter %s", brand.lora.source, name)
+    try:
+        pipe.load_lora_weights(source, adapter_name=name, **kwargs)
+    except Exception as exc:
+        raise ConfigError(f"{where}: LoRA {brand.lora.source} failed to load into FLUX Fill: {exc}") from exc
+
+
+def check_lora_fits(state_dict: dict, transformer: Any, label: str) -> None:
+    """Raise :class:`ConfigError` unless every transformer LoRA matrix matches a Fill layer's shape.
+
+    ``state_dict`` is in diffusers' format (``transformer.<module>.lora_A.weight``), as returned by
+    ``FluxFillPipeline.lora_state_dict``, which converts kohya/xlabs/other trainers' files.
+    """
+    problems: list[str] = []
+    for key, tensor in state_dict.items():
+        if not key.startswith("transformer."):
+            continue  # text-encoder LoRAs are checked by diffusers
+        body = key[len("transformer."):]
+        for marker, dim, attr in ((".lora_A.", 1, "in_features"), (".lora_B.", 0, "out_features")):
+            if marker in body:
+                module_name = body.split(marker)[0]
+                break
+        else:
+            if body.endswith(".alpha"):
+                continue
+            problems.append(f"{body} is a full weight, not a LoRA matrix (a Control LoRA or another model)")
+            continue
+        try:
+            module = transformer.get_submodule(module_name)
+        except AttributeError:
+            problems.append(f"{module_name} does not exist in the FLUX Fill transformer")
+            continue
+        expected = getattr(module, attr, None)
+        if expected is not None and tensor.shape[dim] != expected:
+            problems.append(
+                f"{module_name} has {attr}={expected} in FLUX Fill but the LoRA expects {tensor.shape[dim]}"
+            )
+    if problems:
+        hint = (
+            " LoRAs that touch x_embedder were trained on FLUX.1 [dev] (64 input channels) and cannot apply to "
+            "FLUX Fill (384); retrain on Fill or drop the x_embedder weights."
+            if any("x_embedder" in p for p in problems) else ""
+        )
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ConfigError(f"{label} cannot apply to the FLUX Fill transformer: {shown}.{hint}")
+
+
+def resolve_lora_source(spec: LoraSpec, brand_file: Path | None, cache_dir: Path, where: str) -> tuple[str, str | None]:
+    """(what to pass to ``load_lora_weights``, weight_name). Local paths resolve against the brand
+    file's folder; ``s3://`` keys are downloaded once into ``cache_dir``; anything else is a hub id."""
+    if spec.source.startswith("s3://"):
+        return str(_download_s3(spec.source, Path(cache_dir), where)), None
+    path = Path(spec.source).expanduser()
+    if not path.is_absolute() and brand_file is not None:
+        path = brand_file.parent / path
+    if path.exists():
+        if path.is_dir() and not spec.weight_name:
+            files = sorted(path.glob("*.safetensors"))
+            if len(files) != 1:
+                raise ConfigError(f"{where}: folder {path} holds {len(files)} .safetensors files; set lora.weight_name")
+            return str(files[0]), None
+        return str(path), spec.weight_name
+    if spec.source.startswith(("/", ".", "~")) or spec.source.count("/") != 1 or spec.source.endswith(".safetensors"):
+        raise ModelUnavailableError(f"{where}: LoRA file {path} does not exist")
+    return spec.source, spec.weight_name
+
+
+def _download_s3(url: str, cache_dir: Path, where: str) -> Path:
+    """Fetch ``s3://bucket/key`` once (boto3 reads credentials and ``AWS_ENDPOINT_URL`` from the env)."""
+    bucket, _, key = url[len("s3://"):].partition("/")
+    if not bucket or not key:
+        raise ConfigError(f"{where}: {url} is not s3://bucket/key")
+    target = cache_dir / bucket / key
+    if target.is_file():
+        return target
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    try:
+        boto3.client("s3").download_file(bucket, key, str(partial))
+    except (BotoCoreError, ClientError) as exc:
+        partial.unlink(missing_ok=True)
+        raise ModelUnavailableError(f"{where}: cannot download LoRA {url}: {exc}") from exc
+    partial.rename(target)
+    return target
+
+
+def _loaded_adapters(pipe: Any) -> list[str]:
+    try:
+        return [a for names in pipe.get_list_adapters().values() for a in names]
+    except (ValueError, AttributeError):  # no PEFT layers yet
+        return []

@@ -1,0 +1,260 @@
+"""Segment Anything backend.
+
+The model is loaded once per process through ``packshot.registry.models`` and shared by every
+product. Each image is embedded once (``set_image``, or one encoder call per batch on a GPU) and
+prompted without a human: the catalog's box when the row has one, else a box and points derived
+from the cheap studio foreground estimate (:mod:`stages.segment.estimate`). Of SAM's three
+masks the one with the best mix of predicted quality and agreement with that estimate wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from packshot.config import SegmentSettings
+from packshot.errors import ModelUnavailableError
+from packshot.registry import models
+from packshot.types import Cutout
+from stages.segment._torchvision_compat import import_segment_anything
+from stages.segment.classic import finish_cutout
+from stages.segment.cleanup import fill_pinholes, keep_product_parts, open_background_holes, speck_area
+from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, interior_point
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_CHECKPOINTS = {"vit_h": "sam_vit_h_4b8939.pth", "vit_l": "sam_vit_l_0b3195.pth",
+                        "vit_b": "sam_vit_b_01ec64.pth"}
+CHECKPOINT_SETTING = "PACKSHOT_SEGMENT__SAM_CHECKPOINT"
+TINY_IMG_SIZE = 256
+QUALITY_WEIGHT = 0.5  # share of SAM's predicted IoU in the mask choice; the rest is agreement
+
+
+def build_tiny_sam(checkpoint: str | Path | None = None):
+    """A small SAM (ViT depth 2, width 64, 256 px input) made of segment-anything's own classes.
+
+    Same structure as ``segment_anything.build_sam._build_sam``, only narrower, so the real
+    predictor, prompt encoder and mask decoder code runs in tests in milliseconds.
+    """
+    sa = import_segment_anything()
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer
+
+    prompt_dim, patch = 32, 16
+    grid = TINY_IMG_SIZE // patch
+    sam = sa.modeling.Sam(
+        image_encoder=ImageEncoderViT(
+            depth=2, embed_dim=64, img_size=TINY_IMG_SIZE, mlp_ratio=2,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=2, patch_size=patch, qkv_bias=True,
+            use_rel_pos=True, global_attn_indexes=[1], window_size=4, out_chans=prompt_dim,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=prompt_dim, image_embedding_size=(grid, grid),
+            input_image_size=(TINY_IMG_SIZE, TINY_IMG_SIZE), mask_in_chans=4,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=prompt_dim, mlp_dim=64, num_heads=2),
+            transformer_dim=prompt_dim, iou_head_depth=2, iou_head_hidden_dim=32,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    sam.eval()
+    if checkpoint is not None:
+        _load_state(sam, Path(checkpoint), "tiny")
+    return sam
+
+
+def _builders() -> dict:
+    sa = import_segment_anything()
+    return {**{k: sa.sam_model_registry[k] for k in OFFICIAL_CHECKPOINTS}, "tiny": build_tiny_sam}
+
+
+def _checkpoint_help(model_type: str) -> str:
+    names = ", ".join(f"{v} ({k})" for k, v in OFFICIAL_CHECKPOINTS.items())
+    return (f"Set {CHECKPOINT_SETTING} to a SAM checkpoint matching PACKSHOT_SEGMENT__SAM_MODEL_TYPE="
+            f"{model_type}; the official files are {names}, from the segment-anything repository. "
+            f"Or set PACKSHOT_SEGMENT__BACKEND=classic to cut out studio shots without weights.")
+
+
+def _load_state(model: torch.nn.Module, checkpoint: Path, model_type: str) -> None:
+    if not checkpoint.is_file():
+        raise ModelUnavailableError(f"SAM checkpoint {checkpoint} does not exist. {_checkpoint_help(model_type)}")
+    try:
+        with open(checkpoint, "rb") as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise ModelUnavailableError(
+            f"SAM checkpoint {checkpoint} could not be read ({type(exc).__name__}): the file is corrupt or "
+            f"not a PyTorch checkpoint. {_checkpoint_help(model_type)}"
+        ) from None
+    if not isinstance(state, dict):
+        raise ModelUnavailableError(f"SAM checkpoint {checkpoint} holds no state dict. {_checkpoint_help(model_type)}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise ModelUnavailableError(
+            f"SAM checkpoint {checkpoint} does not fit model type {model_type} (wrong file or wrong "
+            f"PACKSHOT_SEGMENT__SAM_MODEL_TYPE). {_checkpoint_help(model_type)}"
+        ) from None
+
+
+def load_sam(model_type: str, checkpoint: Path, device: str = "cpu") -> torch.nn.Module:
+    """Build the ``model_type`` architecture and load ``checkpoint`` into it; errors name the setting."""
+    model = _builders()[model_type](checkpoint=None)
+    _load_state(model, Path(checkpoint), model_type)
+    return model.to(device).eval()
+
+
+def tiny_checkpoint(seed: int = 0) -> Path:
+    """Write (once) a random-weight tiny SAM checkpoint to the temp folder and return its path."""
+    path = Path(tempfile.gettempdir()) / f"packshot-tiny-sam-{seed}.pt"
+    if not path.is_file():
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            state = build_tiny_sam().state_dict()
+        tmp = path.with_suffix(f".{hashlib.sha1(str(id(state)).encode()).hexdigest()[:8]}.tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+    return path
+
+
+def choose_mask(masks: np.ndarray, quality: np.ndarray, estimate: np.ndarray | None) -> int:
+    """Index of the best of SAM's masks (``Nx HxW`` bool) given predicted IoUs ``quality`` (N,).
+
+    With a foreground estimate (``HxW`` bool, non-empty) the score mixes predicted quality and IoU
+    with the estimate; empty masks never win while a non-empty one exists.
+    """
+    score = quality.astype(np.float64).copy()
+    if estimate is not None and estimate.any():
+        inter = (masks & estimate).sum(axis=(1, 2))
+        union = (masks | estimate).sum(axis=(1, 2))
+        agreement = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+        score = QUALITY_WEIGHT * score + (1 - QUALITY_WEIGHT) * agreement
+    empty = ~masks.any(axis=(1, 2))
+    if not empty.all():
+        score[empty] = -np.inf
+    return int(np.argmax(score))
+
+
+def derive_prompts(estimate: ForegroundEstimate, size: tuple[int, int]) -> tuple[Box | None, np.ndarray, np.ndarray]:
+    """Box plus points from the estimate, in original pixels: (box, points Nx2 (x, y), labels N).
+
+    One positive point at the deepest interior pixel of the largest part; one negative point in
+    each enclosed hole of the estimate that is bigger than a speck (a handle, a ring's middle).
+    """
+    box = estimate.box_at(size)
+    points, labels = [], []
+    s = estimate.scale
+    if estimate.mask.any():
+        count, parts, stats, _ = cv2.connectedComponentsWithStats(estimate.mask.astype(np.uint8), connectivity=8)
+        largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        inside = interior_point(parts == largest)
+        if inside is not None:
+            points.append((inside[0] / s, inside[1] / s))
+            labels.append(1)
+        holes = fill_pinholes(estimate.mask, max_area=10**12) & ~estimate.mask
+        count, hole_labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=4)
+        for label in range(1, count):
+            if stats[label, cv2.CC_STAT_AREA] >= speck_area(estimate.mask.shape) * 4:
+                x, y = interior_point(hole_labels == label)
+                points.append((x / s, y / s))
+                labels.append(0)
+    return box, np.array(points, np.float32).reshape(-1, 2), np.array(labels, np.int64)
+
+
+class SamSegmenter:
+    """SAM cutouts. ``tiny=True`` uses the random-weight tiny model (tests; garbage masks)."""
+
+    def __init__(self, settings: SegmentSettings, device: str = "cpu", tiny: bool = False):
+        sa = import_segment_anything()
+        self.settings, self.device = settings, device
+        self.name = "tiny" if tiny else "sam"
+        if tiny:
+            model_type, checkpoint = "tiny", tiny_checkpoint()
+        else:
+            model_type = settings.sam_model_type
+            if settings.sam_checkpoint is None:
+                raise ModelUnavailableError(f"The sam backend needs a checkpoint. {_checkpoint_help(model_type)}")
+            checkpoint = Path(settings.sam_checkpoint).expanduser().resolve()
+        key = f"segment:sam:{model_type}:{checkpoint}:{device}"
+        self.model = models.get(key, lambda: load_sam(model_type, checkpoint, device),
+                                identity=f"sam {model_type} {checkpoint.name}")
+        self.predictor = sa.SamPredictor(self.model)
+        # batches help on a GPU; on a CPU they only raise peak memory
+        self.embed_batch = max(1, settings.batch_size) if str(device).startswith("cuda") else 1
+
+    def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout:
+        return self.segment_batch([image], [box])[0]
+
+    def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
+        """``images``: RGB ``HxWx3 uint8``; ``boxes``: catalog boxes (x0, y0, x1, y1) or None each."""
+        if len(images) != len(boxes):
+            raise ValueError("segment_batch needs one box (or None) per image")
+        cutouts = []
+        for start in range(0, len(images), self.embed_batch):
+            chunk = images[start : start + self.embed_batch]
+            embeddings = self._embed(chunk) if len(chunk) > 1 else None
+            for i, image in enumerate(chunk):
+                if embeddings is None:
+                    self.predictor.set_image(image)
+                else:
+                    self._set_embedding(image, embeddings, i)
+                cutouts.append(self._cut(image, boxes[start + i]))
+        return cutouts
+
+    @torch.no_grad()
+    def _embed(self, images: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """One image-encoder call for several images (what ``set_image`` does, batched)."""
+        batch, input_sizes = [], []
+        for image in images:
+            resized = self.predictor.transform.apply_image(image)
+            tensor = torch.as_tensor(resized, device=self.predictor.device).permute(2, 0, 1).contiguous()
+            input_sizes.append(tuple(tensor.shape[-2:]))
+            batch.append(self.model.preprocess(tensor[None]))  # normalise and pad to a square
+        return self.model.image_encoder(torch.cat(batch)), input_sizes
+
+    def _set_embedding(self, image: np.ndarray, embeddings, index: int) -> None:
+        features, input_sizes = embeddings
+        self.predictor.reset_image()
+        self.predictor.original_size = image.shape[:2]
+        self.predictor.input_size = input_sizes[index]
+        self.predictor.features = features[index : index + 1]
+        self.predictor.is_image_set = True
+
+    def _cut(self, image: np.ndarray, box: Box | None) -> Cutout:
+        h, w = image.shape[:2]
+        notes: list[str] = []
+        estimate = estimate_foreground(image)
+        estimate_mask = estimate.mask_at((h, w))
+        if box is not None:
+            points, labels = np.zeros((0, 2), np.float32), np.zeros((0,), np.int64)
+        else:
+            box, points, labels = derive_prompts(estimate, (h, w))
+            if box is None:
+                box = (0, 0, w, h)
+                notes.append(f"{self.name}: no foreground estimate, prompted with the whole frame")
+        masks, quality, _ = self.predictor.predict(
+            point_coords=points if len(points) else None,
+            point_labels=labels if len(points) else None,
+            box=np.array(box, np.float32),
+            multimask_output=True,
+        )
+        best = choose_mask(masks, quality, estimate_mask)
+        mask = masks[best]
+        if not mask.any():
+            notes.append(f"{self.name}: SAM returned empty masks, used the foreground estimate")
+            mask = estimate_mask
+        mask = fill_pinholes(keep_product_parts(mask))
+        near_background = cv2.resize(estimate.distance, (w, h), interpolation=cv2.INTER_LINEAR) < 6
+        mask = open_background_holes(mask, near_background)
+        cutout = Cutout(finish_cutout(image, mask, self.settings), backend=self.name, notes=notes)
+        cutout.notes.append(f"{self.name}: mask {best + 1} of {len(masks)} (predicted IoU {quality[best]:.2f})")
+        return cutout

@@ -1,0 +1,196 @@
+"""Deployments against a real ``prefect server start`` on 127.0.0.1, with real process workers.
+
+One server per module (start-up takes 6-16 s). Registers every deployment on a process work pool
+the way the README says, checks the nightly schedule's cron and timezone and the UI form, then runs
+the on-demand deployment on a worker and fans a catalog out over two workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.studio import write_catalog
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+POOL = "test-gpu-pool"
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real Prefect server; yields the environment that points clients and workers at it."""
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail("prefect server did not start:\n" + (home / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+    client_env = {**env, "PREFECT_API_URL": url, "PREFECT_WORKER_QUERY_SECONDS": "1",
+                  "PACKSHOT_SEGMENT__BACKEND": "classic", "PACKSHOT_GENERATIVE__BACKEND": "classic",
+                  "PACKSHOT_EXPORT__PRESETS_FILE": str(HERE / "small_presets.yaml"),
+                  "PACKSHOT_ORCHESTRATION__TIMEZONE": "America/New_York",
+                  "PACKSHOT_ORCHESTRATION__NIGHTLY_CRON": "30 1 * * *"}
+    yield {"url": url, "env": client_env, "home": home}
+    _stop(proc)  # the workers (function fixtures) are already stopped
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def deployed(server):
+    proc = subprocess.run([sys.executable, "-m", "flows.deployments", "deploy", "--pool", POOL],
+                          env=server["env"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return re.findall(r"^[0-9a-f]{8}-[0-9a-f-]{27}$", proc.stdout, re.M)
+
+
+def _client(server):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    class _Ctx:
+        def __enter__(self):
+            self.settings = temporary_settings(updates={PREFECT_API_URL: server["url"]})
+            self.settings.__enter__()
+            self.client = get_client(sync_client=True)
+            return self.client.__enter__()
+
+        def __exit__(self, *exc):
+            self.client.__exit__(*exc)
+            self.settings.__exit__(*exc)
+
+    return _Ctx()
+
+
+def test_deployments_register_with_nightly_cron_in_merchant_timezone(server, deployed):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    assert len(deployed) == 5
+    with _client(server) as client:
+        deps = {d.name: d for d in client.read_deployments(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployed)))}
+        assert set(deps) == {"nightly", "on-demand", "intake", "fan-out", "shard"}
+        assert all(d.work_pool_name == POOL for d in deps.values())
+        (schedule,) = deps["nightly"].schedules
+        assert schedule.schedule.cron == "30 1 * * *"
+        assert schedule.schedule.timezone == "America/New_York"
+        assert schedule.active
+        # The server's own scheduler turns the cron into runs at 01:30 New York time, DST or not.
+        runs = []
+        for _ in range(40):
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[deps["nightly"].id])))
+            if runs:
+                break
+            time.sleep(0.5)
+        assert runs, "no scheduled nightly runs"
+        for run in runs:
+            local = run.expected_start_time.astimezone(ZoneInfo("America/New_York"))
+            assert (local.hour, local.minute) == (1, 30)
+        assert {run.expected_start_time.astimezone(ZoneInfo("UTC")).hour for run in runs} <= {5, 6}
+
+        # The on-demand form: RunOptions with the stage choices, presets, brand and video options.
+        schema = deps["on-demand"].parameter_openapi_schema
+        assert schema["required"] == ["options"]
+        run_options = schema["definitions"]["RunOptions"]
+        assert run_options["required"] == ["catalog"]
+        props = run_options["properties"]
+        assert props["stages"]["items"]["enum"] == ["segment", "background", "lifestyle", "recolor", "export",
+                                                     "video"]
+        assert "s3://" in props["out"]["description"]
+        assert {"brand", "presets", "video"} <= set(props)
+        video = schema["definitions"]["VideoOptions"]["properties"]
+        assert video["provider"]["enum"] == ["runway", "sora", "local", "none"]
+        assert deps["intake"].schedules[0].schedule.interval.total_seconds() == 60
+
+
+@pytest.fixture
+def two_workers(server, deployed):
+    procs = [subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL,
+                               "--type", "process", "--limit", "1", "--name", f"worker-{i}"],
+                              env=server["env"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True) for i in range(2)]
+    yield procs
+    for proc in procs:
+        _stop(proc)
+
+
+def test_fan_out_over_two_process_workers_lands_in_one_manifest(server, two_workers, tmp_path):
+    catalog = write_catalog(tmp_path / "cat", [{"sku": f"S{i}", "shape": ("bottle", "mug", "disc")[i % 3]}
+                                               for i in range(6)])
+    out = tmp_path / "out"
+    options = {"catalog": str(catalog), "out": str(out), "presets": ["test-white"], "stages": ["segment", "export"]}
+    script = textwrap.dedent(f"""
+        import json
+        from flows.shards import catalog_fanout
+        from packshot.pipeline import RunOptions
+        summary = catalog_fanout(RunOptions(**{options!r}), shards=2)
+        print("SUMMARY", json.dumps(summary))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=server["env"], cwd=REPO, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.split("SUMMARY", 1)[1])
+    assert summary["counts"]["done"] == 6 and summary["shards"] == 2
+    worker_pids = {p.pid for p in two_workers}
+    used = {int(w.rsplit(":", 1)[1]) for w in summary["workers"]}
+    assert used == worker_pids, "each worker should have taken one shard"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(p["sku"] for p in manifest["products"]) == [f"S{i}" for i in range(6)]
+    for product in manifest["products"]:
+        assert all((out / o["key"]).is_file() for o in product["outputs"])
+
+    # The on-demand deployment runs on a worker too; over the same output everything is reused.
+    from prefect.deployments import run_deployment
+
+    with _client(server):
+        run = run_deployment("packshot-catalog/on-demand", parameters={"options": options}, timeout=180)
+    assert run.state.is_completed(), run.state
+    again = json.loads((out / "manifest.json").read_text())
+    assert {p["status"] for p in again["products"]} == {"skipped"}
+    assert datetime.fromisoformat(again["started"]) > datetime.fromisoformat(manifest["started"])

@@ -1,0 +1,179 @@
+"""Color variants: targets hit on shaded synthetic objects, labels and background untouched."""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from packshot.colors import parse_color
+from packshot.errors import PackshotError
+from packshot.types import Rendered
+from stages.recolor import find_main_material, load_material_mask, recolor, recolor_variants
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import colour
+
+
+def _to_linear(c):
+    c = np.asarray(c, np.float64) / 255
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _to_srgb(lin):
+    lin = np.clip(lin, 0, 1)
+    return np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055) * 255
+
+
+def shaded_object(base, size=160, seed=0, label_color=(240, 238, 230)):
+    """A lit, textured sphere with a highlight and a flat label, on white.
+
+    Returns (rgb HxWx3 uint8, alpha HxW uint8, material bool HxW, label bool HxW)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    r = 0.4
+    d2 = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / r**2
+    inside = d2 < 1
+    nz = np.sqrt(np.clip(1 - d2, 0, 1))
+    light = np.array([-0.4, -0.5, 0.77]) / np.linalg.norm([-0.4, -0.5, 0.77])
+    diffuse = np.clip((xx - 0.5) / r * light[0] + (yy - 0.5) / r * light[1] + nz * light[2], 0, 1)
+    shade = (0.35 + 0.65 * diffuse) * (1 + 0.05 * np.sin(xx * size) * np.sin(yy * size)
+                                       + rng.normal(0, 0.02, (size, size)))
+    lin = _to_linear(base) * shade[..., None]
+    half = light + [0, 0, 1]
+    half /= np.linalg.norm(half)
+    spec = np.clip((xx - 0.5) / r * half[0] + (yy - 0.5) / r * half[1] + nz * half[2], 0, 1) ** 60 * 0.5
+    lin += spec[..., None]
+    label = inside & (np.abs(xx - 0.5) < 0.1) & (np.abs(yy - 0.65) < 0.06)
+    lin[label] = _to_linear(label_color) * shade[label][:, None]
+    rgb = np.where(inside[..., None], _to_srgb(lin), 255).round().astype(np.uint8)
+    alpha = inside.astype(np.uint8) * 255
+    return rgb, alpha, inside & ~label, label
+
+
+def _lab(rgb_uint8):
+    return colour.XYZ_to_Lab(colour.sRGB_to_XYZ(np.asarray(rgb_uint8, np.float64) / 255))
+
+
+def _median_delta_e(rgb, region, target_rgb):
+    median = np.median(_lab(rgb[region]), axis=0)
+    return float(colour.delta_E(median, _lab(target_rgb), method="CIE 2000"))
+
+
+@pytest.mark.parametrize("base", [(178, 40, 40), (40, 60, 150), (200, 180, 140)])
+@pytest.mark.parametrize("name", ["Navy", "Forest Green", "Mustard", "Dusty Rose", "Heather Grey"])
+def test_recolor_hits_target_and_keeps_label_and_background(base, name):
+    rgb, alpha, material, label = shaded_object(base)
+    color = parse_color(name)
+    item = Rendered(rgb, alpha, kind="packshot", preset="shopify")
+    out = recolor(item, color)
+    assert _median_delta_e(out.rgb, material, color.rgb) < 3.0
+    assert np.array_equal(out.rgb[label], rgb[label]), "the label must stay byte-identical"
+    assert np.array_equal(out.rgb[alpha == 0], rgb[alpha == 0]), "outside the product nothing changes"
+    assert out.variant == color.slug and out.kind == "packshot" and out.preset == "shopify"
+    assert not out.generated and out.rgb is not rgb
+
+
+def test_shading_structure_is_preserved():
+    from skimage.metrics import structural_similarity
+
+    rgb, alpha, material, _ = shaded_object((178, 40, 40))
+    out = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Sage"))
+    before, after = _lab(rgb)[..., 0], _lab(out.rgb)[..., 0]
+    rel_before = np.where(material, before / np.median(before[material]), 0)
+    rel_after = np.where(material, after / np.median(after[material]), 0)
+    _, ssim_map = structural_similarity(rel_before, rel_after, data_range=2.0, full=True)
+    assert ssim_map[material].mean() >= 0.95
+
+
+def test_highlight_stays_brighter_than_the_shade():
+    rgb, alpha, material, _ = shaded_object((40, 60, 150))
+    out = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Burgundy"))
+    light = _lab(out.rgb)[..., 0]
+    assert np.percentile(light[material], 99) - np.percentile(light[material], 5) > 30
+
+
+def test_generated_scene_keeps_its_flags_and_unmatted_pixels():
+    rgb, alpha, material, _ = shaded_object((40, 60, 150))
+    rgb[alpha == 0] = (90, 120, 60)  # a "scene" around the product
+    scene = Rendered(rgb, alpha, kind="scene", preset="shopify", generated=True, scene=2)
+    out = recolor(scene, parse_color("Coral"))
+    assert out.generated and out.kind == "scene" and out.scene == 2
+    assert np.array_equal(out.rgb[alpha == 0], rgb[alpha == 0])
+
+
+def test_auto_material_excludes_label_of_other_hue():
+    rgb, alpha, material, label = shaded_object((40, 60, 150), label_color=(220, 40, 40))
+    mask = find_main_material(rgb, alpha)
+    assert (mask[label] == 0).all()
+    assert (mask[material] >= 128).mean() > 0.95
+
+
+def test_merchant_mask_limits_the_recolor(tmp_path):
+    rgb, alpha, material, _ = shaded_object((178, 40, 40))
+    left = np.zeros_like(alpha)
+    left[:, : alpha.shape[1] // 2] = 255
+    out = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Navy"), left)
+    right = material.copy()
+    right[:, : alpha.shape[1] // 2 + 1] = False
+    assert np.array_equal(out.rgb[right], rgb[right])
+    assert _median_delta_e(out.rgb, material & (left > 0), parse_color("Navy").rgb) < 3.0
+
+
+def test_recolor_variants_matches_single_calls():
+    rgb, alpha, _, _ = shaded_object((178, 40, 40))
+    item = Rendered(rgb, alpha, kind="packshot", preset="x")
+    colors = [parse_color("Navy"), parse_color("Olive")]
+    many = recolor_variants(item, colors)
+    assert [m.variant for m in many] == ["navy", "olive"]
+    assert np.array_equal(many[0].rgb, recolor(item, colors[0]).rgb)
+
+
+def test_empty_matte_leaves_image_with_a_note():
+    rgb = np.full((32, 32, 3), 200, np.uint8)
+    out = recolor(Rendered(rgb, np.zeros((32, 32), np.uint8), kind="packshot", preset="x"), parse_color("Navy"))
+    assert np.array_equal(out.rgb, rgb) and "no main material" in out.notes[-1]
+
+
+def test_wrong_mask_size_is_a_clear_error():
+    rgb, alpha, _, _ = shaded_object((178, 40, 40), size=64)
+    with pytest.raises(PackshotError, match="map it into the image"):
+        recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Navy"), np.zeros((10, 10), np.uint8))
+
+
+def test_load_material_mask_gray_alpha_and_resize(tmp_path):
+    gray = np.zeros((40, 60), np.uint8)
+    gray[10:30, 10:50] = 255
+    Image.fromarray(gray).save(tmp_path / "m.png")
+    assert np.array_equal(load_material_mask(tmp_path / "m.png"), gray)
+    resized = load_material_mask(tmp_path / "m.png", (120, 80))
+    assert resized.shape == (80, 120) and resized[40, 60] == 255 and resized[2, 2] == 0
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 3] = gray
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert np.array_equal(load_material_mask(tmp_path / "a.png"), gray)
+
+
+def test_load_material_mask_errors(tmp_path):
+    with pytest.raises(PackshotError, match="does not exist"):
+        load_material_mask(tmp_path / "nope.png")
+    Image.fromarray(np.full((40, 60), 255, np.uint8)).save(tmp_path / "m.png")
+    with pytest.raises(PackshotError, match="aspect ratio"):
+        load_material_mask(tmp_path / "m.png", (100, 100))
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "empty.png")
+    with pytest.raises(PackshotError, match="empty"):
+        load_material_mask(tmp_path / "empty.png")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(PackshotError, match="not a readable image"):
+        load_material_mask(tmp_path / "junk.png")
+
+
+def test_mask_blends_soft_edges():
+    rgb, alpha, _, _ = shaded_object((178, 40, 40), size=64)
+    soft = cv2.GaussianBlur(alpha, (7, 7), 0)
+    out = recolor(Rendered(rgb, soft, kind="packshot", preset="x"), parse_color("Navy"))
+    assert np.array_equal(out.rgb[soft == 0], rgb[soft == 0])
