@@ -53,7 +53,8 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-server-home")
     port = _free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING"}
+           "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1"}  # schedule new deployments' runs at once
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
@@ -153,8 +154,8 @@ def test_deployments_register_with_nightly_cron_in_merchant_timezone(server, dep
 def two_workers(server, deployed):
     procs = [subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL,
                                "--type", "process", "--limit", "1", "--name", f"worker-{i}"],
-                              env=server["env"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True) for i in range(2)]
+                              env=server["env"], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True) for i in range(2)]
     yield procs
     for proc in procs:
         _stop(proc)
@@ -164,7 +165,8 @@ def test_fan_out_over_two_process_workers_lands_in_one_manifest(server, two_work
     catalog = write_catalog(tmp_path / "cat", [{"sku": f"S{i}", "shape": ("bottle", "mug", "disc")[i % 3]}
                                                for i in range(6)])
     out = tmp_path / "out"
-    options = {"catalog": str(catalog), "out": str(out), "presets": ["test-white"], "stages": ["segment", "export"]}
+    options = {"catalog": str(catalog), "out": str(out), "presets": ["test-white"],
+               "stages": ["segment", "export"]}
     script = textwrap.dedent(f"""
         import json
         from flows.shards import catalog_fanout

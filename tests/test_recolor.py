@@ -78,16 +78,18 @@ def test_recolor_hits_target_and_keeps_label_and_background(base, name):
     assert not out.generated and out.rgb is not rgb
 
 
-def test_shading_structure_is_preserved():
+@pytest.mark.parametrize("name", ["Sage", "Navy"])
+def test_shading_structure_is_preserved(name):
     from skimage.metrics import structural_similarity
 
     rgb, alpha, material, _ = shaded_object((178, 40, 40))
-    out = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Sage"))
+    out = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color(name))
+    region = material & (find_main_material(rgb, alpha) == 255)  # the recolored pixels
     before, after = _lab(rgb)[..., 0], _lab(out.rgb)[..., 0]
-    rel_before = np.where(material, before / np.median(before[material]), 0)
-    rel_after = np.where(material, after / np.median(after[material]), 0)
-    _, ssim_map = structural_similarity(rel_before, rel_after, data_range=2.0, full=True)
-    assert ssim_map[material].mean() >= 0.95
+    rel_before = np.where(region, before / np.median(before[region]), 0)
+    rel_after = np.where(region, after / np.median(after[region]), 0)
+    _, ssim_map = structural_similarity(rel_before, rel_after, data_range=2.5, full=True)
+    assert ssim_map[region].mean() >= 0.95
 
 
 def test_highlight_stays_brighter_than_the_shade():

@@ -14,15 +14,22 @@ from tests.fakes.clips import MemoryStore, fast_settings, product_image
 
 @pytest.fixture
 def settings():
-    return fast_settings(provider="local", local_model="tiny", local_steps=2, local_fps=8, local_long_side=96,
-                         duration_s=1)
+    return fast_settings(
+        provider="local", local_model="tiny", local_steps=2, local_fps=8, local_long_side=96, duration_s=1
+    )
 
 
 def decode(data: bytes) -> tuple[int, int, int, str, float]:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         frames = list(container.decode(stream))
-        return len(frames), frames[0].width, frames[0].height, stream.codec_context.name, float(stream.average_rate)
+        return (
+            len(frames),
+            frames[0].width,
+            frames[0].height,
+            stream.codec_context.name,
+            float(stream.average_rate),
+        )
 
 
 def test_tiny_ltx_renders_an_h264_clip_of_the_planned_size(settings, tmp_path):
@@ -38,7 +45,8 @@ def test_tiny_ltx_renders_an_h264_clip_of_the_planned_size(settings, tmp_path):
 
     loads = dict(models.load_counts)
     again = render_clips(items, settings, tmp_path, MemoryStore())[0]
-    assert again.status == "succeeded" and again.output_uri == result.output_uri  # from the ledger, no re-render
+    # from the ledger, no re-render
+    assert again.status == "succeeded" and again.output_uri == result.output_uri
     assert models.load_counts == loads
 
 

@@ -29,7 +29,9 @@ def test_estimate_prices_each_clip_from_the_providers_rates():
         ClipRequest("A1", product_image(1), "Leather tote"),
         ClipRequest("A2", product_image(2), model="gen4.5", duration_s=10),
         ClipRequest("A3", product_image(3), provider="sora", duration_s=7),
-        ClipRequest("A4", product_image(4), provider="sora", model="sora-2-pro", ratio="1792:1024", duration_s=12),
+        ClipRequest(
+            "A4", product_image(4), provider="sora", model="sora-2-pro", ratio="1792:1024", duration_s=12
+        ),
     ]
     estimate = plan_clips(items, settings)
     costs = [line.cost_usd for line in estimate.lines]
@@ -52,7 +54,9 @@ def test_budget_cap_marks_the_clips_that_would_be_skipped():
 
 
 def test_unpriced_model_is_flagged_not_guessed():
-    estimate = plan_clips([ClipRequest("X", product_image(0), model="gen9")], fast_settings(provider="runway"))
+    estimate = plan_clips(
+        [ClipRequest("X", product_image(0), model="gen9")], fast_settings(provider="runway")
+    )
     line = estimate.lines[0]
     assert line.cost_usd is None and not line.within_budget
     assert "PACKSHOT_VIDEO__PRICES_USD_PER_S" in line.notes[0]

@@ -66,7 +66,9 @@ def test_throttling_and_server_errors_are_retried_a_bounded_number_of_times(fake
     assert fake.count("create") == 3  # two refusals, one accepted: the SDK's own retries are off
 
     fake.fail_next("create", 429, 429, 429, 429)
-    failed = render_clips(requests(1, "Oak chair"), settings_for(fake, max_retries=2), tmp_path / "b", MemoryStore())
+    failed = render_clips(
+        requests(1, "Oak chair"), settings_for(fake, max_retries=2), tmp_path / "b", MemoryStore()
+    )
     assert failed[0].status == "failed" and failed[0].error_code == "RETRIES_EXHAUSTED"
     assert fake.count("create") == 3 + 3  # 1 try + 2 retries, then the clip gives up
     assert ledger(tmp_path / "b")[next(iter(ledger(tmp_path / "b")))]["committed_usd"] == 0.0
@@ -103,8 +105,9 @@ def test_an_expired_output_url_is_refreshed_from_the_task(fake, tmp_path):
 
 def test_budget_cap_skips_clips_and_a_rerun_counts_what_was_already_spent(fake, tmp_path):
     items = requests(3)
-    first = render_clips(items, settings_for(fake, max_spend_usd=0.5, concurrency={"runway": 1}), tmp_path,
-                         MemoryStore())
+    first = render_clips(
+        items, settings_for(fake, max_spend_usd=0.5, concurrency={"runway": 1}), tmp_path, MemoryStore()
+    )
     assert [r.status for r in first] == ["succeeded", "succeeded", "skipped-budget"]
     assert "PACKSHOT_VIDEO__MAX_SPEND_USD" in first[2].error
     assert fake.count("create") == 2
@@ -117,19 +120,46 @@ def test_budget_cap_skips_clips_and_a_rerun_counts_what_was_already_spent(fake, 
 
 
 def test_concurrency_per_provider_stays_within_the_limit(fake, tmp_path):
-    fake.polls_to_finish = 4
-    results = render_clips(requests(5), settings_for(fake, concurrency={"runway": 2}), tmp_path, MemoryStore())
+    fake.polls_to_finish = 8  # long enough that both slots fill even on a loaded machine
+    results = render_clips(
+        requests(5), settings_for(fake, concurrency={"runway": 2}), tmp_path, MemoryStore()
+    )
     assert all(r.status == "succeeded" for r in results)
     assert fake.max_active == 2
 
 
 def test_a_retired_model_fails_fast_with_advice_and_the_run_goes_on(fake, tmp_path):
-    settings = settings_for(fake, model="gen3a_turbo", concurrency={"runway": 1},
-                            prices_usd_per_s={"runway/gen3a_turbo": 0.05})
+    settings = settings_for(
+        fake, model="gen3a_turbo", concurrency={"runway": 1}, prices_usd_per_s={"runway/gen3a_turbo": 0.05}
+    )
     results = render_clips(requests(3), settings, tmp_path, MemoryStore())
     assert [r.status for r in results] == ["failed"] * 3
     assert all(r.error_code == "MODEL_GONE" and "gen4_turbo" in r.error for r in results)
     assert fake.count("create") == 1  # the other clips did not knock on a closed door
+
+
+def test_a_job_still_running_at_the_poll_timeout_is_resumed_by_the_next_run(fake, tmp_path):
+    fake.paused = True
+    first = render_clips(requests(1), settings_for(fake, poll_timeout_s=0.3), tmp_path, MemoryStore())[0]
+    assert first.status == "pending" and "next run resumes" in first.error
+    assert ledger(tmp_path)[next(iter(ledger(tmp_path)))]["status"] == "submitted"
+    fake.paused = False
+    second = render_clips(requests(1), settings_for(fake), tmp_path, MemoryStore())[0]
+    assert second.status == "succeeded" and second.job_id == first.job_id
+    assert fake.count("create") == 1
+
+
+def test_a_run_killed_mid_submission_is_not_resubmitted_blindly(fake, tmp_path):
+    from stages.video.ledger import JobLedger
+    from stages.video.plan import resolve_clip
+
+    settings = settings_for(fake)
+    spec, _ = resolve_clip(requests(1)[0], settings, {})
+    JobLedger(tmp_path).reserve(spec, settings.max_spend_usd)  # what a crash right after reserving leaves
+    result = render_clips(requests(1), settings, tmp_path, MemoryStore())[0]
+    assert result.status == "failed" and result.error_code == "INTERRUPTED_SUBMISSION"
+    assert "may have been charged" in result.error and result.cost_usd == 0.25
+    assert fake.count("create") == 0
 
 
 CHILD = textwrap.dedent(
@@ -149,8 +179,13 @@ CHILD = textwrap.dedent(
 def test_a_killed_run_resumes_its_paid_jobs_and_never_submits_them_again(fake, tmp_path):
     fake.paused = True  # jobs stay RUNNING until the worker has been killed
     env = {**os.environ, "PYTHONPATH": str(REPO), "RUNWAYML_API_SECRET": RUNWAY_KEY}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, fake.base_url, str(tmp_path)], cwd=REPO, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, fake.base_url, str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:

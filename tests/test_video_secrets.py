@@ -31,8 +31,9 @@ def test_keys_never_appear_in_logs_ledger_or_results(fakes, tmp_path, caplog, ca
     runway.fail_next("create", 429)
     openai.fail_next("retrieve", 500)
     runway.outcomes["FLAGGED"] = "safety"
-    settings = fast_settings(provider="runway", runway_base_url=runway.base_url,
-                             openai_base_url=f"{openai.base_url}/v1")
+    settings = fast_settings(
+        provider="runway", runway_base_url=runway.base_url, openai_base_url=f"{openai.base_url}/v1"
+    )
     items = [
         ClipRequest("R-OK", product_image(1), "Tote"),
         ClipRequest("R-BAD", product_image(2), "FLAGGED tote"),
@@ -49,8 +50,11 @@ def test_keys_never_appear_in_logs_ledger_or_results(fakes, tmp_path, caplog, ca
 
     out, err = capfd.readouterr()
     texts = {
-        "logs": caplog.text, "stdout": out, "stderr": err,
-        "ledgers": (tmp_path / "ok" / LEDGER_NAME).read_text() + (tmp_path / "refused" / LEDGER_NAME).read_text(),
+        "logs": caplog.text,
+        "stdout": out,
+        "stderr": err,
+        "ledgers": (tmp_path / "ok" / LEDGER_NAME).read_text()
+        + (tmp_path / "refused" / LEDGER_NAME).read_text(),
         "results": "".join(r.model_dump_json() for r in results + refused),
     }
     assert "Bearer" not in caplog.text
@@ -62,8 +66,9 @@ def test_keys_never_appear_in_logs_ledger_or_results(fakes, tmp_path, caplog, ca
 
 def test_a_missing_key_fails_the_clips_with_what_to_set(monkeypatch, tmp_path):
     monkeypatch.delenv("RUNWAYML_API_SECRET", raising=False)
-    results = render_clips([ClipRequest("A", product_image(0))], fast_settings(provider="runway"), tmp_path,
-                           MemoryStore())
+    results = render_clips(
+        [ClipRequest("A", product_image(0))], fast_settings(provider="runway"), tmp_path, MemoryStore()
+    )
     assert results[0].status == "failed" and results[0].error_code == "NO_API_KEY"
     assert "RUNWAYML_API_SECRET" in results[0].error and "RUNWAY_SECRET_BLOCK" in results[0].error
 

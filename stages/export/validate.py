@@ -22,7 +22,7 @@ Rules (names as reported):
 
 Without a matte (checking a file from disk), the product region is estimated: pixels that differ
 from white by more than ``ESTIMATE_THRESHOLD`` levels, grown by ``EDGE_BAND`` of the long side
-(12 px at 2000 px) for the soft edge, with enclosed holes filled. A backdrop or shadow darker than
+(12 px at 2000 px, at least 4 px) for the soft edge, with enclosed holes filled. A backdrop or shadow darker than
 the threshold is taken for product, so the check is weaker than with the pipeline's matte; it
 still catches off-white backgrounds and faint shadows or gradients away from the product.
 """
@@ -151,7 +151,7 @@ def estimate_product(rgb: np.ndarray) -> np.ndarray:
     diff = 255 - rgb.min(axis=2)
     core = (diff > ESTIMATE_THRESHOLD).astype(np.uint8)
     # The soft edge (alpha ramp, resampling) is fainter than the threshold: take a band around the core.
-    radius = max(2, round(EDGE_BAND * max(rgb.shape[:2])))
+    radius = max(4, round(EDGE_BAND * max(rgb.shape[:2])))
     grown = cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
     # Fill holes: whatever the border cannot reach through non-product pixels is enclosed.
     h, w = grown.shape

@@ -57,10 +57,35 @@ def classic_mask(image: np.ndarray, box: Box | None = None) -> np.ndarray:
     if has_fg and (seeds == cv2.GC_BGD).any():
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
-    fg = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
+    fg = _soft_boundary(small, np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)), est.background)
     if scale != 1.0:  # smooth upsampling keeps the outline from turning into stairs
         fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR)
     return fg > 0.5
+
+
+def _soft_boundary(image: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``mask`` as float32 with a fractional coverage estimate on its 1-px inner and outer rim.
+
+    GrabCut labels blended edge pixels as product, which grows the mask by about a pixel. On the
+    rim each pixel's coverage is its position between the fitted background and the mean product
+    color nearby (a linear blend model), so thresholding the upsampled result at 0.5 puts the
+    outline where the true edge is.
+    """
+    m = mask.astype(np.uint8)
+    out = m.astype(np.float32)
+    rim = (cv2.dilate(m, np.ones((3, 3), np.uint8)) > 0) & ~(cv2.erode(m, np.ones((5, 5), np.uint8)) > 0)
+    if not rim.any():
+        return out
+    interior = (cv2.erode(m, np.ones((5, 5), np.uint8)) > 0).astype(np.float32)
+    img = image.astype(np.float32)
+    weight = cv2.boxFilter(interior, -1, (9, 9), normalize=False)
+    local_fg = cv2.boxFilter(img * interior[..., None], -1, (9, 9), normalize=False) / np.maximum(weight, 1e-6)[..., None]
+    fg_minus_bg = local_fg - background
+    norm2 = (fg_minus_bg**2).sum(axis=2)
+    coverage = ((img - background) * fg_minus_bg).sum(axis=2) / np.maximum(norm2, 1e-6)
+    usable = rim & (weight > 0) & (norm2 > 30.0**2)  # product color clearly apart from the backdrop
+    out[usable] = np.clip(coverage[usable], 0.0, 1.0)
+    return out
 
 
 def _background_reached_from_border(near_background: np.ndarray) -> np.ndarray:

@@ -84,7 +84,8 @@ def _checkpoint_help(model_type: str) -> str:
             f"Or set PACKSHOT_SEGMENT__BACKEND=classic to cut out studio shots without weights.")
 
 
-def _load_state(model: torch.nn.Module, checkpoint: Path, model_type: str) -> None:
+def read_checkpoint(checkpoint: Path, model_type: str) -> dict:
+    """The state dict in ``checkpoint`` (tensors on the CPU); errors name the setting and the files."""
     if not checkpoint.is_file():
         raise ModelUnavailableError(f"SAM checkpoint {checkpoint} does not exist. {_checkpoint_help(model_type)}")
     try:
@@ -97,6 +98,11 @@ def _load_state(model: torch.nn.Module, checkpoint: Path, model_type: str) -> No
         ) from None
     if not isinstance(state, dict):
         raise ModelUnavailableError(f"SAM checkpoint {checkpoint} holds no state dict. {_checkpoint_help(model_type)}")
+    return state
+
+
+def _load_state(model: torch.nn.Module, checkpoint: Path, model_type: str, state: dict | None = None) -> None:
+    state = read_checkpoint(checkpoint, model_type) if state is None else state
     try:
         model.load_state_dict(state)
     except RuntimeError:
@@ -107,9 +113,13 @@ def _load_state(model: torch.nn.Module, checkpoint: Path, model_type: str) -> No
 
 
 def load_sam(model_type: str, checkpoint: Path, device: str = "cpu") -> torch.nn.Module:
-    """Build the ``model_type`` architecture and load ``checkpoint`` into it; errors name the setting."""
+    """Build the ``model_type`` architecture and load ``checkpoint`` into it; errors name the setting.
+
+    The file is read before the (large) model is built, so a bad file fails fast.
+    """
+    state = read_checkpoint(Path(checkpoint), model_type)
     model = _builders()[model_type](checkpoint=None)
-    _load_state(model, Path(checkpoint), model_type)
+    _load_state(model, Path(checkpoint), model_type, state)
     return model.to(device).eval()
 
 

@@ -26,8 +26,13 @@ def product_image(seed: int, width: int = 240, height: int = 160) -> np.ndarray:
 def fast_settings(**overrides) -> VideoSettings:
     """Short polls and retry waits so the tests run in seconds."""
     values = dict(
-        poll_interval_s=0.02, poll_max_interval_s=0.05, poll_timeout_s=20.0, retry_wait_s=0.01,
-        retry_max_wait_s=0.05, request_timeout_s=3.0, max_retries=3,
+        poll_interval_s=0.02,
+        poll_max_interval_s=0.05,
+        poll_timeout_s=20.0,
+        retry_wait_s=0.01,
+        retry_max_wait_s=0.05,
+        request_timeout_s=3.0,
+        max_retries=3,
     )
     values.update(overrides)
     return VideoSettings(**values)

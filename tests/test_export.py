@@ -1,0 +1,222 @@
+"""Export presets, encoding (sRGB, byte cap, provenance) and the validator's rules."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image, ImageCms
+
+from packshot.errors import ConfigError
+from packshot.types import Cutout, Rendered
+from stages.export import (
+    ListingOrderError,
+    Preset,
+    check,
+    check_files,
+    compose_packshot,
+    encode,
+    get_preset,
+    load_presets,
+    order_for_listing,
+)
+from stages.export.validate import source_type
+
+sys.path.insert(0, str(Path(__file__).parent))
+from studio import studio_shot  # noqa: E402
+
+WHITE = Preset(name="white", width=256, height=256, fill_fraction=0.88, min_fill_fraction=0.85,
+               pure_white_background=True, quality=95, subsampling="4:4:4", min_long_side=200,
+               max_long_side=300, allow_generated=False)
+SHOP = Preset(name="shop", width=256, height=256, fill_fraction=0.8, quality=90, max_bytes=400_000)
+
+
+def _cutout(shape="bottle", color=(40, 90, 170)):
+    rgb, alpha = studio_shot(160, shape, color)
+    return Cutout(np.dstack([rgb, alpha]), backend="test")
+
+
+def _rules(violations):
+    return {v.rule for v in violations}
+
+
+def test_builtin_presets_cover_the_marketplaces():
+    names = set(load_presets())
+    assert {"amazon-main", "amazon-additional", "shopify", "etsy", "google-merchant", "ebay"} <= names
+    main = get_preset("amazon-main")
+    assert main.pure_white_background and main.min_fill_fraction == 0.85 and not main.allow_generated
+    assert get_preset("etsy").first_image_real
+
+
+def test_custom_yaml_preset_with_size_aspect_and_named_background(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("presets:\n  look:\n    size: 1600\n    aspect: '4:5'\n    background: Off-White\n"
+                 "    format: WEBP\n    quality: 85\n    max_bytes: 500000\n    color_profile: sRGB\n")
+    p = get_preset("look", f)
+    assert (p.width, p.height, p.background, p.format) == (1280, 1600, (245, 243, 238), "WEBP")
+
+
+def test_bad_custom_preset_names_file_and_preset(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("presets:\n  bad:\n    size: 100\n    format: GIF\n")
+    with pytest.raises(ConfigError, match="preset 'bad'"):
+        load_presets(f)
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        get_preset("nope")
+
+
+def test_packshot_passes_every_rule_with_its_matte():
+    for shape in ("bottle", "mug", "ball"):
+        for color in ((40, 90, 170), (12, 12, 12), (250, 200, 30)):
+            r = compose_packshot(_cutout(shape, color), WHITE)
+            data = encode(r, WHITE)
+            assert check(data, WHITE, r.product_alpha, False) == [], (shape, color)
+            assert check(data, WHITE) == [], (shape, color)  # estimated product region
+
+
+def test_builtin_amazon_main_packshot_passes():
+    p = get_preset("amazon-main")
+    r = compose_packshot(_cutout("mug"), p)
+    assert check(encode(r, p), p, r.product_alpha, False) == []
+
+
+def test_jpeg_has_srgb_profile_and_no_alpha():
+    data = encode(compose_packshot(_cutout(), SHOP), SHOP)
+    img = Image.open(io.BytesIO(data))
+    assert img.format == "JPEG" and img.mode == "RGB"
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"])).profile
+    assert "sRGB" in profile.profile_description
+
+
+def test_jpeg_byte_cap_lowers_quality():
+    r = compose_packshot(_cutout(), SHOP)
+    rng = np.random.default_rng(0)
+    r.rgb = np.clip(r.rgb.astype(int) + rng.integers(-20, 20, r.rgb.shape), 0, 255).astype(np.uint8)
+    full = encode(r, SHOP)
+    capped = SHOP.model_copy(update={"max_bytes": len(full) * 2 // 3, "min_quality": 20})
+    data = encode(r, capped)
+    assert len(data) <= capped.max_bytes < len(full)
+    assert check(data, capped, r.product_alpha, False) == []
+    impossible = SHOP.model_copy(update={"max_bytes": 2000, "min_quality": 80})
+    assert "max-bytes" in _rules(check(encode(r, impossible), impossible, r.product_alpha, False))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_provenance_metadata_present_only_for_generated(fmt):
+    preset = SHOP.model_copy(update={"format": fmt, "max_bytes": None})
+    r = compose_packshot(_cutout(), preset)
+    plain = encode(r, preset)
+    assert source_type(Image.open(io.BytesIO(plain))) is None
+    assert check(plain, preset, r.product_alpha, False) == []
+    scene = Rendered(r.rgb, r.product_alpha, kind="scene", preset="shop", generated=True)
+    made = encode(scene, preset)
+    assert source_type(Image.open(io.BytesIO(made))).endswith("/trainedAlgorithmicMedia")
+    assert check(made, preset, r.product_alpha, True) == []
+    # seeded violations: a generated image without the claim, a packshot with it
+    assert "provenance" in _rules(check(plain, preset, r.product_alpha, True))
+    assert "provenance" in _rules(check(made, preset, r.product_alpha, False))
+
+
+def test_generated_image_on_preset_that_forbids_it():
+    r = compose_packshot(_cutout(), WHITE)
+    scene = Rendered(r.rgb, r.product_alpha, kind="scene", preset="white", generated=True)
+    assert "provenance" in _rules(check(encode(scene, WHITE), WHITE, r.product_alpha, True))
+    assert "provenance" in _rules(check(encode(scene, WHITE), WHITE))  # from the file's own metadata
+
+
+def test_off_white_background_is_caught():
+    r = compose_packshot(_cutout(), WHITE)
+    r.rgb[r.product_alpha == 0] = 250
+    violations = check(encode(r, WHITE), WHITE, r.product_alpha, False)
+    assert "white-background" in _rules(violations)
+    assert "white-background" in _rules(check(encode(r, WHITE), WHITE))
+
+
+def test_single_stray_pixel_far_from_product_is_caught():
+    r = compose_packshot(_cutout(), WHITE)
+    r.rgb[3:5, 3:5] = 252
+    assert "white-background" in _rules(check(encode(r, WHITE), WHITE, r.product_alpha, False))
+
+
+def test_shadow_next_to_product_is_caught_despite_ringing_allowance():
+    r = compose_packshot(_cutout(), WHITE)
+    ys, xs = np.nonzero(r.product_alpha)
+    y = ys.max() + 2
+    r.rgb[y : y + 3, xs.min() : xs.max()] = 200  # a grey shadow line just under the product
+    assert "white-background" in _rules(check(encode(r, WHITE), WHITE, r.product_alpha, False))
+
+
+def test_png_white_rule_is_exact():
+    png = WHITE.model_copy(update={"format": "PNG"})
+    r = compose_packshot(_cutout(), png)
+    assert check(encode(r, png), png, r.product_alpha, False) == []
+    r.rgb[0, 0] = 254
+    assert "white-background" in _rules(check(encode(r, png), png, r.product_alpha, False))
+
+
+def test_fill_fraction_rule():
+    small = WHITE.model_copy(update={"fill_fraction": 0.5, "min_fill_fraction": None})
+    r = compose_packshot(_cutout(), small)
+    violations = check(encode(r, small), WHITE, r.product_alpha, False)
+    assert _rules(violations) == {"fill"}
+
+
+def test_pixel_limits_and_aspect():
+    r = compose_packshot(_cutout(), SHOP)
+    data = encode(r, SHOP)
+    strict = SHOP.model_copy(update={"min_long_side": 300, "min_short_side": 300, "max_megapixels": 0.05,
+                                     "check_aspect": True, "height": 200})
+    assert {"min-size", "min-short-side", "megapixels", "aspect"} <= _rules(check(data, strict))
+    assert "max-size" in _rules(check(data, SHOP.model_copy(update={"max_long_side": 200})))
+    assert check(data, SHOP, r.product_alpha, False) == []
+
+
+def _raw(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_format_mode_and_profile_rules():
+    r = compose_packshot(_cutout(), SHOP)
+    img = Image.fromarray(r.rgb)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert _rules(check(_raw(img, "PNG", icc_profile=srgb), SHOP)) == {"format"}
+    assert "color-mode" in _rules(check(_raw(img.convert("CMYK"), "JPEG"), SHOP))
+    assert "color-mode" in _rules(check(_raw(img.convert("RGBA"), "PNG", icc_profile=srgb),
+                                        SHOP.model_copy(update={"format": "PNG"})))
+    assert "color-profile" in _rules(check(_raw(img, "JPEG"), SHOP))
+    lab_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert "color-profile" in _rules(check(_raw(img, "JPEG", icc_profile=lab_profile), SHOP))
+    assert _rules(check(b"not an image", SHOP)) == {"readable"}
+
+
+def test_check_files_without_matte(tmp_path):
+    r = compose_packshot(_cutout("mug"), WHITE)
+    good = tmp_path / "good.jpg"
+    good.write_bytes(encode(r, WHITE))
+    r.rgb[r.product_alpha == 0] = 247
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(encode(r, WHITE))
+    presets = tmp_path / "p.yaml"
+    presets.write_text(yaml.safe_dump({"presets": {"white": WHITE.model_dump(exclude={"name", "background"})}}))
+    report = check_files([good, bad, tmp_path / "missing.jpg"], "white", presets)
+    assert report[good] == []
+    assert "white-background" in _rules(report[bad])
+    assert _rules(report[tmp_path / "missing.jpg"]) == {"readable"}
+
+
+def test_listing_order_puts_real_packshots_first_and_etsy_refuses_generated_only():
+    rgb, alpha = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)
+    scene = Rendered(rgb, alpha, kind="scene", preset="etsy", generated=True, scene=0)
+    variant = Rendered(rgb, alpha, kind="packshot", preset="etsy", variant="navy")
+    packshot = Rendered(rgb, alpha, kind="packshot", preset="etsy")
+    etsy = get_preset("etsy")
+    assert order_for_listing([scene, variant, packshot], etsy) == [packshot, variant, scene]
+    with pytest.raises(ListingOrderError, match="first listing image"):
+        order_for_listing([scene], etsy)
+    assert order_for_listing([scene], get_preset("shopify")) == [scene]
