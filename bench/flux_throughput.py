@@ -38,7 +38,12 @@ from stages.export.presets import Preset  # noqa: E402
 def full_size_pipeline(device: str):
     """FLUX.1 Fill [dev] architecture (11.9B transformer, T5-XXL, CLIP-L, VAE), random bf16 weights."""
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxFillPipeline,
+        FluxTransformer2DModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     from stages.background.tiny import _build_tokenizers
@@ -47,30 +52,71 @@ def full_size_pipeline(device: str):
     torch.set_default_dtype(torch.bfloat16)
     with torch.device(device):
         transformer = FluxTransformer2DModel(
-            patch_size=1, in_channels=384, out_channels=64, num_layers=19, num_single_layers=38,
-            attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
-            pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56),
+            patch_size=1,
+            in_channels=384,
+            out_channels=64,
+            num_layers=19,
+            num_single_layers=38,
+            attention_head_dim=128,
+            num_attention_heads=24,
+            joint_attention_dim=4096,
+            pooled_projection_dim=768,
+            guidance_embeds=True,
+            axes_dims_rope=(16, 56, 56),
         )
-        text_encoder_2 = T5EncoderModel(T5Config(
-            vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-            feed_forward_proj="gated-gelu", relative_attention_num_buckets=32,
-        ))
-        text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-            num_attention_heads=12, projection_dim=768, max_position_embeddings=77,
-        ))
+        text_encoder_2 = T5EncoderModel(
+            T5Config(
+                vocab_size=32128,
+                d_model=4096,
+                d_kv=64,
+                d_ff=10240,
+                num_layers=24,
+                num_heads=64,
+                feed_forward_proj="gated-gelu",
+                relative_attention_num_buckets=32,
+            )
+        )
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                projection_dim=768,
+                max_position_embeddings=77,
+            )
+        )
         vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=16,
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32,
-            use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=16,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            norm_num_groups=32,
+            use_quant_conv=False,
+            use_post_quant_conv=False,
+            shift_factor=0.1159,
+            scaling_factor=0.3611,
         )
     torch.set_default_dtype(torch.float32)
     pipe = FluxFillPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
-                                                  max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096),
-        vae=vae, text_encoder=text_encoder, tokenizer=clip_tok, text_encoder_2=text_encoder_2,
-        tokenizer_2=t5_tok, transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(
+            shift=3.0,
+            use_dynamic_shifting=True,
+            base_shift=0.5,
+            max_shift=1.15,
+            base_image_seq_len=256,
+            max_image_seq_len=4096,
+        ),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=clip_tok,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=t5_tok,
+        transformer=transformer,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -88,15 +134,23 @@ def sample_cutout(size: int) -> Cutout:
     """A bottle-like product covering about a third of the frame, with soft edges."""
     rgba = np.zeros((size, size, 4), np.uint8)
     cx = size // 2
-    cv2.ellipse(rgba, (cx, int(size * 0.7)), (size // 6, size // 5), 0, 0, 360, (180, 40, 40, 255), -1, cv2.LINE_AA)
-    cv2.rectangle(rgba, (cx - size // 16, size // 6), (cx + size // 16, int(size * 0.6)), (30, 80, 190, 255), -1)
+    cv2.ellipse(
+        rgba, (cx, int(size * 0.7)), (size // 6, size // 5), 0, 0, 360, (180, 40, 40, 255), -1, cv2.LINE_AA
+    )
+    cv2.rectangle(
+        rgba, (cx - size // 16, size // 6), (cx + size // 16, int(size * 0.6)), (30, 80, 190, 255), -1
+    )
     return Cutout(rgba, backend="bench")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tiny", action="store_true", help="tiny random model on CPU (plumbing check, not a speed)")
-    ap.add_argument("--size", type=int, default=None, help="square image side (default 1024; 128 with --tiny)")
+    ap.add_argument(
+        "--tiny", action="store_true", help="tiny random model on CPU (plumbing check, not a speed)"
+    )
+    ap.add_argument(
+        "--size", type=int, default=None, help="square image side (default 1024; 128 with --tiny)"
+    )
     ap.add_argument("--steps", type=int, default=None, help="inference steps (default 28; 2 with --tiny)")
     ap.add_argument("--runs", type=int, default=None, help="timed runs per arm (default 3; 2 with --tiny)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -115,15 +169,30 @@ def main() -> None:
     t0 = time.perf_counter()
     pipe = tiny_pipeline() if args.tiny else full_size_pipeline(device)
     build_s = time.perf_counter() - t0
-    settings = GenerativeSettings(backend="tiny" if args.tiny else "flux", steps=steps, generate_long_side=size)
+    settings = GenerativeSettings(
+        backend="tiny" if args.tiny else "flux", steps=steps, generate_long_side=size
+    )
     generator = FluxFillGenerator(
-        pipe, name=settings.backend, key="bench", model_identity="bench:random", licence="random weights",
-        settings=settings, long_side=size, steps=steps, max_sequence_length=512,
+        pipe,
+        name=settings.backend,
+        key="bench",
+        model_identity="bench:random",
+        licence="random weights",
+        settings=settings,
+        long_side=size,
+        steps=steps,
+        max_sequence_length=512,
     )
     preset = Preset(name="bench", width=size, height=size)
     cutout = sample_cutout(size)
-    product = Product(sku="BENCH-1", title="glass bottle", category="kitchen", images=["x"], source_file="bench",
-                      source_line=2)
+    product = Product(
+        sku="BENCH-1",
+        title="glass bottle",
+        category="kitchen",
+        images=["x"],
+        source_file="bench",
+        source_line=2,
+    )
     prompt = "glass bottle, standing on a marble kitchen counter, soft morning light, high detail"
     image = Image.fromarray(np.full((size, size, 3), 128, np.uint8))
     mask = Image.fromarray(np.full((size, size), 255, np.uint8))
@@ -133,8 +202,17 @@ def main() -> None:
             torch.cuda.synchronize()
 
     def plain():
-        pipe(prompt=prompt, image=image, mask_image=mask, height=size, width=size, num_inference_steps=steps,
-             guidance_scale=30.0, generator=torch.Generator("cpu").manual_seed(0), max_sequence_length=512)
+        pipe(
+            prompt=prompt,
+            image=image,
+            mask_image=mask,
+            height=size,
+            width=size,
+            num_inference_steps=steps,
+            guidance_scale=30.0,
+            generator=torch.Generator("cpu").manual_seed(0),
+            max_sequence_length=512,
+        )
 
     def stage():
         render_background(cutout, product, None, preset, generator)
@@ -153,9 +231,16 @@ def main() -> None:
             times[name].append(time.perf_counter() - t)
 
     result = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({platform.processor() or 'unknown'})",
-        "model": "tiny random FLUX Fill" if args.tiny else "full-size FLUX.1 Fill architecture, random bf16 weights",
-        "size": size, "steps": steps, "runs": runs, "build_s": round(build_s, 2),
+        "device": torch.cuda.get_device_name()
+        if device == "cuda"
+        else f"cpu ({platform.processor() or 'unknown'})",
+        "model": "tiny random FLUX Fill"
+        if args.tiny
+        else "full-size FLUX.1 Fill architecture, random bf16 weights",
+        "size": size,
+        "steps": steps,
+        "runs": runs,
+        "build_s": round(build_s, 2),
         "seconds_per_image": {k: round(statistics.median(v), 4) for k, v in times.items()},
         "all_runs_s": {k: [round(x, 4) for x in v] for k, v in times.items()},
     }

@@ -125,7 +125,8 @@ def make_sample(seed: int, size: tuple[int, int] = (960, 720)) -> tuple[np.ndarr
     ok, jpg = cv2.imencode(".jpg", photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(82, 94))])
     assert ok
     photo = cv2.imdecode(jpg, cv2.IMREAD_COLOR)[..., ::-1]
-    return photo, np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8), np.clip(fg + 0.5, 0, 255).astype(np.uint8)
+    alpha8 = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
+    return photo, alpha8, np.clip(fg + 0.5, 0, 255).astype(np.uint8)
 
 
 def write_evalset(out: Path, count: int, size: tuple[int, int] = (960, 720)) -> list[str]:

@@ -101,7 +101,9 @@ def halo(rgba: np.ndarray, alpha_true: np.ndarray, fg_true: np.ndarray) -> float
 
 def evaluate(eval_dir: Path, methods: dict) -> dict[str, dict[str, float]]:
     names = sorted(p.stem for p in (eval_dir / "images").glob("*.png"))
-    results: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "halo": [], "s": []} for m in methods}
+    results: dict[str, dict[str, list[float]]] = {
+        m: {"iou": [], "bf": [], "halo": [], "s": []} for m in methods
+    }
     for name in names:
         image = np.asarray(Image.open(eval_dir / "images" / f"{name}.png").convert("RGB"))
         alpha_true = np.asarray(Image.open(eval_dir / "truth" / f"{name}_alpha.png"))
@@ -158,15 +160,18 @@ def main() -> None:
         "classic-norefine": get_segmenter(plain).segment,
         "classic": classic.segment,
     }
-    methods = {k: (v if k in ("threshold", "grabcut") else (lambda im, f=v: f(im).rgba)) for k, v in methods.items()}
+    methods = {k: (v if k in ("threshold", "grabcut") else (lambda im, f=v: f(im).rgba))
+               for k, v in methods.items()}
     if not args.skip_tiny:
         tiny = get_segmenter(SegmentSettings(backend="tiny"))
         methods["tiny"] = lambda im: tiny.segment(im).rgba
     results = evaluate(args.eval, methods)
-    print("\n| method | mean IoU | min IoU | boundary F (2 px) | halo (mean abs RGB error, edge band) | CPU s/image |")
+    print("\n| method | mean IoU | min IoU | boundary F (2 px) | halo (mean abs RGB error, edge band) "
+          "| CPU s/image |")
     print("|---|---|---|---|---|---|")
     for method, r in results.items():
-        print(f"| {method} | {r['iou']:.4f} | {r['min_iou']:.4f} | {r['bf']:.4f} | {r['halo']:.2f} | {r['s']:.2f} |")
+        print(f"| {method} | {r['iou']:.4f} | {r['min_iou']:.4f} | {r['bf']:.4f} | {r['halo']:.2f} "
+              f"| {r['s']:.2f} |")
     times = refine_speed()
     print(f"\nedge refinement, 2 MP, one core: mean {np.mean(times):.3f} s, max {np.max(times):.3f} s "
           f"({', '.join(f'{t:.3f}' for t in times)})")

@@ -119,7 +119,7 @@ def validate(
 
         console.print_json(json.dumps(report_json(parsed)))
     else:
-        console.print(validation_report(parsed), highlight=False, markup=False)
+        console.print(validation_report(parsed), highlight=False, markup=False, soft_wrap=True)
     if parsed.errors:
         raise typer.Exit(1)
 
@@ -168,6 +168,36 @@ def check(
             console.print(f"[green]ok[/]   {path}")
     if bad:
         raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def estimate(
+    catalog: Annotated[Path, typer.Argument(help="catalog CSV")],
+    brand: Annotated[str | None, typer.Option(help="brand style for rows without one")] = None,
+    provider: Annotated[str | None, typer.Option(help="runway, sora or local")] = None,
+    model: Annotated[str | None, typer.Option(help="provider model, e.g. gen4_turbo")] = None,
+    duration: Annotated[int | None, typer.Option(help="clip length in seconds")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N products")] = None,
+):
+    """Print what the video clips of a catalog would cost, without submitting anything."""
+    from packshot.catalog import load_catalog
+    from packshot.clips import clip_requests
+    from packshot.config import get_settings
+    from packshot.imageio import load_image
+    from stages.video import format_estimate, plan_clips
+
+    settings = get_settings()
+    parsed = load_catalog(catalog)
+    products = parsed.products[:limit] if limit else parsed.products
+    base = catalog.resolve().parent
+    requests, problems = clip_requests(
+        products, lambda p: load_image(p.images[0], base, settings.load).rgb, settings.brand_styles_dir,
+        default_brand=brand, provider=provider, model=model, duration_s=duration,
+    )
+    console.print(format_estimate(plan_clips(requests, settings.video)), highlight=False, markup=False, soft_wrap=True)
+    for product, reason in problems:
+        err.print(f"[yellow]{product.source_file}:{product.source_line} {product.sku}: not priced: {reason}[/]")
 
 
 @app.command()

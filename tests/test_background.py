@@ -28,8 +28,14 @@ def vase_cutout() -> Cutout:
 
 
 def product(sku: str = "VASE-1") -> Product:
-    return Product(sku=sku, title="Red ceramic vase", category="home decor", images=["vase.jpg"],
-                   source_file="catalog.csv", source_line=2)
+    return Product(
+        sku=sku,
+        title="Red ceramic vase",
+        category="home decor",
+        images=["vase.jpg"],
+        source_file="catalog.csv",
+        source_line=2,
+    )
 
 
 def solid_inside(alpha: np.ndarray) -> np.ndarray:
@@ -52,7 +58,9 @@ def test_generation_size_keeps_aspect_in_multiples_of_16():
 
 
 def test_product_stands_on_the_floor_line_at_the_fill_fraction():
-    gen = get_background_generator(GenerativeSettings(backend="classic", fill_fraction=0.6, floor_line=0.8), "cpu")
+    gen = get_background_generator(
+        GenerativeSettings(backend="classic", fill_fraction=0.6, floor_line=0.8), "cpu"
+    )
     out = render_background(vase_cutout(), product(), None, PRESET, gen)
     assert out.rgb.shape == (160, 192, 3) and out.product_alpha.shape == (160, 192)
     ys, xs = np.nonzero(out.product_alpha > 8)
@@ -65,10 +73,20 @@ def test_product_stands_on_the_floor_line_at_the_fill_fraction():
 
 def test_contact_shadow_darkens_the_floor_under_the_product():
     cut = vase_cutout()
-    lit = render_background(cut, product(), None, PRESET, get_background_generator(
-        GenerativeSettings(backend="classic", shadow_strength=0.0), "cpu"))
-    shaded = render_background(cut, product(), None, PRESET, get_background_generator(
-        GenerativeSettings(backend="classic", shadow_strength=0.4), "cpu"))
+    lit = render_background(
+        cut,
+        product(),
+        None,
+        PRESET,
+        get_background_generator(GenerativeSettings(backend="classic", shadow_strength=0.0), "cpu"),
+    )
+    shaded = render_background(
+        cut,
+        product(),
+        None,
+        PRESET,
+        get_background_generator(GenerativeSettings(backend="classic", shadow_strength=0.4), "cpu"),
+    )
     ys, xs = np.nonzero(lit.product_alpha > 0)
     below = (slice(ys.max() + 1, ys.max() + 3), slice(xs.min() + 5, xs.max() - 5))
     assert shaded.rgb[below].mean() < lit.rgb[below].mean() - 10
@@ -76,8 +94,10 @@ def test_contact_shadow_darkens_the_floor_under_the_product():
     assert np.array_equal(shaded.rgb[corner], lit.rgb[corner])  # the shadow stays under the product
 
 
-@pytest.mark.parametrize("canvas, gen, grow", [((192, 160), (64, 48), 1), ((2048, 2048), (1024, 1024), 2),
-                                               ((300, 500), (80, 128), 0)])
+@pytest.mark.parametrize(
+    "canvas, gen, grow",
+    [((192, 160), (64, 48), 1), ((2048, 2048), (1024, 1024), 2), ((300, 500), (80, 128), 0)],
+)
 def test_fill_mask_never_covers_the_product(canvas, gen, grow):
     placement = place_product(vase_cutout(), canvas, 0.6, anchor="floor")
     _, alpha = placement.layer()
@@ -85,8 +105,14 @@ def test_fill_mask_never_covers_the_product(canvas, gen, grow):
     on_canvas = cv2.resize(mask.astype(np.uint8), canvas, interpolation=cv2.INTER_NEAREST) > 0
     assert not (on_canvas & (alpha > 0)).any()
     # ... and it covers the background beyond a thin band around the product.
-    far = cv2.dilate((alpha > 0).astype(np.uint8), np.ones((3, 3), np.uint8),
-                     iterations=int(np.ceil((grow + 2) * canvas[0] / gen[0]))) == 0
+    far = (
+        cv2.dilate(
+            (alpha > 0).astype(np.uint8),
+            np.ones((3, 3), np.uint8),
+            iterations=int(np.ceil((grow + 2) * canvas[0] / gen[0])),
+        )
+        == 0
+    )
     assert on_canvas[far].all()
     assert mask.mean() > 0.6
 
@@ -106,8 +132,13 @@ def test_product_pixels_are_byte_identical_after_generation(tiny):
     assert inside.sum() > 500
     assert np.array_equal(placed[inside], source[..., :3][inside])
     # The background really was generated: it is not the classic backdrop.
-    classic = render_background(cut, product(), None, preset, get_background_generator(
-        GenerativeSettings(backend="classic", fill_fraction=0.5), "cpu"))
+    classic = render_background(
+        cut,
+        product(),
+        None,
+        preset,
+        get_background_generator(GenerativeSettings(backend="classic", fill_fraction=0.5), "cpu"),
+    )
     outside = out.product_alpha == 0
     assert np.abs(out.rgb[outside].astype(int) - classic.rgb[outside]).mean() > 5
 
@@ -129,7 +160,9 @@ def test_reruns_are_reproducible_and_seeds_follow_the_sku(tiny):
     other = render_background(cut, product("B-2"), None, PRESET, tiny)
     assert np.abs(first.rgb.astype(int) - again.rgb).max() <= 1
     assert np.abs(first.rgb.astype(int) - other.rgb).mean() > 2
-    assert [n for n in first.notes if n.startswith("seed")] != [n for n in other.notes if n.startswith("seed")]
+    assert [n for n in first.notes if n.startswith("seed")] != [
+        n for n in other.notes if n.startswith("seed")
+    ]
     assert any("Red ceramic vase" in n and "home decor" in n for n in first.notes if n.startswith("prompt"))
 
 

@@ -58,7 +58,11 @@ def test_unknown_brand_lists_the_available_ones():
         ("name: bad\nscene_prompts: ['{title} by {designer}']\n", "scene_prompts", "designer"),
         ("name: bad\nscene_prompts: [x]\nscenes_per_product: many\n", "scenes_per_product", "integer"),
         ("name: bad\nscene_prompts: [x]\nlora: {scale: 0.5}\n", "lora.source", "Field required"),
-        ("name: bad\nscene_prompts: [x]\nlora: {source: a/b, scale: 5}\n", "lora.scale", "less than or equal"),
+        (
+            "name: bad\nscene_prompts: [x]\nlora: {source: a/b, scale: 5}\n",
+            "lora.scale",
+            "less than or equal",
+        ),
         ("name: bad\nscene_prompts: [x]\nscene_promts: [y]\n", "scene_promts", "Extra inputs"),
         ("name: other\nscene_prompts: [x]\n", "name", "must match the file name"),
     ],

@@ -55,6 +55,7 @@ def test_table_covers_common_apparel_and_home_names_with_sources():
     assert all(re.fullmatch(r"#[0-9A-F]{6}", r["hex"]) for r in rows)
     assert {r["source"] for r in rows} <= {"css", "wikipedia", "packshot"}
     common = ["navy", "charcoal", "burgundy", "olive", "khaki", "camel", "taupe", "ivory", "cream", "sage",
-              "teal", "coral", "mustard", "blush", "rust", "terracotta", "oatmeal", "stone", "denim", "heather grey"]
+              "teal", "coral", "mustard", "blush", "rust", "terracotta", "oatmeal", "stone", "denim",
+              "heather grey"]
     missing = [n for n in common if n not in named_colors()]
     assert not missing

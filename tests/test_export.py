@@ -203,7 +203,8 @@ def test_check_files_without_matte(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(encode(r, WHITE))
     presets = tmp_path / "p.yaml"
-    presets.write_text(yaml.safe_dump({"presets": {"white": WHITE.model_dump(exclude={"name", "background"})}}))
+    body = WHITE.model_dump(exclude={"name", "background"})
+    presets.write_text(yaml.safe_dump({"presets": {"white": body}}))
     report = check_files([good, bad, tmp_path / "missing.jpg"], "white", presets)
     assert report[good] == []
     assert "white-background" in _rules(report[bad])

@@ -35,8 +35,13 @@ def loras(tmp_path_factory):
 
 
 def brand(name: str, lora: Path | None = None, **extra) -> BrandStyle:
-    body = dict(name=name, scene_prompts=["{title} on a wooden table", "{title} in a sunny kitchen"],
-                scenes_per_product=2, palette=["#EEE8DD", "#9A8F80"], seed=5)
+    body = dict(
+        name=name,
+        scene_prompts=["{title} on a wooden table", "{title} in a sunny kitchen"],
+        scenes_per_product=2,
+        palette=["#EEE8DD", "#9A8F80"],
+        seed=5,
+    )
     body.update(extra)
     if lora is not None:
         body["lora"] = {"source": str(lora), "scale": 1.0, "trigger_words": [f"{name} style"]}

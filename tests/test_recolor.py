@@ -137,14 +137,16 @@ def test_recolor_variants_matches_single_calls():
 
 def test_empty_matte_leaves_image_with_a_note():
     rgb = np.full((32, 32, 3), 200, np.uint8)
-    out = recolor(Rendered(rgb, np.zeros((32, 32), np.uint8), kind="packshot", preset="x"), parse_color("Navy"))
+    empty = Rendered(rgb, np.zeros((32, 32), np.uint8), kind="packshot", preset="x")
+    out = recolor(empty, parse_color("Navy"))
     assert np.array_equal(out.rgb, rgb) and "no main material" in out.notes[-1]
 
 
 def test_wrong_mask_size_is_a_clear_error():
     rgb, alpha, _, _ = shaded_object((178, 40, 40), size=64)
     with pytest.raises(PackshotError, match="map it into the image"):
-        recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Navy"), np.zeros((10, 10), np.uint8))
+        item = Rendered(rgb, alpha, kind="packshot", preset="x")
+        recolor(item, parse_color("Navy"), np.zeros((10, 10), np.uint8))
 
 
 def test_load_material_mask_gray_alpha_and_resize(tmp_path):

@@ -116,7 +116,7 @@ def test_sam_runs_on_torchvision_stand_ins_without_leaking_them():
     except Exception:
         assert uses_stand_ins()
         assert "torchvision" not in sys.modules
-    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [50, 50, 60, 60]], dtype=torch.float)
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [50, 50, 60, 60]]).float()
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
     keep = batched_nms(boxes, scores, torch.tensor([0, 0, 1, 0]), 0.5)
     assert keep.tolist() == [0, 2, 3]

@@ -71,7 +71,8 @@ def fill_holes(image: np.ndarray, known: np.ndarray) -> np.ndarray:
                        cv2.resize(w, size, interpolation=cv2.INTER_AREA)))
     c, w = levels[-1]
     # Coarsest level: any pixel still without support takes the mean of all known pixels.
-    mean = (img * weight[..., None]).sum(axis=(0, 1)) / weight.sum() if weight.any() else np.zeros(img.shape[2])
+    known_pixels = img[known]
+    mean = known_pixels.mean(axis=0) if len(known_pixels) else np.zeros(img.shape[2], np.float32)
     filled = np.where(w[..., None] > 1e-6, c / np.maximum(w, 1e-6)[..., None], mean)
     for c, w in reversed(levels[:-1]):
         up = cv2.resize(filled, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -26,7 +26,7 @@ FLUX_DEV_LICENCE = (
     "FLUX.1 [dev] Non-Commercial License (black-forest-labs/FLUX.1-Fill-dev): generated images may be "
     "used commercially, but running the model for a commercial service needs a BFL licence"
 )
-TINY_LICENCE = "tiny random-weight FLUX Fill built locally for tests (no weights, no licence terms; not for production)"
+TINY_LICENCE = "tiny random-weight FLUX Fill built locally for tests (no licence terms; not for production)"
 CLASSIC_LICENCE = "no generative model (studio backdrops drawn in code)"
 FLUX_FILL_BYTES = 34 * 1024**3  # bf16 transformer + T5-XXL + CLIP + VAE, for the registry's budget
 MODEL_SETTING = "PACKSHOT_GENERATIVE__FLUX_MODEL"
@@ -154,15 +154,16 @@ def get_background_generator(settings: GenerativeSettings, device: str = "cpu") 
         )
     if not settings.flux_model:
         raise ModelUnavailableError(
-            f"PACKSHOT_GENERATIVE__BACKEND=flux needs {MODEL_SETTING}: a local directory with the FLUX.1 Fill "
-            f"weights or the hub id {FLUX_FILL_DEFAULT} (gated: accept the licence at {FLUX_FILL_URL})"
+            f"PACKSHOT_GENERATIVE__BACKEND=flux needs {MODEL_SETTING}: a local directory with the "
+            f"FLUX.1 Fill weights or the hub id {FLUX_FILL_DEFAULT} (gated: accept the licence at {FLUX_FILL_URL})"
         )
     source, local = _locate(settings.flux_model)
     notes = []
     if not device.startswith("cuda"):
         notes.append(f"background: FLUX Fill runs on {device}; expect minutes per image without a GPU")
     return _fill_generator(
-        "flux", source, settings.flux_revision, local, device, settings, settings.flux_licence or FLUX_DEV_LICENCE,
+        "flux", source, settings.flux_revision, local, device, settings,
+        settings.flux_licence or FLUX_DEV_LICENCE,
         long_side=settings.generate_long_side or 1024, steps=settings.steps,
         max_sequence_length=settings.max_sequence_length, notes=notes,
     )
@@ -174,8 +175,8 @@ def _locate(model: str) -> tuple[str, bool]:
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelUnavailableError(
-                f"{MODEL_SETTING}={model} is a directory without model_index.json; it should hold a diffusers "
-                f"FluxFillPipeline (e.g. `hf download {FLUX_FILL_DEFAULT} --local-dir {model}`)"
+                f"{MODEL_SETTING}={model} is a directory without model_index.json; it should hold a "
+                f"diffusers FluxFillPipeline (e.g. `hf download {FLUX_FILL_DEFAULT} --local-dir {model}`)"
             )
         return str(path), True
     looks_like_path = model.startswith(("/", ".", "~")) or model.count("/") != 1
@@ -194,7 +195,9 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
     identity = f"{name}:{source}@{revision or 'main'}"
     pipe = models.get(
         key,
-        lambda: load_fill_pipeline(source, revision=revision, device=device, local=local, cpu_offload=offload),
+        lambda: load_fill_pipeline(
+            source, revision=revision, device=device, local=local, cpu_offload=offload
+        ),
         size_hint=FLUX_FILL_BYTES if name == "flux" else 0,
         identity=identity,
     )
@@ -219,7 +222,9 @@ def load_fill_pipeline(source: str, *, revision: str | None, device: str, local:
     error: Exception | None = None
     for offline in attempts:
         try:
-            pipe = FluxFillPipeline.from_pretrained(source, revision=revision, dtype=dtype, local_files_only=offline)
+            pipe = FluxFillPipeline.from_pretrained(
+                source, revision=revision, dtype=dtype, local_files_only=offline
+            )
             break
         except Exception as exc:  # diffusers raises OSError, ValueError or hub errors for missing files
             error = exc

@@ -22,9 +22,10 @@ Rules (names as reported):
 
 Without a matte (checking a file from disk), the product region is estimated: pixels that differ
 from white by more than ``ESTIMATE_THRESHOLD`` levels, grown by ``EDGE_BAND`` of the long side
-(12 px at 2000 px, at least 4 px) for the soft edge, with enclosed holes filled. A backdrop or shadow darker than
-the threshold is taken for product, so the check is weaker than with the pipeline's matte; it
-still catches off-white backgrounds and faint shadows or gradients away from the product.
+(12 px at 2000 px, at least 4 px) for the soft edge, with enclosed holes filled. A backdrop or
+shadow darker than the threshold is taken for product, so the check is weaker than with the
+pipeline's matte; it still catches off-white backgrounds and faint shadows or gradients away
+from the product.
 """
 
 from __future__ import annotations

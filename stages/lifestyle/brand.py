@@ -27,7 +27,8 @@ def _check_template(value: str) -> str:
     unknown = names - PROMPT_FIELDS
     if unknown:
         raise ValueError(
-            f"unknown placeholder(s) {sorted(unknown)}; allowed: {', '.join('{' + f + '}' for f in sorted(PROMPT_FIELDS))}"
+            f"unknown placeholder(s) {sorted(unknown)}; allowed: "
+            + ", ".join("{" + f + "}" for f in sorted(PROMPT_FIELDS))
         )
     return value
 
@@ -69,7 +70,7 @@ class BrandStyle(BaseModel):
     @classmethod
     def _name_is_slug(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError("use lowercase letters, digits, '-' or '_' (it names the LoRA adapter and files)")
+            raise ValueError("use lowercase letters, digits, '-' or '_' (it names the LoRA adapter)")
         return v
 
     @field_validator("background_prompt")
@@ -111,13 +112,13 @@ def load_brand_style(name: str, directory: Path) -> BrandStyle:
     directory = Path(directory)
     if not _NAME.match(name or ""):
         raise ConfigError(f"brand style name {name!r} is not a plain name like 'nordic-home'")
-    path = next((directory / f"{name}{ext}" for ext in (".yaml", ".yml") if (directory / f"{name}{ext}").is_file()),
-                None)
+    candidates = [directory / f"{name}{ext}" for ext in (".yaml", ".yml")]
+    path = next((c for c in candidates if c.is_file()), None)
     if path is None:
         known = available_brands(directory)
         listed = ", ".join(known) if known else "none"
         raise ConfigError(
-            f"unknown brand style '{name}': no {directory / (name + '.yaml')}; available in {directory}: {listed}"
+            f"unknown brand style '{name}': no {candidates[0]}; available in {directory}: {listed}"
         )
     return parse_brand_file(path)
 
@@ -139,7 +140,8 @@ def parse_brand_file(path: Path) -> BrandStyle:
         style = BrandStyle.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}" for err in exc.errors()
+            f"field '{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}"
+            for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
     style._source_file = path.resolve()

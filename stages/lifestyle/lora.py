@@ -29,7 +29,9 @@ def adapter_name(brand: BrandStyle) -> str:
     return f"{brand.name}-{digest}".replace("-", "_")
 
 
-def activate_lora(pipe: Any, brand: BrandStyle | None, settings: GenerativeSettings) -> tuple[str, float] | None:
+def activate_lora(
+    pipe: Any, brand: BrandStyle | None, settings: GenerativeSettings
+) -> tuple[str, float] | None:
     """Make ``brand``'s LoRA the only active adapter (loading it the first time); with no brand or
     no LoRA, disable all adapters. Returns ``(adapter_name, scale)`` or None."""
     loaded = set(_loaded_adapters(pipe))
@@ -72,13 +74,13 @@ def check_lora_fits(state_dict: dict, transformer: Any, label: str) -> None:
         if not key.startswith("transformer."):
             continue  # text-encoder LoRAs are checked by diffusers
         body = key[len("transformer."):]
-        for marker, dim, attr in ((".lora_A.", 1, "in_features"), (".lora_B.", 0, "out_features")):
-            if marker in body:
-                module_name = body.split(marker)[0]
-                break
+        if ".lora_A." in body:
+            module_name, dim, attr = body.split(".lora_A.")[0], 1, "in_features"
+        elif ".lora_B." in body:
+            module_name, dim, attr = body.split(".lora_B.")[0], 0, "out_features"
+        elif body.endswith(".alpha"):
+            continue
         else:
-            if body.endswith(".alpha"):
-                continue
             problems.append(f"{body} is a full weight, not a LoRA matrix (a Control LoRA or another model)")
             continue
         try:
@@ -93,15 +95,17 @@ def check_lora_fits(state_dict: dict, transformer: Any, label: str) -> None:
             )
     if problems:
         hint = (
-            " LoRAs that touch x_embedder were trained on FLUX.1 [dev] (64 input channels) and cannot apply to "
-            "FLUX Fill (384); retrain on Fill or drop the x_embedder weights."
+            " LoRAs that touch x_embedder were trained on FLUX.1 [dev] (64 input channels) and cannot "
+            "apply to FLUX Fill (384); retrain on Fill or drop the x_embedder weights."
             if any("x_embedder" in p for p in problems) else ""
         )
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise ConfigError(f"{label} cannot apply to the FLUX Fill transformer: {shown}.{hint}")
 
 
-def resolve_lora_source(spec: LoraSpec, brand_file: Path | None, cache_dir: Path, where: str) -> tuple[str, str | None]:
+def resolve_lora_source(
+    spec: LoraSpec, brand_file: Path | None, cache_dir: Path, where: str
+) -> tuple[str, str | None]:
     """(what to pass to ``load_lora_weights``, weight_name). Local paths resolve against the brand
     file's folder; ``s3://`` keys are downloaded once into ``cache_dir``; anything else is a hub id."""
     if spec.source.startswith("s3://"):
@@ -113,10 +117,13 @@ def resolve_lora_source(spec: LoraSpec, brand_file: Path | None, cache_dir: Path
         if path.is_dir() and not spec.weight_name:
             files = sorted(path.glob("*.safetensors"))
             if len(files) != 1:
-                raise ConfigError(f"{where}: folder {path} holds {len(files)} .safetensors files; set lora.weight_name")
+                raise ConfigError(
+                    f"{where}: folder {path} holds {len(files)} .safetensors files; set lora.weight_name"
+                )
             return str(files[0]), None
         return str(path), spec.weight_name
-    if spec.source.startswith(("/", ".", "~")) or spec.source.count("/") != 1 or spec.source.endswith(".safetensors"):
+    source = spec.source
+    if source.startswith(("/", ".", "~")) or source.count("/") != 1 or source.endswith(".safetensors"):
         raise ModelUnavailableError(f"{where}: LoRA file {path} does not exist")
     return spec.source, spec.weight_name
 

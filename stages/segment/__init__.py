@@ -69,4 +69,6 @@ def get_segmenter(settings: SegmentSettings, device: str = "cpu") -> Segmenter:
         from stages.segment.sam import SamSegmenter
 
         return SamSegmenter(settings, device, tiny=backend == "tiny")
-    raise ConfigError(f"PACKSHOT_SEGMENT__BACKEND={backend!r} is not a backend: use sam, classic, tiny or auto")
+    raise ConfigError(
+        f"PACKSHOT_SEGMENT__BACKEND={backend!r} is not a backend: use sam, classic, tiny or auto"
+    )

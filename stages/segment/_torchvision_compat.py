@@ -7,7 +7,8 @@ input image in ``ResizeLongestSide.apply_image``) and ``ops.boxes.batched_nms`` 
 (in the automatic mask generator, which packshot does not use, provided for completeness).
 
 :func:`import_segment_anything` registers minimal equivalents in ``sys.modules``, only when
-``import torchvision`` fails and only for the duration of the import; GPU installs (``pip install packshot[gpu]``) get the real package and
+``import torchvision`` fails and only for the duration of the import; GPU installs
+(``pip install packshot[gpu]``) get the real package and
 this module does nothing there. The resize matches torchvision's PIL path: bilinear with PIL's
 antialiasing, size given as (height, width).
 """
@@ -21,6 +22,7 @@ import types
 import numpy as np
 import torch
 from PIL import Image
+
 
 def to_pil_image(pic: np.ndarray | torch.Tensor) -> Image.Image:
     """HxWxC uint8 array (or CxHxW tensor) to a PIL image, as torchvision does for these inputs."""
@@ -60,7 +62,9 @@ def _nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> tor
     return torch.tensor(keep, dtype=torch.int64)
 
 
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+def batched_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float
+) -> torch.Tensor:
     """Greedy NMS within each category of ``idxs``; indices of kept boxes, by decreasing score."""
     if boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64)

@@ -79,7 +79,8 @@ def _soft_boundary(image: np.ndarray, mask: np.ndarray, background: np.ndarray) 
     interior = (cv2.erode(m, np.ones((5, 5), np.uint8)) > 0).astype(np.float32)
     img = image.astype(np.float32)
     weight = cv2.boxFilter(interior, -1, (9, 9), normalize=False)
-    local_fg = cv2.boxFilter(img * interior[..., None], -1, (9, 9), normalize=False) / np.maximum(weight, 1e-6)[..., None]
+    fg_sum = cv2.boxFilter(img * interior[..., None], -1, (9, 9), normalize=False)
+    local_fg = fg_sum / np.maximum(weight, 1e-6)[..., None]
     fg_minus_bg = local_fg - background
     norm2 = (fg_minus_bg**2).sum(axis=2)
     coverage = ((img - background) * fg_minus_bg).sum(axis=2) / np.maximum(norm2, 1e-6)

@@ -59,7 +59,7 @@ def _solve_tile(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         alpha[is_unknown] = cg(l_unknown, rhs, M=jacobi(l_unknown), maxiter=1000, rtol=1e-5)
     except ValueError:  # no convergence (degenerate colors): keep the binary decision for this tile
         log.debug("matting did not converge on a tile; keeping the mask there")
-        alpha[is_unknown] = 0.5 <= flat[is_unknown]
+        alpha[is_unknown] = flat[is_unknown] >= 0.5
     return np.clip(alpha, 0.0, 1.0).reshape(trimap.shape)
 
 

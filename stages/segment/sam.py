@@ -9,8 +9,8 @@ masks the one with the best mix of predicted quality and agreement with that est
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -87,7 +87,9 @@ def _checkpoint_help(model_type: str) -> str:
 def read_checkpoint(checkpoint: Path, model_type: str) -> dict:
     """The state dict in ``checkpoint`` (tensors on the CPU); errors name the setting and the files."""
     if not checkpoint.is_file():
-        raise ModelUnavailableError(f"SAM checkpoint {checkpoint} does not exist. {_checkpoint_help(model_type)}")
+        raise ModelUnavailableError(
+            f"SAM checkpoint {checkpoint} does not exist. {_checkpoint_help(model_type)}"
+        )
     try:
         with open(checkpoint, "rb") as f:
             state = torch.load(f, map_location="cpu", weights_only=True)
@@ -97,7 +99,9 @@ def read_checkpoint(checkpoint: Path, model_type: str) -> dict:
             f"not a PyTorch checkpoint. {_checkpoint_help(model_type)}"
         ) from None
     if not isinstance(state, dict):
-        raise ModelUnavailableError(f"SAM checkpoint {checkpoint} holds no state dict. {_checkpoint_help(model_type)}")
+        raise ModelUnavailableError(
+            f"SAM checkpoint {checkpoint} holds no state dict. {_checkpoint_help(model_type)}"
+        )
     return state
 
 
@@ -130,7 +134,7 @@ def tiny_checkpoint(seed: int = 0) -> Path:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             state = build_tiny_sam().state_dict()
-        tmp = path.with_suffix(f".{hashlib.sha1(str(id(state)).encode()).hexdigest()[:8]}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel test workers never share a temp file
         torch.save(state, tmp)
         tmp.replace(path)
     return path
@@ -154,7 +158,9 @@ def choose_mask(masks: np.ndarray, quality: np.ndarray, estimate: np.ndarray | N
     return int(np.argmax(score))
 
 
-def derive_prompts(estimate: ForegroundEstimate, size: tuple[int, int]) -> tuple[Box | None, np.ndarray, np.ndarray]:
+def derive_prompts(
+    estimate: ForegroundEstimate, size: tuple[int, int]
+) -> tuple[Box | None, np.ndarray, np.ndarray]:
     """Box plus points from the estimate, in original pixels: (box, points Nx2 (x, y), labels N).
 
     One positive point at the deepest interior pixel of the largest part; one negative point in
@@ -164,14 +170,16 @@ def derive_prompts(estimate: ForegroundEstimate, size: tuple[int, int]) -> tuple
     points, labels = [], []
     s = estimate.scale
     if estimate.mask.any():
-        count, parts, stats, _ = cv2.connectedComponentsWithStats(estimate.mask.astype(np.uint8), connectivity=8)
+        product = estimate.mask.astype(np.uint8)
+        count, parts, stats, _ = cv2.connectedComponentsWithStats(product, connectivity=8)
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         inside = interior_point(parts == largest)
         if inside is not None:
             points.append((inside[0] / s, inside[1] / s))
             labels.append(1)
         holes = fill_pinholes(estimate.mask, max_area=10**12) & ~estimate.mask
-        count, hole_labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=4)
+        holes8 = holes.astype(np.uint8)
+        count, hole_labels, stats, _ = cv2.connectedComponentsWithStats(holes8, connectivity=4)
         for label in range(1, count):
             if stats[label, cv2.CC_STAT_AREA] >= speck_area(estimate.mask.shape) * 4:
                 x, y = interior_point(hole_labels == label)
@@ -192,7 +200,9 @@ class SamSegmenter:
         else:
             model_type = settings.sam_model_type
             if settings.sam_checkpoint is None:
-                raise ModelUnavailableError(f"The sam backend needs a checkpoint. {_checkpoint_help(model_type)}")
+                raise ModelUnavailableError(
+                    f"The sam backend needs a checkpoint. {_checkpoint_help(model_type)}"
+                )
             checkpoint = Path(settings.sam_checkpoint).expanduser().resolve()
         key = f"segment:sam:{model_type}:{checkpoint}:{device}"
         self.model = models.get(key, lambda: load_sam(model_type, checkpoint, device),
@@ -266,5 +276,6 @@ class SamSegmenter:
         near_background = cv2.resize(estimate.distance, (w, h), interpolation=cv2.INTER_LINEAR) < 6
         mask = open_background_holes(mask, near_background)
         cutout = Cutout(finish_cutout(image, mask, self.settings), backend=self.name, notes=notes)
-        cutout.notes.append(f"{self.name}: mask {best + 1} of {len(masks)} (predicted IoU {quality[best]:.2f})")
+        choice = f"mask {best + 1} of {len(masks)} (predicted IoU {quality[best]:.2f})"
+        cutout.notes.append(f"{self.name}: {choice}")
         return cutout
