@@ -103,7 +103,8 @@ def accuracy(size=256):
                 color = parse_color(name)
                 out = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), color)
                 rows[(light_name, base_name, name)] = dict(
-                    de_material=_de(out.rgb, material, color.rgb), de_recolored=_de(out.rgb, recolored, color.rgb),
+                    de_material=_de(out.rgb, material, color.rgb),
+                    de_recolored=_de(out.rgb, recolored, color.rgb),
                     ssim=_ssim(rgb, out.rgb, recolored), coverage=coverage, label_leak=leak,
                     label_same=bool(np.array_equal(out.rgb[label], rgb[label])),
                 )
@@ -146,13 +147,16 @@ def main():
             dr = [v["de_recolored"] for v in sel]
             ss = [v["ssim"] for v in sel]
             print(f"| {light} | {group} | {len(sel)} | {statistics.median(dm):.2f} | {max(dm):.2f} | "
-                  f"{statistics.median(dr):.2f} | {max(dr):.2f} | {min(ss):.3f} | {statistics.median(ss):.3f} |")
+                  f"{statistics.median(dr):.2f} | {max(dr):.2f} | {min(ss):.3f} | "
+                  f"{statistics.median(ss):.3f} |")
     print("\n### Per material (studio lighting, mid-lightness targets)\n")
-    print("| material | mask coverage of material | label pixels in mask | label unchanged | max dE | min SSIM |")
+    print("| material | mask coverage of material | label pixels in mask | label unchanged | max dE "
+          "| min SSIM |")
     print("|---|---|---|---|---|---|")
     for base in BASES:
         sel = [v for (lt, b, n), v in rows.items() if lt == next(iter(LIGHTINGS)) and b == base and n in MID]
-        print(f"| {base} | {sel[0]['coverage']:.1%} | {sel[0]['label_leak']} | {all(v['label_same'] for v in sel)} | "
+        same = all(v["label_same"] for v in sel)
+        print(f"| {base} | {sel[0]['coverage']:.1%} | {sel[0]['label_leak']} | {same} | "
               f"{max(v['de_recolored'] for v in sel):.2f} | {min(v['ssim'] for v in sel):.3f} |")
     worst = sorted(((v["de_recolored"], k) for k, v in rows.items() if k[2] in MID), reverse=True)[:3]
     print("\nWorst mid-lightness cases (dE recolored):", ", ".join(f"{k[1]} -> {k[2]} ({k[0]}): {d:.2f}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -19,7 +20,6 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
-from prefect.flow_runs import wait_for_flow_run
 from prefect.runtime import flow_run as current_run
 from pydantic import Field
 
@@ -31,6 +31,7 @@ from packshot.manifest import ProductResult
 from packshot.pipeline import RunOptions, get_context, process_batch
 
 SHARD_DEPLOYMENT = "packshot-shard/shard"
+POLL_S = 2.0
 
 
 def shard_slice(count: int, shard: int, shards: int) -> slice:
@@ -40,6 +41,18 @@ def shard_slice(count: int, shard: int, shards: int) -> slice:
 
 def shard_key(run_id: str, shard: int) -> str:
     return f".runs/{run_id}/shard-{shard}.json"
+
+
+def _wait(run: FlowRun, deadline: float):
+    """The run's final state, or its last state when ``deadline`` (monotonic) passes."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        while True:
+            state = client.read_flow_run(run.id).state
+            if (state is not None and state.is_final()) or time.monotonic() > deadline:
+                return state
+            time.sleep(POLL_S)
 
 
 @flow(name="packshot-shard", log_prints=True)
@@ -90,7 +103,7 @@ def catalog_fanout(
     results: list[ProductResult] = []
     workers: set[tuple[str, int]] = set()
     for i, run in enumerate(runs):
-        state = wait_for_flow_run(run.id, timeout=int(shard_timeout_s), log_states=False).state
+        state = _wait(run, deadline=time.monotonic() + shard_timeout_s)
         key = shard_key(run_id, i)
         shard_products = products[shard_slice(len(products), i, shards)]
         if state is not None and state.is_completed() and ctx.storage.exists(key):

@@ -48,7 +48,7 @@ class GenerativeSettings(BaseModel):
     steps: int = 28
     guidance_scale: float = 30.0
     cpu_offload: bool = Field(False, description="enable model CPU offload for 24 GB cards")
-    fill_fraction: float = Field(0.62, description="share of the frame's long side the product spans in scenes")
+    fill_fraction: float = Field(0.62, description="share of the frame the product spans")
     floor_line: float = Field(0.86, description="where the product stands, as a fraction of the height")
     flux_licence: str | None = Field(
         None, description="licence of the configured FLUX model for the run report (default: FLUX.1 [dev])"
@@ -57,7 +57,7 @@ class GenerativeSettings(BaseModel):
         None, description="long side of the generated image before upscaling (default 1024 flux, 64 tiny)"
     )
     max_sequence_length: int = Field(512, description="T5 prompt tokens for FLUX")
-    mask_grow_px: int = Field(2, description="band around the product kept out of the fill mask, generation px")
+    mask_grow_px: int = Field(2, description="band kept out of the fill mask around the product (gen. px)")
     shadow_strength: float = Field(0.3, description="darkness of the contact shadow under the product, 0-1")
     tiny_model_dir: Path | None = Field(None, description="where the tiny test model is built (default: tmp)")
     lora_cache_dir: Path = Field(

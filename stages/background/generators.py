@@ -155,7 +155,8 @@ def get_background_generator(settings: GenerativeSettings, device: str = "cpu") 
     if not settings.flux_model:
         raise ModelUnavailableError(
             f"PACKSHOT_GENERATIVE__BACKEND=flux needs {MODEL_SETTING}: a local directory with the "
-            f"FLUX.1 Fill weights or the hub id {FLUX_FILL_DEFAULT} (gated: accept the licence at {FLUX_FILL_URL})"
+            f"FLUX.1 Fill weights or the hub id {FLUX_FILL_DEFAULT} "
+            f"(gated: accept the licence at {FLUX_FILL_URL})"
         )
     source, local = _locate(settings.flux_model)
     notes = []
