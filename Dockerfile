@@ -1,34 +1,52 @@
 # packshot GPU worker: a Prefect worker that runs packshot flows on an NVIDIA GPU.
-# torch's CUDA wheels bring their own CUDA libraries; the host needs only the NVIDIA driver and the
-# NVIDIA Container Toolkit. Run with:  docker run --gpus all -v packshot-models:/models ...
+# torch's CUDA wheels bring their own CUDA runtime; the host needs only the NVIDIA driver and the
+# NVIDIA Container Toolkit. Build and run (README, "Running in production"):
+#   docker build -t packshot-gpu .
+#   docker run --gpus all -v packshot-models:/models -e PREFECT_API_URL=http://HOST:4200/api \
+#     -e PACKSHOT_GENERATIVE__FLUX_MODEL=black-forest-labs/FLUX.1-Fill-dev packshot-gpu
 FROM python:3.11-slim-bookworm
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/models/huggingface \
     PACKSHOT_BRAND_STYLES_DIR=/app/brand_styles \
-    PREFECT_SERVER_ANALYTICS_ENABLED=false
+    PACKSHOT_ORCHESTRATION__GPU_LOCK_DIR=/tmp/packshot-gpu-locks \
+    PREFECT_SERVER_ANALYTICS_ENABLED=false \
+    DO_NOT_TRACK=1
 
+# Debian's security updates move these package versions; the base image tag pins the release.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 tini \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# Dependencies first (cached layer), pinned by the constraints file; then the code.
 COPY pyproject.toml README.md ./
+COPY constraints/gpu.txt constraints/gpu.txt
 COPY packshot ./packshot
 COPY stages ./stages
 COPY flows ./flows
 COPY brand_styles ./brand_styles
+COPY prefect.yaml ./
+RUN pip install --no-cache-dir --constraint constraints/gpu.txt ".[gpu]"
 
-# PyPI's torch 2.13.0 for Linux x86-64 is the CUDA build; the gpu extra adds torchvision and torchao.
-RUN pip install "torch==2.13.0" \
-    && pip install ".[gpu]"
-
-RUN useradd --create-home --uid 1000 packshot && mkdir -p /models && chown packshot /models
-USER packshot
+# A fixed numeric UID/GID, so volume permissions work on any host and Kubernetes can check runAsNonRoot.
+RUN groupadd --gid 10001 packshot \
+    && useradd --uid 10001 --gid 10001 --create-home packshot \
+    && mkdir -p /models \
+    && chown 10001:10001 /models
+USER 10001:10001
 VOLUME ["/models"]
 
+# The worker's own health endpoint (prefect worker start --with-healthcheck) on port 8080.
+EXPOSE 8080
+HEALTHCHECK --interval=60s --timeout=10s --start-period=60s \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=5)"]
+
 ENTRYPOINT ["tini", "--"]
-CMD ["prefect", "worker", "start", "--pool", "gpu-pool", "--type", "process"]
+CMD ["prefect", "worker", "start", "--pool", "gpu-pool", "--type", "process", "--with-healthcheck"]

@@ -98,6 +98,7 @@ class RunContext:
     cache: StageCache | None = None
     brands: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # the generator's LoRA state is shared
+    _s3: object | None = None
 
     def brand(self, name: str | None):
         if not name:
@@ -113,6 +114,14 @@ class RunContext:
         if self.generator is not None:
             out["background"] = self.generator.name
         return out
+
+    def s3_client(self):
+        """One boto3 client for every s3:// image of the run (thread-safe; a new one costs ~50 ms)."""
+        if self._s3 is None:
+            from packshot.storage import make_s3_client
+
+            self._s3 = make_s3_client()
+        return self._s3
 
     def segmenter_identity(self) -> str:
         return str(getattr(self.segmenter, "identity", None) or self.segmenter.name)
@@ -265,18 +274,42 @@ def _load_phase(product: Product, ctx: RunContext) -> _Job:
 
     job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
     try:
-        job.loaded = load_image(product.images[0], ctx.base_dir, ctx.settings.load)
+        ref = product.images[0]
+        # Local files: hash the bytes and check .done.json before decoding, so an unchanged
+        # product costs one read and a hash (nightly reruns). Any problem falls through to load_image.
+        local_sha = _local_sha(ref, ctx)
+        if local_sha is not None and _reuse_previous(job, _content_key(product, local_sha, ctx), ctx):
+            return job
+        s3 = ctx.s3_client() if ref.startswith("s3://") else None
+        job.loaded = load_image(ref, ctx.base_dir, ctx.settings.load, s3_client=s3)
         job.key = _content_key(product, job.loaded.sha256, ctx)
-        done_key = f"{job.folder}/.done.json"
-        if ctx.storage.exists(done_key):
-            previous = ProductResult.model_validate_json(ctx.storage.read_bytes(done_key))
-            if previous.key == job.key and all(ctx.storage.exists(o.key) for o in previous.outputs):
-                previous.status = "skipped"
-                previous.notes = [*previous.notes, "unchanged since the last run: reused its outputs"]
-                job.result = previous
+        _reuse_previous(job, job.key, ctx)
     except Exception as exc:
         _fail(job, exc)
     return job
+
+
+def _local_sha(ref: str, ctx: RunContext) -> str | None:
+    if "://" in ref:
+        return None
+    try:
+        return hashlib.sha256(_inside(ctx.base_dir, ref).read_bytes()).hexdigest()
+    except (OSError, PackshotError):
+        return None
+
+
+def _reuse_previous(job: _Job, key: str, ctx: RunContext) -> bool:
+    """Finish ``job`` as skipped when its ``.done.json`` has ``key`` and all its files still exist."""
+    done_key = f"{job.folder}/.done.json"
+    if not ctx.storage.exists(done_key):
+        return False
+    previous = ProductResult.model_validate_json(ctx.storage.read_bytes(done_key))
+    if previous.key != key or not all(ctx.storage.exists(o.key) for o in previous.outputs):
+        return False
+    previous.status = "skipped"
+    previous.notes = [*previous.notes, "unchanged since the last run: reused its outputs"]
+    job.key, job.result = key, previous
+    return True
 
 
 def _compute_phase(job: _Job, ctx: RunContext) -> None:
@@ -380,6 +413,8 @@ def _render_all(job: _Job, brand, ctx: RunContext) -> list[Rendered]:
     from stages.export import compose_packshot
 
     opts, product, cutout = ctx.options, job.product, job.cutout
+    if not {"export", "recolor"} & set(opts.stages):
+        return []  # only the cutout is written
     names = opts.presets or ctx.settings.export.presets
     out = [compose_packshot(cutout, ctx.presets[n]) for n in names]
     scene_presets = _scene_presets(brand, names, ctx)

@@ -160,7 +160,9 @@ def make_s3_client():
     addressing = "path" if s.s3_endpoint_url else "auto"  # S3-compatible servers (MinIO ...) want path style
     return boto3.client(
         "s3", endpoint_url=s.s3_endpoint_url, region_name=s.s3_region,
-        config=Config(s3={"addressing_style": addressing}, retries={"mode": "standard"}),
+        # SigV4 presigned links: required by newer regions, and they carry their expiry (X-Amz-Expires).
+        config=Config(s3={"addressing_style": addressing}, retries={"mode": "standard"},
+                      signature_version="s3v4"),
     )
 
 

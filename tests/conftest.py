@@ -17,6 +17,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
+# colour-science (used by the recolor tests) puts a spec-less mock into sys.modules["matplotlib"]
+# when matplotlib is absent; diffusers and transformers probe optional packages with find_spec and
+# fail on it. Importing them first, before any test imports colour, keeps the order irrelevant.
+import diffusers  # noqa: E402,F401
+import transformers  # noqa: E402,F401
+
 
 @pytest.fixture(scope="session")
 def prefect_api():

@@ -216,8 +216,10 @@ def load_fill_pipeline(source: str, *, revision: str | None, device: str, local:
     A hub id is first looked up in the local Hugging Face cache without network access.
     """
     import torch
-    from diffusers import FluxFillPipeline
 
+    from stages.background.compat import import_diffusers
+
+    FluxFillPipeline = import_diffusers().FluxFillPipeline  # noqa: N806
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     attempts = [True] if local else [True, False]
     error: Exception | None = None

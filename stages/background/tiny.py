@@ -12,6 +12,8 @@ import string
 import tempfile
 from pathlib import Path
 
+from stages.background.compat import import_diffusers
+
 TINY_VERSION = "1"  # bump when the configs change so stale cache directories are rebuilt
 
 # Shapes shared by the Fill and dev-style transformers: axes_dims_rope sums to attention_head_dim,
@@ -38,6 +40,8 @@ def default_cache_dir() -> Path:
 
 def build_transformer(in_channels: int = FILL_IN_CHANNELS, seed: int = 0):
     import torch
+
+    import_diffusers()
     from diffusers import FluxTransformer2DModel
 
     torch.manual_seed(seed)
@@ -47,6 +51,8 @@ def build_transformer(in_channels: int = FILL_IN_CHANNELS, seed: int = 0):
 def build_tiny_fill_pipeline(seed: int = 0):
     """The tiny pipeline in memory (float32, CPU)."""
     import torch
+
+    import_diffusers()
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
@@ -115,6 +121,8 @@ def save_tiny_lora(
     like a real FLUX-dev LoRA touching ``x_embedder``, cannot apply to the Fill transformer.
     """
     import torch
+
+    import_diffusers()
     from diffusers import FluxFillPipeline
     from peft import LoraConfig, get_peft_model_state_dict
 

@@ -62,7 +62,7 @@ class BrandStyle(BaseModel):
     presets: list[str] = Field(default_factory=lambda: ["shopify"], min_length=1)
     fill_fraction: float | None = Field(None, gt=0.05, le=0.95)
     floor_line: float | None = Field(None, ge=0.3, le=1.0)
-    video: dict = Field(default_factory=dict, description="passed through to the video stage")
+    video: dict = Field(default_factory=dict, description="clip settings, validated by stages.video.BrandVideoStyle")
 
     _source_file: Path | None = PrivateAttr(None)
 
@@ -89,6 +89,15 @@ class BrandStyle(BaseModel):
         bad = [c for c in v if not _HEX.match(c)]
         if bad:
             raise ValueError(f"colors must be '#RRGGBB' hex (quote them in YAML): {bad}")
+        return v
+
+    @field_validator("video")
+    @classmethod
+    def _video_style(cls, v: dict) -> dict:
+        if v:
+            from stages.video import BrandVideoStyle
+
+            BrandVideoStyle.model_validate(v)  # its ValidationError names the bad key
         return v
 
     @property

@@ -56,6 +56,7 @@ def classic_mask(image: np.ndarray, box: Box | None = None) -> np.ndarray:
     has_fg = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).any()
     if has_fg and (seeds == cv2.GC_BGD).any():
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut's k-means start draws from OpenCV's global RNG: same photo, same cut
         cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
     fg = _soft_boundary(small, np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)), est.background)
     if scale != 1.0:  # smooth upsampling keeps the outline from turning into stairs

@@ -105,8 +105,8 @@ def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
 
     For each pixel the best gain k with image ~ k * background is found; a shadow candidate has k
     in [0.35, 0.985], a small residual and a smooth neighbourhood. A candidate region counts as a
-    shadow only if it fades out softly: where it meets the background its gain is near 1. A flat
-    grey part of the product meets the background with a step instead.
+    shadow only if it fades out softly where it meets the background (gain changes by under 3% per
+    pixel along most of that border); a flat grey part of the product meets it with a step.
     """
     img = image.astype(np.float32)
     gain = (img * background).sum(axis=2) / np.maximum((background * background).sum(axis=2), 1.0)
@@ -120,8 +120,10 @@ def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     background_like = (gain >= 0.985) & (residual < 7.0)
     touching_background = cv2.dilate(background_like.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     edge = candidate & touching_background
-    edge_labels, edge_gain = labels[edge], gain[edge]
-    soft = np.bincount(edge_labels, weights=(edge_gain > 0.93).astype(np.float64), minlength=count)
+    edge_labels = labels[edge]
+    # gain change per pixel: a shadow's fades by a few percent per pixel, a product's edge steps
+    slope = np.hypot(cv2.Sobel(gain, cv2.CV_32F, 1, 0), cv2.Sobel(gain, cv2.CV_32F, 0, 1)) / 8.0
+    soft = np.bincount(edge_labels, weights=(slope[edge] < 0.03).astype(np.float64), minlength=count)
     total = np.bincount(edge_labels, minlength=count)
     is_shadow = (total > 0) & (soft >= 0.5 * np.maximum(total, 1))
     is_shadow[0] = False

@@ -1,0 +1,227 @@
+"""Incremental reruns, the stage cache, the GPU lock, inbox intake, the nightly schedule and the UI form."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from PIL import Image
+
+from tests.studio import studio_shot, write_catalog
+
+HERE = Path(__file__).parent
+PRESETS = ["test-white", "test-shop"]
+BRAND = """name: acme
+scene_prompts: ["{title} on a kitchen table"]
+scenes_per_product: 1
+presets: [test-shop]
+palette: ["{color}"]
+"""
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", str(HERE / "small_presets.yaml"))
+    monkeypatch.setenv("PACKSHOT_SEGMENT__BACKEND", "classic")
+    monkeypatch.setenv("PACKSHOT_GENERATIVE__BACKEND", "classic")
+    monkeypatch.setenv("PACKSHOT_BRAND_STYLES_DIR", str(tmp_path / "brands"))
+    (tmp_path / "brands").mkdir()
+    (tmp_path / "brands" / "acme.yaml").write_text(BRAND.replace("{color}", "#D9CBB5"))
+    return tmp_path
+
+
+class CountingSegmenter:
+    """The real segmenter, counting how often the model runs."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def segment(self, image, box=None):
+        self.calls += 1
+        return self.inner.segment(image, box)
+
+
+def _run(catalog: Path, out: Path):
+    """One run as a fresh worker process would do it: new context, counting model calls."""
+    from packshot import pipeline
+    from packshot.catalog import load_catalog
+
+    pipeline._contexts.clear()
+    options = pipeline.RunOptions(catalog=str(catalog), out=str(out), presets=PRESETS,
+                                  stages=["segment", "background", "lifestyle", "export"])
+    ctx = pipeline.get_context(options)
+    ctx.segmenter = CountingSegmenter(ctx.segmenter)
+    results = {r.sku: r for r in pipeline.process_batch(load_catalog(catalog).products, options)}
+    stats = {stage: (s.hits, s.misses) for stage, s in ctx.cache.stats.items()}
+    return results, ctx.segmenter.calls, stats
+
+
+def test_reruns_redo_only_what_changed(env):
+    catalog = write_catalog(env / "cat", [{"sku": "A", "brand_style": "acme"},
+                                          {"sku": "B", "shape": "mug", "brand_style": "acme"}])
+    out = env / "out"
+    first, calls, stats = _run(catalog, out)
+    assert {r.status for r in first.values()} == {"done"} and calls == 2
+    assert stats == {"cutout": (0, 2), "background": (0, 2), "scenes": (0, 2)}
+    assert {o.kind for o in first["A"].outputs} == {"cutout", "packshot", "background", "scene"}
+
+    # Nothing changed: no model work at all, every product reused.
+    again, calls, stats = _run(catalog, out)
+    assert {r.status for r in again.values()} == {"skipped"} and calls == 0 and stats == {}
+
+    # A new brand style: backgrounds and scenes are redone, the cutouts come from the cache.
+    (env / "brands" / "acme.yaml").write_text(BRAND.replace("{color}", "#203040"))
+    restyled, calls, stats = _run(catalog, out)
+    assert {r.status for r in restyled.values()} == {"done"} and calls == 0
+    assert stats == {"cutout": (2, 0), "background": (0, 2), "scenes": (0, 2)}
+    scene = {o.key: o.sha256 for o in restyled["A"].outputs if o.kind == "scene"}
+    assert scene != {o.key: o.sha256 for o in first["A"].outputs if o.kind == "scene"}
+    cutout = [o.sha256 for o in restyled["A"].outputs if o.kind == "cutout"]
+    assert cutout == [o.sha256 for o in first["A"].outputs if o.kind == "cutout"]
+
+    # A new photo for B: only B is redone, from segmentation on.
+    rgb, _ = studio_shot(shape="disc", color=(200, 40, 40), seed=9)
+    Image.fromarray(rgb).save(env / "cat" / "images" / "B.jpg", quality=92)
+    changed, calls, stats = _run(catalog, out)
+    assert changed["A"].status == "skipped" and changed["B"].status == "done" and calls == 1
+    assert stats == {"cutout": (0, 1), "background": (0, 1), "scenes": (0, 1)}
+
+
+def test_progress_reports_each_product_in_order_as_it_finishes(env):
+    from packshot import pipeline, progress
+    from packshot.catalog import load_catalog
+
+    catalog = write_catalog(env / "cat", [{"sku": f"P{i}"} for i in range(5)])
+    options = pipeline.RunOptions(catalog=str(catalog), out=str(env / "out"), presets=PRESETS,
+                                  stages=["segment", "export"])
+    seen = []
+
+    def on_result(result):
+        seen.append((result.sku, (env / "out" / result.sku / ".done.json").is_file()))
+
+    with progress.listening(on_result):
+        results = pipeline.process_batch(load_catalog(catalog).products, options)
+    assert [r.sku for r in results] == [f"P{i}" for i in range(5)]
+    assert seen == [(f"P{i}", True) for i in range(5)]  # reported only once its files are written
+
+
+def test_gpu_lock_is_exclusive_across_processes(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from packshot.gpu import gpu_lock
+        with gpu_lock(sys.argv[1], Path({str(tmp_path / 'locks')!r})):
+            start = time.time()
+            time.sleep(0.4)
+            print(start, time.time())
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, "cuda:0"], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    spans = sorted(tuple(map(float, p.communicate(timeout=60)[0].split())) for p in procs)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end, f"two processes held cuda:0 at once: {spans}"
+
+    from packshot.gpu import device_slot
+
+    assert device_slot("cuda") == "cuda0" and device_slot("cuda:1") == "cuda1" and device_slot("cpu") is None
+
+
+def test_nightly_schedule_uses_the_merchant_timezone(monkeypatch):
+    monkeypatch.setenv("PACKSHOT_ORCHESTRATION__TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("PACKSHOT_ORCHESTRATION__NIGHTLY_CATALOG", "catalogs/shop.csv")
+    from prefect.server.schemas.schedules import CronSchedule
+
+    from flows.deployments import deployment_specs
+    from packshot.config import get_settings
+
+    specs = deployment_specs(get_settings())
+    (schedule,) = specs["nightly"]["schedules"]
+    assert (schedule.cron, schedule.timezone) == ("0 2 * * *", "Europe/Berlin")
+    assert specs["nightly"]["parameters"]["options"]["catalog"] == "catalogs/shop.csv"
+    # Prefect's own cron evaluation: 02:00 in Berlin is 01:00 UTC in winter and 00:00 UTC in summer.
+    berlin, utc = ZoneInfo("Europe/Berlin"), ZoneInfo("UTC")
+    server_schedule = CronSchedule(cron=schedule.cron, timezone=schedule.timezone)
+    winter, summer = datetime(2026, 1, 10, 12, tzinfo=berlin), datetime(2026, 7, 10, 12, tzinfo=berlin)
+    for day, utc_hour in ((winter, 1), (summer, 0)):
+        (fire,) = asyncio.run(server_schedule.get_dates(n=1, start=day))
+        assert (fire.astimezone(berlin).hour, fire.astimezone(utc).hour) == (2, utc_hour)
+
+
+def test_on_demand_form_is_the_typed_run_options():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.catalog_run import catalog_run
+
+    schema = parameter_schema(catalog_run.fn).model_dump()
+    assert schema["properties"]["options"]["$ref"] == "#/definitions/RunOptions"
+    options = schema["definitions"]["RunOptions"]
+    assert options["required"] == ["catalog"]
+    assert options["properties"]["stages"]["items"]["enum"][:2] == ["segment", "background"]
+    for name in ("catalog", "out", "brand", "presets", "video"):
+        assert options["properties"][name].get("description"), name
+    video = schema["definitions"]["VideoOptions"]["properties"]
+    assert video["duration_s"]["maximum"] == 20 and video["provider"]["default"] == "none"
+
+
+def test_local_inbox_claims_each_file_once_under_concurrency(tmp_path):
+    from flows.intake import LocalInbox
+
+    box = LocalInbox(tmp_path / "inbox")
+    (box.root / "shop.csv").write_text("sku,title,image\n")
+    (item,) = box.new_files(settle_s=0)
+    wins = []
+    threads = [threading.Thread(target=lambda: wins.append(box.claim(item))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]
+    assert box.new_files(settle_s=3600) == []  # still being written (changed just now): left alone
+
+
+def test_intake_runs_each_new_csv_exactly_once(prefect_api, env):
+    from flows.intake import intake_inbox
+
+    inbox = env / "inbox"
+    write_catalog(inbox, [{"sku": "GOOD-1"}, {"sku": "GOOD-2", "shape": "mug"}], name="spring.csv")
+    (inbox / "broken.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00 not a csv at all")
+    (inbox / "norows.csv").write_text("sku,title,image\n,,\n")
+    kwargs = {"inbox": str(inbox), "out": str(env / "out"), "stages": ["segment", "export"],
+              "presets": PRESETS, "settle_s": 0}
+
+    handled = {h["file"]: h for h in intake_inbox(**kwargs)}
+    assert {f: h["outcome"] for f, h in handled.items()} == {
+        "spring.csv": "processed", "broken.csv": "failed", "norows.csv": "failed"}
+    assert handled["spring.csv"]["counts"]["done"] == 2
+    manifest = json.loads((env / "out" / "spring" / "manifest.json").read_text())
+    assert sorted(p["sku"] for p in manifest["products"]) == ["GOOD-1", "GOOD-2"]
+    assert not list(inbox.glob("*.csv"))
+
+    (moved,) = (inbox / "processed").glob("*spring.csv")
+    assert "2 products ready" in Path(f"{moved}.validation.txt").read_text()
+    assert json.loads(Path(f"{moved}.validation.json").read_text())["skus"] == ["GOOD-1", "GOOD-2"]
+    (broken,) = (inbox / "failed").glob("*broken.csv")
+    assert "broken.csv" in Path(f"{broken}.validation.txt").read_text()
+    (norows,) = (inbox / "failed").glob("*norows.csv")
+    assert json.loads(Path(f"{norows}.validation.json").read_text())["products"] == 0
+
+    assert intake_inbox(**kwargs) == []  # nothing new: nothing runs
+
+    # The merchant uploads the very same file again: recognised, filed, no second run.
+    (inbox / "spring.csv").write_bytes(moved.read_bytes())
+    (dup,) = intake_inbox(**kwargs)
+    assert dup["outcome"] == "duplicate"
+    assert "processed:" in Path(f"{dup['moved_to']}.validation.txt").read_text()
+    rerun = json.loads((env / "out" / "spring" / "manifest.json").read_text())
+    assert rerun["started"] == manifest["started"]
