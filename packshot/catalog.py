@@ -86,6 +86,44 @@ def load_catalog(path: str | Path) -> Catalog:
     return Catalog(path=str(path), format=fmt, products=products, errors=errors, notes=notes)
 
 
+def check_local_images(catalog: Catalog, max_pixels: int) -> Catalog:
+    """Probe every local image's header (cheap: no pixels are decoded) and move products whose
+    file is missing, not an image, or too large into the catalog's errors. URLs and s3:// keys are
+    left to load time, where their fetch is checked anyway."""
+    from PIL import Image, UnidentifiedImageError
+
+    base = Path(catalog.path).resolve().parent
+    keep, errors = [], list(catalog.errors)
+    for product in catalog.products:
+        problem = None
+        for ref in product.images:
+            if "://" in ref:
+                continue
+            path = (base / ref).resolve()
+            if not path.is_relative_to(base):
+                problem = f"image {ref!r} is outside the catalog's folder {base}"
+            elif not path.is_file():
+                problem = f"image file {ref!r} does not exist (looked for {path}); check the path and its case"
+            else:
+                try:
+                    with Image.open(path) as img:
+                        width, height = img.size
+                except (UnidentifiedImageError, OSError) as exc:
+                    problem = f"{ref!r} is not an image Pillow can read ({type(exc).__name__}); export it as JPEG or PNG"
+                else:
+                    if width * height > max_pixels:
+                        problem = (f"{ref!r} is {width}x{height} pixels, above the limit of {max_pixels:,}; "
+                                   "downscale it or raise PACKSHOT_LOAD__MAX_PIXELS")
+            if problem:
+                break
+        if problem:
+            errors.append(RowError(file=product.source_file, line=product.source_line, column="image",
+                                   sku=product.sku, message=problem))
+        else:
+            keep.append(product)
+    return catalog.model_copy(update={"products": keep, "errors": sorted(errors, key=lambda e: e.line)})
+
+
 def validation_report(catalog: Catalog) -> str:
     """Plain-text report for a merchant: counts, then one line per problem and what to do."""
     bad_rows = len({(e.file, e.line) for e in catalog.errors})

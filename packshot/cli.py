@@ -109,11 +109,17 @@ def _print_summary(summary: dict) -> None:
 def validate(
     catalog: Annotated[Path, typer.Argument(help="catalog CSV")],
     json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    check_images: Annotated[
+        bool, typer.Option(help="open each local image's header: missing files, non-images, oversized images")
+    ] = True,
 ):
     """Check a catalog without processing it; exit code 1 when any row is bad."""
-    from packshot.catalog import load_catalog, report_json, validation_report
+    from packshot.catalog import check_local_images, load_catalog, report_json, validation_report
+    from packshot.config import get_settings
 
     parsed = load_catalog(catalog)
+    if check_images:
+        parsed = check_local_images(parsed, get_settings().load.max_pixels)
     if json_out:
         import json
 
@@ -137,7 +143,7 @@ def segment(
 
     settings = get_settings()
     seg = settings.segment.model_copy(update={"backend": backend}) if backend else settings.segment
-    results = segment_folder(images_dir, out, seg, resolve_device(settings.device))
+    results = segment_folder(images_dir, out, seg, resolve_device(settings.device), load=settings.load)
     failed = [(name, error) for name, error in results if error]
     console.print(f"{len(results) - len(failed)} cutouts written to {out}")
     for name, error in failed:

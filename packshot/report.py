@@ -31,7 +31,12 @@ figcaption{font-size:12px;color:#555;word-break:break-all} .bad img{border:3px s
 
 
 def _thumb(storage: Storage, rec: OutputRecord) -> str | None:
+    # Thumbnails are cached by the output's sha256, so a nightly rerun's report reads them back
+    # instead of decoding and resizing every image again.
+    cached = f".cache/thumbs/{rec.sha256}"
     try:
+        if storage.exists(cached):
+            return storage.read_bytes(cached).decode()
         img = Image.open(io.BytesIO(storage.read_bytes(rec.key)))
         img.thumbnail((THUMB_PX * 2, THUMB_PX * 2))
         buf = io.BytesIO()
@@ -41,7 +46,9 @@ def _thumb(storage: Storage, rec: OutputRecord) -> str | None:
         else:
             img.convert("RGB").save(buf, "JPEG", quality=80)
             mime = "jpeg"
-        return f"data:image/{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
+        uri = f"data:image/{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
+        storage.write_bytes(cached, uri.encode(), "text/plain")
+        return uri
     except Exception:  # a missing or unreadable file shows as a broken link, not a failed report
         return None
 
