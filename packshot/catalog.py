@@ -46,11 +46,35 @@ _EXPECTED = (
     "Attribute 1 name, Attribute 1 value(s), ...)"
 )
 # Option/attribute names that mean "color" (a few languages, since stores export in their own).
-COLOR_OPTION_NAMES = frozenset({
-    "color", "colour", "colors", "colours", "farbe", "farben", "couleur", "couleurs", "colore", "colori",
-    "kleur", "kleuren", "färg", "farve", "farge", "väri", "kolor", "cor", "barva", "renk", "цвет", "色",
-    "颜色", "顏色", "カラー",
-})
+COLOR_OPTION_NAMES = frozenset(
+    {
+        "color",
+        "colour",
+        "colors",
+        "colours",
+        "farbe",
+        "farben",
+        "couleur",
+        "couleurs",
+        "colore",
+        "colori",
+        "kleur",
+        "kleuren",
+        "färg",
+        "farve",
+        "farge",
+        "väri",
+        "kolor",
+        "cor",
+        "barva",
+        "renk",
+        "цвет",
+        "色",
+        "颜色",
+        "顏色",
+        "カラー",
+    }
+)
 MAX_SKU_LENGTH = 100
 _FIELD_LIMIT = 16 * 1024 * 1024  # Shopify bodies can embed base64 images; the csv default is 128 KiB
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
@@ -103,22 +127,34 @@ def check_local_images(catalog: Catalog, max_pixels: int) -> Catalog:
             if not path.is_relative_to(base):
                 problem = f"image {ref!r} is outside the catalog's folder {base}"
             elif not path.is_file():
-                problem = f"image file {ref!r} does not exist (looked for {path}); check the path and its case"
+                problem = (
+                    f"image file {ref!r} does not exist (looked for {path}); check the path and its case"
+                )
             else:
                 try:
                     with Image.open(path) as img:
                         width, height = img.size
                 except (UnidentifiedImageError, OSError) as exc:
-                    problem = f"{ref!r} is not an image Pillow can read ({type(exc).__name__}); export it as JPEG or PNG"
+                    kind = type(exc).__name__
+                    problem = f"{ref!r} is not an image Pillow can read ({kind}); export it as JPEG or PNG"
                 else:
                     if width * height > max_pixels:
-                        problem = (f"{ref!r} is {width}x{height} pixels, above the limit of {max_pixels:,}; "
-                                   "downscale it or raise PACKSHOT_LOAD__MAX_PIXELS")
+                        problem = (
+                            f"{ref!r} is {width}x{height} pixels, above the limit of {max_pixels:,}; "
+                            "downscale it or raise PACKSHOT_LOAD__MAX_PIXELS"
+                        )
             if problem:
                 break
         if problem:
-            errors.append(RowError(file=product.source_file, line=product.source_line, column="image",
-                                   sku=product.sku, message=problem))
+            errors.append(
+                RowError(
+                    file=product.source_file,
+                    line=product.source_line,
+                    column="image",
+                    sku=product.sku,
+                    message=problem,
+                )
+            )
         else:
             keep.append(product)
     return catalog.model_copy(update={"products": keep, "errors": sorted(errors, key=lambda e: e.line)})
@@ -191,8 +227,13 @@ class _Intake:
         """Record a sku; a second use (ignoring case: skus become folder names) is an error."""
         first = self.sku_lines.setdefault(sku.casefold(), line)
         if first != line:
-            self.error(line, column, f"duplicate sku, already used on line {first}; give each product its "
-                       "own sku (compared ignoring case, since skus become folder names)", sku)
+            self.error(
+                line,
+                column,
+                f"duplicate sku, already used on line {first}; give each product its "
+                "own sku (compared ignoring case, since skus become folder names)",
+                sku,
+            )
             return False
         return True
 
@@ -204,22 +245,28 @@ def _read_text(path: Path) -> tuple[str, list[str]]:
         raise CatalogError(f"{path} is a folder; give the catalog CSV file inside it.")
     data = path.read_bytes()
     if not data.strip():
-        raise CatalogError(f"catalog file {path} is empty; export your products as CSV "
-                           "(see catalogs/README.md).")
+        raise CatalogError(
+            f"catalog file {path} is empty; export your products as CSV (see catalogs/README.md)."
+        )
     if data.startswith(b"PK\x03\x04"):
-        raise CatalogError(f"{path} is a spreadsheet workbook (.xlsx/.ods), not a CSV; in Excel use "
-                           "File > Save As > 'CSV UTF-8 (Comma delimited)'.")
+        raise CatalogError(
+            f"{path} is a spreadsheet workbook (.xlsx/.ods), not a CSV; in Excel use "
+            "File > Save As > 'CSV UTF-8 (Comma delimited)'."
+        )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
         return data.decode("utf-16"), []
     if b"\x00" in data[:8192]:
-        raise CatalogError(f"{path} is not a CSV text file (it contains binary data); "
-                           "export the catalog as CSV.")
+        raise CatalogError(
+            f"{path} is not a CSV text file (it contains binary data); export the catalog as CSV."
+        )
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        note = (f"the file is not UTF-8 (first non-UTF-8 byte on line {line}); read it as Windows-1252, the "
-                "encoding older Excel versions write. Check accented characters, or save as 'CSV UTF-8'.")
+        note = (
+            f"the file is not UTF-8 (first non-UTF-8 byte on line {line}); read it as Windows-1252, the "
+            "encoding older Excel versions write. Check accented characters, or save as 'CSV UTF-8'."
+        )
         return data.decode("cp1252", errors="replace"), [note]
 
 
@@ -239,8 +286,10 @@ def _records(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
             pass
     except csv.Error as exc:
         if "unexpected end of data" in str(exc) and records:
-            raise csv.Error(f"line {records[-1][0]}: a quoted field starts in this row and is never closed; "
-                            'look for a stray " character') from exc
+            raise csv.Error(
+                f"line {records[-1][0]}: a quoted field starts in this row and is never closed; "
+                'look for a stray " character'
+            ) from exc
     return records
 
 
@@ -402,9 +451,11 @@ def _http_notes(products: list[Product]) -> list[str]:
     if not plain:
         return []
     product, _ = plain[0]
-    return [f"{_plural(len(plain), 'image reference')} use plain http:// (first: sku {product.sku}, line "
-            f"{product.source_line}); the loader refuses them unless PACKSHOT_LOAD__ALLOW_HTTP=true. "
-            "Prefer https:// URLs."]
+    return [
+        f"{_plural(len(plain), 'image reference')} use plain http:// (first: sku {product.sku}, line "
+        f"{product.source_line}); the loader refuses them unless PACKSHOT_LOAD__ALLOW_HTTP=true. "
+        "Prefer https:// URLs."
+    ]
 
 
 def _plural(count: int, word: str) -> str:
@@ -448,14 +499,29 @@ def _parse_packshot(rows: list[_Row], intake: _Intake) -> list[Product]:
             intake.error(row.line, "recolor_mask", problem.replace("images must", "masks must"), sku)
         brand = row.get("brand_style").removesuffix(".yaml").removesuffix(".yml") or None
         if brand and (not _BRAND_STYLE.match(brand) or ".." in brand):
-            intake.error(row.line, "brand_style", f"brand_style {brand!r} must be the name of a file in "
-                         "brand_styles/ (letters, digits, '-', '_'), like 'minimal' for "
-                         "brand_styles/minimal.yaml", sku)
+            intake.error(
+                row.line,
+                "brand_style",
+                f"brand_style {brand!r} must be the name of a file in "
+                "brand_styles/ (letters, digits, '-', '_'), like 'minimal' for "
+                "brand_styles/minimal.yaml",
+                sku,
+            )
         if len(intake.errors) > before:
             continue
-        product = _build(intake, row.line, {"images": "image"}, sku=sku, title=title, images=images,
-                         category=row.get("category"), brand_style=brand, colors=colors.as_list(), bbox=bbox,
-                         recolor_mask=mask)
+        product = _build(
+            intake,
+            row.line,
+            {"images": "image"},
+            sku=sku,
+            title=title,
+            images=images,
+            category=row.get("category"),
+            brand_style=brand,
+            colors=colors.as_list(),
+            bbox=bbox,
+            recolor_mask=mask,
+        )
         if product:
             products.append(product)
     return products
@@ -469,8 +535,11 @@ def _parse_shopify(rows: list[_Row], intake: _Intake) -> list[Product]:
     groups: dict[str, list[_Row]] = {}
     for row in rows:
         if not row.get("Handle"):
-            intake.error(row.line, "Handle", "row has no Handle; Shopify variant and image rows must repeat "
-                         "the product's handle")
+            intake.error(
+                row.line,
+                "Handle",
+                "row has no Handle; Shopify variant and image rows must repeat the product's handle",
+            )
             continue
         groups.setdefault(row.get("Handle"), []).append(row)
     products = []
@@ -488,15 +557,21 @@ def _shopify_product(handle: str, group: list[_Row], intake: _Intake) -> Product
         intake.error(first.line, "Handle", problem.replace("sku", "Handle", 1), handle)
     title = first.get("Title")
     if not title:
-        intake.error(first.line, "Title", "the product's first row has no Title; put the product name there",
-                     handle)
+        intake.error(
+            first.line, "Title", "the product's first row has no Title; put the product name there", handle
+        )
     if len(intake.errors) > fatal:
         return None
     rows = [first]
     for row in group[1:]:
         if row.get("Title") and row.get("Title") != title:
-            intake.error(row.line, "Handle", f"Handle {handle!r} is already used by {title!r} on line "
-                         f"{first.line}; give each product its own handle (row skipped)", handle)
+            intake.error(
+                row.line,
+                "Handle",
+                f"Handle {handle!r} is already used by {title!r} on line "
+                f"{first.line}; give each product its own handle (row skipped)",
+                handle,
+            )
         else:
             rows.append(row)
 
@@ -515,8 +590,12 @@ def _shopify_product(handle: str, group: list[_Row], intake: _Intake) -> Product
                 position = row.get("Image Position")
                 rank = float(position) if position.isdigit() else float("inf")
                 if position and not position.isdigit():
-                    intake.error(row.line, "Image Position", f"Image Position {position!r} is not a whole "
-                                 "number; the image is placed last", handle)
+                    intake.error(
+                        row.line,
+                        "Image Position",
+                        f"Image Position {position!r} is not a whole number; the image is placed last",
+                        handle,
+                    )
                 positioned.append((rank, order, ref))
     images = _dedupe([ref for _, _, ref in sorted(positioned)] + variant_images)
 
@@ -529,14 +608,23 @@ def _shopify_product(handle: str, group: list[_Row], intake: _Intake) -> Product
                     intake.error(row.line, column, f"{problem}; this color variant is skipped", handle)
             break
     if not images:
-        intake.error(first.line, "Image Src", "product has no usable image; add its photo URL in 'Image Src'",
-                     handle)
+        intake.error(
+            first.line, "Image Src", "product has no usable image; add its photo URL in 'Image Src'", handle
+        )
         return None
     if not intake.claim_sku(handle, first.line, "Handle"):
         return None
     category = first.get("Type") or first.get("Product Category").rpartition(">")[2].strip()
-    return _build(intake, first.line, {"sku": "Handle", "title": "Title", "images": "Image Src"},
-                  sku=handle, title=title, images=images, category=category, colors=colors.as_list())
+    return _build(
+        intake,
+        first.line,
+        {"sku": "Handle", "title": "Title", "images": "Image Src"},
+        sku=handle,
+        title=title,
+        images=images,
+        category=category,
+        colors=colors.as_list(),
+    )
 
 
 # --------------------------------------------------------------------------- WooCommerce export
@@ -561,8 +649,13 @@ def _parse_woocommerce(rows: list[_Row], intake: _Intake) -> list[Product]:
     unique: list[_Row] = []
     for row in parents:
         if row.get("ID") in by_id:
-            intake.error(row.line, "ID", f"ID {row.get('ID')} is already used on line "
-                         f"{by_id[row.get('ID')].line}; each product needs its own ID", row.get("SKU"))
+            intake.error(
+                row.line,
+                "ID",
+                f"ID {row.get('ID')} is already used on line "
+                f"{by_id[row.get('ID')].line}; each product needs its own ID",
+                row.get("SKU"),
+            )
             continue
         if row.get("ID"):
             by_id[row.get("ID")] = row
@@ -578,11 +671,20 @@ def _parse_woocommerce(rows: list[_Row], intake: _Intake) -> list[Product]:
         else:  # the parent's SKU; a bare number is tried as an ID too
             parent = by_sku.get(ref, by_id.get(ref))
         if not ref:
-            intake.error(row.line, "Parent", "variation has no Parent; write the parent's 'id:<ID>' or SKU",
-                         row.get("SKU"))
+            intake.error(
+                row.line,
+                "Parent",
+                "variation has no Parent; write the parent's 'id:<ID>' or SKU",
+                row.get("SKU"),
+            )
         elif parent is None:
-            intake.error(row.line, "Parent", f"the parent {ref!r} of this variation is not in this file; "
-                         "export the variable product together with its variations", row.get("SKU"))
+            intake.error(
+                row.line,
+                "Parent",
+                f"the parent {ref!r} of this variation is not in this file; "
+                "export the variable product together with its variations",
+                row.get("SKU"),
+            )
         else:
             children.setdefault(parent.line, []).append(row)
 
@@ -625,8 +727,12 @@ def _woo_product(row: _Row, variations: list[_Row], intake: _Intake) -> Product 
             for value in _WOO_LIST_SPLIT.split(source.get(value_column)):
                 value = value.replace("\\,", ",").strip()
                 if value and (problem := colors.add(value)):
-                    intake.error(source.line, _canonical(value_column), f"{problem}; this color variant is "
-                                 "skipped", sku)
+                    intake.error(
+                        source.line,
+                        _canonical(value_column),
+                        f"{problem}; this color variant is skipped",
+                        sku,
+                    )
     if not images:
         intake.error(row.line, "Images", "product has no usable image; add its photo URL in 'Images'", sku)
         return None
@@ -634,8 +740,16 @@ def _woo_product(row: _Row, variations: list[_Row], intake: _Intake) -> Product 
         return None
     first_category = row.get("Categories").split(",")[0]
     category = first_category.rpartition(">")[2].strip()
-    return _build(intake, row.line, {"sku": "SKU", "title": "Name", "images": "Images"},
-                  sku=sku, title=title, images=images, category=category, colors=colors.as_list())
+    return _build(
+        intake,
+        row.line,
+        {"sku": "SKU", "title": "Name", "images": "Images"},
+        sku=sku,
+        title=title,
+        images=images,
+        category=category,
+        colors=colors.as_list(),
+    )
 
 
 def _attribute_name_columns(header: dict[str, int]) -> list[str]:

@@ -15,8 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from packshot.errors import PackshotError
 
-app = typer.Typer(help="packshot: product photos in, marketplace-ready images out.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="packshot: product photos in, marketplace-ready images out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -70,19 +73,34 @@ def run(
     parsed = load_catalog(catalog)  # fail fast on an unreadable catalog, and size the bar
     total = min(len(parsed.products), limit) if limit else len(parsed.products)
     options = RunOptions(
-        catalog=str(catalog), out=out or f"out/{catalog.stem}", brand=brand,
-        stages=_split(stages) or list(DEFAULT_STAGES), presets=_split(presets), batch_size=batch_size, limit=limit,
+        catalog=str(catalog),
+        out=out or f"out/{catalog.stem}",
+        brand=brand,
+        stages=_split(stages) or list(DEFAULT_STAGES),
+        presets=_split(presets),
+        batch_size=batch_size,
+        limit=limit,
     )
     if parsed.errors:
-        err.print(f"[yellow]{len(parsed.errors)} bad row(s) will be skipped; see `packshot validate {catalog}`[/]")
+        err.print(
+            f"[yellow]{len(parsed.errors)} bad row(s) will be skipped; see `packshot validate {catalog}`[/]"
+        )
     from flows.catalog_run import catalog_run
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[last]}"), TimeRemainingColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
         task_id = bar.add_task("products", total=total, last="starting (first run sets up Prefect)")
 
         def advance(result):
-            mark = {"done": "[green]ok", "skipped": "[cyan]cached", "failed": "[red]failed"}.get(result.status, "")
+            mark = {"done": "[green]ok", "skipped": "[cyan]cached", "failed": "[red]failed"}.get(
+                result.status, ""
+            )
             bar.update(task_id, advance=1, last=f"{mark}[/] {result.sku}")
 
         with progress.listening(advance):
@@ -198,12 +216,21 @@ def estimate(
     products = parsed.products[:limit] if limit else parsed.products
     base = catalog.resolve().parent
     requests, problems = clip_requests(
-        products, lambda p: load_image(p.images[0], base, settings.load).rgb, settings.brand_styles_dir,
-        default_brand=brand, provider=provider, model=model, duration_s=duration,
+        products,
+        lambda p: load_image(p.images[0], base, settings.load).rgb,
+        settings.brand_styles_dir,
+        default_brand=brand,
+        provider=provider,
+        model=model,
+        duration_s=duration,
     )
-    console.print(format_estimate(plan_clips(requests, settings.video)), highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        format_estimate(plan_clips(requests, settings.video)), highlight=False, markup=False, soft_wrap=True
+    )
     for product, reason in problems:
-        err.print(f"[yellow]{product.source_file}:{product.source_line} {product.sku}: not priced: {reason}[/]")
+        err.print(
+            f"[yellow]{product.source_file}:{product.source_line} {product.sku}: not priced: {reason}[/]"
+        )
 
 
 @app.command()
@@ -214,7 +241,9 @@ def presets():
     from stages.export import load_presets
 
     for p in load_presets(get_settings().export.presets_file).values():
-        console.print(f"[bold]{p.name}[/]: {p.width}x{p.height} {p.format}, fill {p.fill_fraction:.0%}. {p.notes}")
+        console.print(
+            f"[bold]{p.name}[/]: {p.width}x{p.height} {p.format}, fill {p.fill_fraction:.0%}. {p.notes}"
+        )
 
 
 def main() -> None:  # pragma: no cover

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from pydantic import ValidationError
 
 from packshot.errors import ConfigError, PackshotError
@@ -28,7 +27,9 @@ def brand_video_style(brand_name: str | None, brand_styles_dir: Path):
         return BrandVideoStyle.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"video.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"brand style '{brand_name}' ({brand_styles_dir}/{brand_name}.yaml): {problems}") from None
+        raise ConfigError(
+            f"brand style '{brand_name}' ({brand_styles_dir}/{brand_name}.yaml): {problems}"
+        ) from None
 
 
 def clip_requests(
@@ -53,6 +54,13 @@ def clip_requests(
             problems.append((product, str(exc)))
             continue
         prompt = f"{product.title}" + (f", {product.category}" if product.category else "")
-        requests.append(ClipRequest(sku=product.sku, image=image, prompt=prompt, brand=styles[brand],
-                                    **{k: v for k, v in overrides.items() if v is not None}))
+        requests.append(
+            ClipRequest(
+                sku=product.sku,
+                image=image,
+                prompt=prompt,
+                brand=styles[brand],
+                **{k: v for k, v in overrides.items() if v is not None},
+            )
+        )
     return requests, problems

@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class LoadSettings(BaseModel):
-    max_pixels: int = Field(80_000_000, description="reject images above this many pixels (decompression bombs)")
+    max_pixels: int = Field(
+        80_000_000, description="reject images above this many pixels (decompression bombs)"
+    )
     max_download_bytes: int = Field(40_000_000, description="largest image accepted from a URL")
     download_timeout_s: float = Field(20.0, description="total time allowed for one URL download")
     allow_http: bool = Field(False, description="accept plain http:// image URLs (https only by default)")
@@ -32,7 +34,9 @@ class LoadSettings(BaseModel):
 
 class SegmentSettings(BaseModel):
     backend: Literal["auto", "classic", "sam", "tiny"] = "auto"
-    sam_checkpoint: Path | None = Field(None, description="path to sam_vit_h_4b8939.pth or another SAM checkpoint")
+    sam_checkpoint: Path | None = Field(
+        None, description="path to sam_vit_h_4b8939.pth or another SAM checkpoint"
+    )
     sam_model_type: Literal["vit_h", "vit_l", "vit_b"] = "vit_h"
     batch_size: int = Field(4, description="images embedded per SAM call on a GPU")
     refine_edges: bool = True

@@ -47,7 +47,9 @@ class ProductResult(BaseModel):
     error: str | None = None
     outputs: list[OutputRecord] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
-    key: str | None = Field(None, description="content key of the inputs and settings this result was made from")
+    key: str | None = Field(
+        None, description="content key of the inputs and settings this result was made from"
+    )
     source_file: str
     source_line: int
     seconds: float = 0.0
@@ -76,8 +78,24 @@ class RunManifest(BaseModel):
 
 
 CSV_COLUMNS = [
-    "sku", "status", "kind", "preset", "variant", "scene", "position", "key", "format", "width", "height",
-    "bytes", "sha256", "generated", "checks", "error", "source_file", "source_line",
+    "sku",
+    "status",
+    "kind",
+    "preset",
+    "variant",
+    "scene",
+    "position",
+    "key",
+    "format",
+    "width",
+    "height",
+    "bytes",
+    "sha256",
+    "generated",
+    "checks",
+    "error",
+    "source_file",
+    "source_line",
 ]
 
 
@@ -86,8 +104,13 @@ def manifest_csv(manifest: RunManifest) -> str:
     writer = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for p in manifest.products:
-        base = {"sku": p.sku or "", "status": p.status, "error": p.error or "",
-                "source_file": p.source_file, "source_line": p.source_line}
+        base = {
+            "sku": p.sku or "",
+            "status": p.status,
+            "error": p.error or "",
+            "source_file": p.source_file,
+            "source_line": p.source_line,
+        }
         if not p.outputs:
             writer.writerow(base)
         for o in p.outputs:
@@ -99,6 +122,8 @@ def manifest_csv(manifest: RunManifest) -> str:
 
 def write_manifest(storage: Storage, manifest: RunManifest) -> tuple[str, str]:
     manifest.finished = manifest.finished or datetime.now(UTC)
-    json_uri = storage.write_bytes("manifest.json", manifest.model_dump_json(indent=2).encode(), "application/json")
+    json_uri = storage.write_bytes(
+        "manifest.json", manifest.model_dump_json(indent=2).encode(), "application/json"
+    )
     csv_uri = storage.write_bytes("manifest.csv", manifest_csv(manifest).encode(), "text/csv")
     return json_uri, csv_uri

@@ -13,6 +13,7 @@ from packshot.manifest import OutputRecord, RunManifest
 from packshot.storage import Storage
 
 THUMB_PX = 220
+_COUNT_KEYS = ("done", "skipped", "failed", "invalid", "outputs", "failed_checks")
 MAX_EMBEDDED = 4000  # past this many thumbnails the sheet links files instead of embedding them
 
 _CSS = """
@@ -56,12 +57,15 @@ def _thumb(storage: Storage, rec: OutputRecord) -> str | None:
 def render_html(manifest: RunManifest, storage: Storage) -> str:
     e = html.escape
     counts = manifest.counts()
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>packshot: {e(manifest.catalog)}</title>",
-           f"<style>{_CSS}</style></head><body>",
-           f"<h1>packshot run</h1><div class='meta'>catalog <b>{e(manifest.catalog)}</b> "
-           f"({e(manifest.catalog_format or '?')}) &rarr; {e(manifest.output)}<br>stages: {e(', '.join(manifest.stages))}"
-           f" &middot; presets: {e(', '.join(manifest.presets))} &middot; started {manifest.started:%Y-%m-%d %H:%M} UTC</div>",
-           "<div class='counts'>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>packshot: {e(manifest.catalog)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>packshot run</h1><div class='meta'>catalog <b>{e(manifest.catalog)}</b> "
+        f"({e(manifest.catalog_format or '?')}) &rarr; {e(manifest.output)}<br>"
+        f"stages: {e(', '.join(manifest.stages))} &middot; presets: {e(', '.join(manifest.presets))}"
+        f" &middot; started {manifest.started:%Y-%m-%d %H:%M} UTC</div>",
+        "<div class='counts'>",
+    ]
     for name in ("done", "skipped", "failed", "invalid", "outputs", "failed_checks"):
         out.append(f"<span class='{name}'>{name.replace('_', ' ')}: <b>{counts[name]}</b></span>")
     out.append("</div>")
@@ -77,10 +81,14 @@ def render_html(manifest: RunManifest, storage: Storage) -> str:
 
     problems = [p for p in manifest.products if p.status in ("failed", "invalid")]
     if problems:
-        out.append("<h2>Failures</h2><table><tr><th>file:line</th><th>sku</th><th>status</th><th>reason</th></tr>")
+        out.append(
+            "<h2>Failures</h2><table><tr><th>file:line</th><th>sku</th><th>status</th><th>reason</th></tr>"
+        )
         for p in problems:
-            out.append(f"<tr><td>{e(p.source_file)}:{p.source_line}</td><td>{e(p.sku or '')}</td>"
-                       f"<td>{p.status}</td><td>{e(p.error or '')}</td></tr>")
+            out.append(
+                f"<tr><td>{e(p.source_file)}:{p.source_line}</td><td>{e(p.sku or '')}</td>"
+                f"<td>{p.status}</td><td>{e(p.error or '')}</td></tr>"
+            )
         out.append("</table>")
 
     out.append("<h2>Products</h2>")
@@ -88,22 +96,33 @@ def render_html(manifest: RunManifest, storage: Storage) -> str:
     for p in manifest.products:
         if not p.outputs:
             continue
-        out.append(f"<div class='sku'><h3>{e(p.sku or '')} <small>({p.status}, {p.seconds:.1f} s)</small></h3>"
-                   "<div class='grid'>")
+        out.append(
+            f"<div class='sku'><h3>{e(p.sku or '')} <small>({p.status}, {p.seconds:.1f} s)</small></h3>"
+            "<div class='grid'>"
+        )
         for rec in p.outputs:
             src = None
             if embedded < MAX_EMBEDDED:
                 src = _thumb(storage, rec)
                 embedded += 1
             link = e(storage.link(rec.key))
-            label = " ".join(x for x in (rec.kind if rec.scene is None else f"scene {rec.scene + 1}",
-                                         rec.preset or "", rec.variant or "") if x)
+            label = " ".join(
+                x
+                for x in (
+                    rec.kind if rec.scene is None else f"scene {rec.scene + 1}",
+                    rec.preset or "",
+                    rec.variant or "",
+                )
+                if x
+            )
             bad = " class='bad'" if rec.checks else ""
             checks = "".join(f"<br>&#10007; {e(c)}" for c in rec.checks)
-            out.append(f"<figure{bad}><a href='{link}'><img loading='lazy' alt='{e(label)}' "
-                       f"src='{src or link}'></a><figcaption>{e(label)}<br>{rec.width}&times;{rec.height}, "
-                       f"{rec.bytes // 1024} KB{' &middot; generated' if rec.generated else ''}{checks}"
-                       "</figcaption></figure>")
+            out.append(
+                f"<figure{bad}><a href='{link}'><img loading='lazy' alt='{e(label)}' "
+                f"src='{src or link}'></a><figcaption>{e(label)}<br>{rec.width}&times;{rec.height}, "
+                f"{rec.bytes // 1024} KB{' &middot; generated' if rec.generated else ''}{checks}"
+                "</figcaption></figure>"
+            )
         out.append("</div>")
         out += [f"<div class='note'>{e(n)}</div>" for n in p.notes]
         out.append("</div>")
@@ -120,9 +139,9 @@ def summary_markdown(manifest: RunManifest, report_uri: str) -> str:
     lines = [
         f"# packshot run: {manifest.catalog}",
         "",
-        f"| done | skipped | failed | invalid rows | outputs | failed checks |",
+        "| done | skipped | failed | invalid rows | outputs | failed checks |",
         "|---|---|---|---|---|---|",
-        f"| {c['done']} | {c['skipped']} | {c['failed']} | {c['invalid']} | {c['outputs']} | {c['failed_checks']} |",
+        "| " + " | ".join(str(c[k]) for k in _COUNT_KEYS) + " |",
         "",
         f"Output: `{manifest.output}`  ",
         f"Contact sheet: `{report_uri}`",

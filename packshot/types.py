@@ -35,7 +35,9 @@ class Product(BaseModel):
 
     sku: str
     title: str
-    images: list[str] = Field(min_length=1, description="image references as written: path, s3:// or https://")
+    images: list[str] = Field(
+        min_length=1, description="image references as written: path, s3:// or https://"
+    )
     category: str = ""
     brand_style: str | None = None
     colors: list[ColorVariant] = Field(default_factory=list)
@@ -68,7 +70,9 @@ class Catalog(BaseModel):
     format: CatalogFormat
     products: list[Product]
     errors: list[RowError] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list, description="warnings about the file as a whole (encoding ...)")
+    notes: list[str] = Field(
+        default_factory=list, description="warnings about the file as a whole (encoding ...)"
+    )
 
 
 @dataclass

@@ -15,12 +15,11 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
-
 # colour-science (used by the recolor tests) puts a spec-less mock into sys.modules["matplotlib"]
 # when matplotlib is absent; diffusers and transformers probe optional packages with find_spec and
 # fail on it. Importing them first, before any test imports colour, keeps the order irrelevant.
 import diffusers  # noqa: E402,F401
+import pytest  # noqa: E402
 import transformers  # noqa: E402,F401
 
 

@@ -9,7 +9,9 @@ import numpy as np
 from PIL import Image
 
 
-def studio_shot(size: int = 160, shape: str = "bottle", color=(40, 90, 170), bg=(246, 246, 246), seed: int = 0):
+def studio_shot(
+    size: int = 160, shape: str = "bottle", color=(40, 90, 170), bg=(246, 246, 246), seed: int = 0
+):
     """Return (rgb HxWx3 uint8, alpha HxW uint8): a shaded object on a light studio background."""
     rng = np.random.default_rng(seed)
     h = w = size
@@ -47,8 +49,16 @@ def write_catalog(folder: Path, rows: list[dict], name: str = "catalog.csv") -> 
             if "image" not in row:
                 rgb, _ = studio_shot(shape=row.get("shape", "bottle"), seed=i)
                 Image.fromarray(rgb).save(folder / image, quality=92)
-            writer.writerow({"sku": row["sku"], "title": row.get("title", f"Product {row['sku']}"),
-                             "image": image, "category": row.get("category", "home"),
-                             "brand_style": row.get("brand_style", ""), "colors": row.get("colors", ""),
-                             "bbox": row.get("bbox", ""), "recolor_mask": row.get("recolor_mask", "")})
+            writer.writerow(
+                {
+                    "sku": row["sku"],
+                    "title": row.get("title", f"Product {row['sku']}"),
+                    "image": image,
+                    "category": row.get("category", "home"),
+                    "brand_style": row.get("brand_style", ""),
+                    "colors": row.get("colors", ""),
+                    "bbox": row.get("bbox", ""),
+                    "recolor_mask": row.get("recolor_mask", ""),
+                }
+            )
     return folder / name

@@ -36,7 +36,9 @@ def _check_template(value: str) -> str:
 class LoraSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(min_length=1, description="local .safetensors file or folder, hub id, or s3://bucket/key")
+    source: str = Field(
+        min_length=1, description="local .safetensors file or folder, hub id, or s3://bucket/key"
+    )
     weight_name: str | None = Field(None, description="file inside a folder or hub repo")
     scale: float = Field(1.0, ge=0.0, le=2.0)
     trigger_words: list[str] = Field(default_factory=list)
@@ -62,7 +64,9 @@ class BrandStyle(BaseModel):
     presets: list[str] = Field(default_factory=lambda: ["shopify"], min_length=1)
     fill_fraction: float | None = Field(None, gt=0.05, le=0.95)
     floor_line: float | None = Field(None, ge=0.3, le=1.0)
-    video: dict = Field(default_factory=dict, description="clip settings, validated by stages.video.BrandVideoStyle")
+    video: dict = Field(
+        default_factory=dict, description="clip settings, validated by stages.video.BrandVideoStyle"
+    )
 
     _source_file: Path | None = PrivateAttr(None)
 
@@ -140,8 +144,10 @@ def parse_brand_file(path: Path) -> BrandStyle:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a brand style is a mapping of fields (name, scene_prompts, ...), got "
-                          f"{type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: a brand style is a mapping of fields (name, scene_prompts, ...), got "
+            f"{type(raw).__name__}"
+        )
     raw.setdefault("name", path.stem)
     if raw["name"] != path.stem:
         raise ConfigError(f"{path}: field 'name': '{raw['name']}' must match the file name '{path.stem}'")

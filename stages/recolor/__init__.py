@@ -62,30 +62,48 @@ def recolor_variants(
 
 def recolor_rgb(rgb: np.ndarray, weight: np.ndarray, target_rgb: tuple[int, int, int]) -> np.ndarray:
     """Recolor ``rgb`` (``HxWx3 uint8``) where ``weight`` (``HxW uint8``) > 0 so the weighted
-    region's median color becomes ``target_rgb``; pixels with weight 0 are copied unchanged."""
+    region's median color becomes ``target_rgb``; pixels with weight 0 are copied unchanged.
+
+    Works on the bounding box of ``weight`` only, in horizontal strips so the 8-bit Lab round trip
+    stays in the CPU cache."""
     out = rgb.copy()
     x, y, w, h = cv2.boundingRect(weight)
     if w == 0 or h == 0:
         return out
     box = (slice(y, y + h), slice(x, x + w))
     crop, weight = np.ascontiguousarray(rgb[box]), np.ascontiguousarray(weight[box])
-    lab = cv2.cvtColor(crop, cv2.COLOR_RGB2Lab)
     matrix, light_lut = transform.build_transform(
-        transform.reference_lab(lab, weight), transform.srgb_to_lab(target_rgb)
+        transform.reference_lab(crop, weight), transform.srgb_to_lab(target_rgb)
     )
-    new = cv2.cvtColor(transform.apply_lab(lab, matrix, light_lut), cv2.COLOR_Lab2RGB)
     blended = crop.copy()
-    cv2.copyTo(new, cv2.compare(weight, 254, cv2.CMP_GT), blended)
-    # Soft pixels (matte edges, material boundaries) are a thin band: blend just those.
-    band = cv2.findNonZero(cv2.inRange(weight, 1, 254))
-    if band is not None:
-        xy = band.reshape(-1, 2)
-        flat = xy[:, 1] * w + xy[:, 0]
-        a = weight.reshape(-1)[flat].astype(np.float32)[:, None] / 255.0
-        mixed = new.reshape(-1, 3)[flat] * a + crop.reshape(-1, 3)[flat] * (1.0 - a)
-        blended.reshape(-1, 3)[flat] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    full = cv2.compare(weight, 254, cv2.CMP_GT)
+    soft = cv2.inRange(weight, 1, 254)
+    rows = max(1, _STRIP_PIXELS // w)
+    for top in range(0, h, rows):
+        strip = slice(top, top + rows)
+        lab = transform.apply_lab(cv2.cvtColor(crop[strip], cv2.COLOR_RGB2Lab), matrix, light_lut)
+        new = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+        cv2.copyTo(new, full[strip], blended[strip])
+        _blend_soft(blended[strip], new, crop[strip], weight[strip], soft[strip])
     out[box] = blended
     return out
+
+
+_STRIP_PIXELS = 64 * 1024  # pixels per strip: three 8-bit images of this size fit a 1 MiB L2 cache
+
+
+def _blend_soft(dst: np.ndarray, new: np.ndarray, old: np.ndarray, weight: np.ndarray, soft: np.ndarray):
+    """``dst = new * w + old * (1 - w)`` where ``soft`` (``HxW uint8``) is set, in place; soft pixels
+    (matte edges, material boundaries) are a thin band, so only they are gathered."""
+    band = cv2.findNonZero(soft)
+    if band is None:
+        return
+    xy = band.reshape(-1, 2)
+    flat = xy[:, 1] * dst.shape[1] + xy[:, 0]
+    a = weight.reshape(-1)[flat].astype(np.uint16)[:, None]
+    # uint16 holds 255 * 255 + 127: exact rounding of the weighted mean without floats.
+    mixed = new.reshape(-1, 3)[flat] * a + old.reshape(-1, 3)[flat] * (255 - a) + 127
+    dst.reshape(-1, 3)[flat] = (mixed // 255).astype(np.uint8)
 
 
 def load_material_mask(path: Path | str, size: tuple[int, int] | None = None) -> np.ndarray:

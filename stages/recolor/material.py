@@ -5,30 +5,104 @@ shading CIELAB's a*, b* and L* + 16 all scale with the cube root of the light, s
 put while the lightness changes. The main material is the densest chromaticity mode among the
 product's solid pixels; a pixel belongs to it when its chromaticity is close to that mode.
 
-- Chromatic materials: hue may not stray; chroma may drop towards white in highlights, but pixels
-  with almost no chroma left (white labels, metal, bright print) are not the material.
+- Chromatic materials: hue may not stray; chroma may drop towards white in highlights (down to a
+  small absolute chroma, so the washed-out center of a highlight still takes the new color), but a
+  pixel with no chroma left (white label, metal, bright print) is not the material.
 - Neutral materials (grey, black, white fabric) cannot be told from neutral labels by chroma, so
   they also need a lightness band: the main lightness mode, widened while the histogram stays
   populated (shading is continuous; a black print on a grey shirt leaves a gap).
+
+Speed: the model is fitted and evaluated on a copy at most ``WORK_SIDE`` px long (Gaussian pyramid),
+the mask is upsampled, and only the pixels on its boundaries are evaluated again at full resolution,
+so label and matte edges stay pixel-exact.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
-WORK_SIDE = 512  # statistics and membership run at most at this long side, then upsample
+WORK_SIDE = 512  # the model is fitted and evaluated at most at this long side, then upsampled
 _BIN = 0.025  # chromaticity histogram bin
 _RANGE = 3.0  # |u|, |v| beyond this are clipped (sRGB blue reaches about 2.3)
 NEUTRAL_CHROMA = 0.1  # |z| below this: a neutral material (about 6 a*/b* units at L* 50)
+# Highlights: a bright pixel with this much chroma left (|z|, about 10 a*/b* units at L* 90) is still
+# fully the material, one _HIGHLIGHT_RAMP less is not at all. An off-white label sits near |z| 0.03.
+HIGHLIGHT_CHROMA = 0.1
+_HIGHLIGHT_RAMP = 0.04
 
 
 def chromaticity(lab8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OpenCV 8-bit Lab ``HxWx3`` -> (L* float32 HxW, complex64 HxW shading-invariant chromaticity)."""
+    """OpenCV 8-bit Lab ``HxWx3`` (or ``Nx1x3``) -> (L* float32, complex64 shading-invariant
+    chromaticity), each of the leading shape."""
     lab = lab8.astype(np.float32)
-    light = lab[..., 0] * (100.0 / 255.0)
+    light = lab[..., 0] * np.float32(100.0 / 255.0)
     z = ((lab[..., 1] - 128.0) + 1j * (lab[..., 2] - 128.0)) / (light + 16.0)
     return light, z.astype(np.complex64)
+
+
+@dataclass(frozen=True)
+class MaterialModel:
+    """The main material's color statistics; :meth:`weight` scores any pixels against them."""
+
+    z0: complex  # chromaticity mode
+    tol: float  # chromaticity tolerance (robust spread of the mode)
+    l_ref: float = 50.0  # chromatic: median L* of the material
+    band: tuple[float, float] = (0.0, 101.0)  # neutral: L* range of the main lightness mode
+
+    @property
+    def neutral(self) -> bool:
+        return abs(self.z0) < NEUTRAL_CHROMA
+
+    def weight(self, light: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Membership in [0, 1] (float32, shape of ``light``) of pixels with L* ``light`` and
+        chromaticity ``z`` (from :func:`chromaticity`)."""
+        tol = self.tol
+        if self.neutral:
+            weight = _ramp(np.abs(z - np.complex64(self.z0)), tol, 1.6 * tol)
+            lo, hi = self.band
+            weight *= _ramp(lo - light, 0.0, 6.0)
+            weight *= _ramp(light - hi, 0.0, 6.0)
+            return weight.astype(np.float32, copy=False)
+        # Chromatic: measure along the material's hue (p: chroma relative to the mode) and across it.
+        chroma0 = abs(self.z0)
+        rel = z * np.complex64(np.conj(self.z0) / chroma0)  # the mode on the positive real axis
+        p = rel.real / np.float32(chroma0)
+        weight = _ramp(np.abs(rel.imag), tol, 1.6 * tol)
+        p_max = 1 + 1.6 * tol / chroma0
+        weight *= _ramp(p, p_max, p_max + 0.3)  # far more saturated than the mode: another material
+        # Less chroma than the material's spread allows is fine only when the pixel is brighter (a
+        # highlight washing the color out): the floor falls to HIGHLIGHT_CHROMA over 15 L* above l_ref.
+        floor_normal = max(0.0, 1 - 1.6 * tol / chroma0)
+        floor_bright = min(floor_normal, HIGHLIGHT_CHROMA / chroma0)
+        brighter = np.clip((light - np.float32(self.l_ref)) / np.float32(15.0), 0.0, 1.0)
+        floor = floor_normal + (floor_bright - floor_normal) * brighter
+        width = 0.1 + (_HIGHLIGHT_RAMP / chroma0 - 0.1) * brighter
+        weight *= np.clip((p - floor) / width + 1.0, 0.0, 1.0)  # 1 from the floor up, 0 a width below
+        return weight.astype(np.float32, copy=False)
+
+
+def fit_material(light: np.ndarray, z: np.ndarray) -> MaterialModel:
+    """Fit :class:`MaterialModel` to the product's solid pixels (1-D ``light``, ``z``)."""
+    if z.size > 200_000:  # statistics need no more than this
+        step = z.size // 200_000 + 1
+        light, z = light[::step], z[::step]
+    z0 = _chroma_mode(z)
+    near = np.abs(z - z0)
+    core = near < 0.15
+    sigma = 1.4826 * float(np.median(near[core])) if core.any() else 0.02
+    tol = float(np.clip(3.5 * sigma, 0.06, 0.25))
+    model = MaterialModel(z0, tol)
+    if model.neutral:
+        return MaterialModel(z0, tol, band=_lightness_band(light[model.weight(light, z) > 0.5]))
+    # l_ref: median lightness of the pixels of the material's hue and at most its chroma.
+    rel = z * np.complex64(np.conj(z0) / abs(z0))
+    p_max = 1 + 1.6 * tol / abs(z0)
+    hue_match = (np.abs(rel.imag) < 1.3 * tol) & (rel.real / abs(z0) < p_max + 0.15)
+    l_ref = float(np.median(light[hue_match])) if hue_match.any() else 50.0
+    return MaterialModel(z0, tol, l_ref=l_ref)
 
 
 def find_main_material(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -38,83 +112,68 @@ def find_main_material(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     x0, y0, bw, bh = cv2.boundingRect(alpha)
     if bw == 0 or bh == 0:
         return out
-    y1, x1 = y0 + bh, x0 + bw
-    crop, crop_alpha = rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
-    h, w = crop_alpha.shape
-    scale = min(1.0, WORK_SIDE / max(h, w))
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-        small_alpha = cv2.resize(crop_alpha, size, interpolation=cv2.INTER_AREA)
-    else:
-        small, small_alpha = crop, crop_alpha
+    box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
+    crop, crop_alpha = np.ascontiguousarray(rgb[box]), np.ascontiguousarray(alpha[box])
+    small, small_alpha = crop, crop_alpha
+    while max(small.shape[:2]) > WORK_SIDE:  # pyrDown: anti-aliased, and far faster than INTER_AREA
+        small, small_alpha = cv2.pyrDown(small), cv2.pyrDown(small_alpha)
     light, z = chromaticity(cv2.cvtColor(small, cv2.COLOR_RGB2Lab))
     solid = small_alpha >= 250
-    if solid.sum() < 16:
+    if np.count_nonzero(solid) < 16:
         solid = small_alpha >= 128
     if not solid.any():
         return out
-    weight = _membership(light, z, solid)
-    mask = (weight * 255).astype(np.uint8)
+    model = fit_material(light[solid], z[solid])
+    mask = _to_uint8(model.weight(light, z))
     # Texture outliers make pinholes and stray specks; neither is a material boundary. Only tiny
     # components flip (a morphological close would also round off the corners of labels).
     specks = max(4, int(small_alpha.size * 2e-5))
     mask[_small_components(mask >= 128, specks)] = 0
     mask[_small_components((mask < 128) & solid, specks)] = 255
-    if scale < 1.0:
-        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
-    out[y0:y1, x0:x1] = cv2.multiply(mask, crop_alpha, scale=1 / 255)
+    if small is not crop:
+        mask = _upsample_refined(mask, crop, model)
+    out[box] = cv2.multiply(mask, crop_alpha, scale=1 / 255)
     return out
+
+
+def _upsample_refined(mask: np.ndarray, crop: np.ndarray, model: MaterialModel) -> np.ndarray:
+    """``mask`` upsampled to ``crop``'s size; where it comes out between 0 and 255 (boundaries of
+    labels, prints, highlights and the matte) the pixels are scored again at full resolution."""
+    h, w = crop.shape[:2]
+    # The pyramid's pixels are centered at 2x + 0.5 of the next level: INTER_LINEAR's convention.
+    mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+    boundary = cv2.findNonZero(cv2.inRange(cv2.dilate(mask, None), 1, 254) | cv2.inRange(mask, 1, 254))
+    if boundary is None:
+        return mask
+    xy = boundary.reshape(-1, 2)
+    flat = xy[:, 1] * w + xy[:, 0]
+    lab = cv2.cvtColor(crop.reshape(-1, 3)[flat][:, None, :], cv2.COLOR_RGB2Lab)
+    light, z = chromaticity(lab[:, 0])
+    mask.reshape(-1)[flat] = _to_uint8(model.weight(light, z))
+    return mask
+
+
+def _to_uint8(weight: np.ndarray) -> np.ndarray:
+    return (weight * 255 + 0.5).astype(np.uint8)
 
 
 def _small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
     """Pixels of ``binary`` (``HxW bool``) in 8-connected components of at most ``max_area`` pixels."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.view(np.uint8), connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] <= max_area
     small[0] = False  # label 0 is the complement of ``binary``
+    if not small.any():
+        return np.zeros_like(binary)
     return small[labels] & binary
-
-
-def _membership(light: np.ndarray, z: np.ndarray, solid: np.ndarray) -> np.ndarray:
-    """Per-pixel membership in [0, 1] of the main material (float32, same shape as ``light``)."""
-    zs = z[solid]
-    if zs.size > 200_000:  # statistics need no more than this
-        zs = zs[:: zs.size // 200_000 + 1]
-    z0 = _chroma_mode(zs)
-    near = np.abs(zs - z0)
-    core = near < 0.15
-    sigma = 1.4826 * float(np.median(near[core])) if core.any() else 0.02
-    tol = float(np.clip(3.5 * sigma, 0.06, 0.25))
-    if abs(z0) < NEUTRAL_CHROMA:
-        weight = _ramp(np.abs(z - z0), tol, 1.6 * tol)
-        members = solid & (weight > 0.5)
-        lo, hi = _lightness_band(light[members])
-        weight *= _ramp(lo - light, 0.0, 6.0) * _ramp(light - hi, 0.0, 6.0)
-        return weight.astype(np.float32)
-    # Chromatic: measure along the material's hue (p: chroma relative to the mode) and across it.
-    rel = z * (np.conj(z0) / abs(z0))  # rotate so the mode lies on the positive real axis
-    p = rel.real / abs(z0)
-    across = np.abs(rel.imag)
-    weight = _ramp(across, tol, 1.6 * tol)
-    p_max = 1 + 1.6 * tol / abs(z0)
-    weight *= _ramp(p, p_max, p_max + 0.3)  # far more saturated than the mode: another material
-    # Less chroma is fine only when the pixel is brighter (a highlight washing the color out);
-    # a pixel with under ~30% of the chroma left is a white/grey part, not the material.
-    floor_normal = max(0.0, 1 - 1.6 * tol / abs(z0))
-    l_ref = float(np.median(light[solid & (weight > 0.5)])) if (solid & (weight > 0.5)).any() else 50.0
-    brighter = np.clip((light - l_ref) / 15.0, 0.0, 1.0)
-    floor = floor_normal + (0.3 - floor_normal) * brighter if floor_normal > 0.3 else np.float32(floor_normal)
-    weight *= _ramp(floor - p, 0.0, 0.1)
-    return weight.astype(np.float32)
 
 
 def _chroma_mode(zs: np.ndarray) -> complex:
     """Densest point of the chromaticity histogram (smoothed, so a flat label cannot outvote a
     large textured material), refined by the mean of the pixels around it."""
     nbins = int(2 * _RANGE / _BIN)
-    u = np.clip(zs.real, -_RANGE, _RANGE - 1e-6)
-    v = np.clip(zs.imag, -_RANGE, _RANGE - 1e-6)
-    hist, _, _ = np.histogram2d(u, v, bins=nbins, range=[[-_RANGE, _RANGE], [-_RANGE, _RANGE]])
+    iu = np.clip(((zs.real + _RANGE) / _BIN).astype(np.int32), 0, nbins - 1)
+    iv = np.clip(((zs.imag + _RANGE) / _BIN).astype(np.int32), 0, nbins - 1)
+    hist = np.bincount(iu * nbins + iv, minlength=nbins * nbins).reshape(nbins, nbins)
     hist = cv2.GaussianBlur(hist.astype(np.float32), (0, 0), 2.0)
     iu, iv = np.unravel_index(int(np.argmax(hist)), hist.shape)
     mode = complex(-_RANGE + (iu + 0.5) * _BIN, -_RANGE + (iv + 0.5) * _BIN)
@@ -141,4 +200,4 @@ def _lightness_band(light: np.ndarray) -> tuple[float, float]:
 
 def _ramp(x, start: float, end: float):
     """1 where ``x <= start``, 0 where ``x >= end``, linear between."""
-    return np.clip((end - x) / (end - start), 0.0, 1.0)
+    return np.clip((np.float32(end) - x) / np.float32(end - start), 0.0, 1.0)

@@ -12,9 +12,11 @@ import numpy as np
 
 from packshot.config import SegmentSettings
 from packshot.types import Cutout
-from stages.segment.cleanup import clean_mask
-from stages.segment.estimate import Box, estimate_foreground, working_copy
+from stages.segment.cleanup import clean_mask, keep_product_parts
+from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, shadow_gain, working_copy
 from stages.segment.refine import refine_edges
+
+BAND_PX = 3  # half-width (working px) of the band GrabCut decides along the silhouette
 
 
 class ClassicSegmenter:
@@ -44,24 +46,110 @@ def classic_mask(image: np.ndarray, box: Box | None = None) -> np.ndarray:
     small, scale = working_copy(image)
     est = estimate_foreground(small)
     sh, sw = small.shape[:2]
-    seeds = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
-    seeds[est.mask] = cv2.GC_PR_FGD
-    seeds[(est.distance > 40) & ~est.shadow] = cv2.GC_FGD
-    seeds[_background_reached_from_border(est.distance < 6)] = cv2.GC_BGD
+    inside = np.ones((sh, sw), bool)
     if box is not None:
         x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
-        outside = np.ones((sh, sw), bool)
-        outside[max(y0, 0) : y1, max(x0, 0) : x1] = False
-        seeds[outside] = cv2.GC_BGD
-    has_fg = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).any()
-    if has_fg and (seeds == cv2.GC_BGD).any():
+        inside[:] = False
+        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    silhouette = product_silhouette(est) & inside
+    # GrabCut only settles a narrow band along the silhouette's outline (and around its holes): the
+    # silhouette already knows which regions are product, the color models place the edge
+    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * BAND_PX + 1, 2 * BAND_PX + 1))
+    sil8 = silhouette.astype(np.uint8)
+    seeds = np.full((sh, sw), cv2.GC_BGD, np.uint8)
+    seeds[(cv2.dilate(sil8, ring) > 0) & inside] = cv2.GC_PR_BGD
+    seeds[silhouette] = cv2.GC_PR_FGD
+    seeds[cv2.erode(sil8, ring) > 0] = cv2.GC_FGD
+    if (seeds == cv2.GC_FGD).any() and (seeds == cv2.GC_BGD).any():
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.setRNGSeed(0)  # GrabCut's k-means start draws from OpenCV's global RNG: same photo, same cut
-        cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
-    fg = _soft_boundary(small, np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)), est.background)
+        cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
+    product = _peel_contact_shadow(small, np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)), est.background)
+    fg = _soft_boundary(small, product, est.background)
     if scale != 1.0:  # smooth upsampling keeps the outline from turning into stairs
         fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR)
     return fg > 0.5
+
+
+def product_silhouette(est: ForegroundEstimate) -> np.ndarray:
+    """The product's outline, filled (``HxW`` bool at the estimate's working size).
+
+    A low, noise-adapted threshold on the distance to the fitted backdrop finds the whole outline of
+    low-contrast products (white on white, light grey on grey) that the estimate's own threshold
+    misses in places. Everything the outline encloses is product (the pale upper of a white shoe,
+    refracted backdrop in a glass bottle, reflections in steel) except enclosed regions that match
+    the backdrop as closely as the backdrop matches its own fit: those are real holes (a mug
+    handle, a bottle's loop) and stay open.
+    """
+    distance = est.distance
+    noise = float(np.percentile(distance[_border(distance.shape)], 90))
+    outline = (distance > max(5.0, 2.5 * noise)) & ~est.shadow
+    outline = cv2.morphologyEx(outline.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    outline = cv2.morphologyEx(
+        outline | est.mask.astype(np.uint8),
+        cv2.MORPH_CLOSE,
+        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
+    )
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - outline, connectivity=4)
+    h, w = distance.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    enclosed = (
+        (x > 0) & (y > 0) & (x + stats[:, cv2.CC_STAT_WIDTH] < w) & (y + stats[:, cv2.CC_STAT_HEIGHT] < h)
+    )
+    enclosed[0] = False  # label 0 is the outline itself
+    median = _label_medians(distance, labels, count)
+    real_hole = enclosed & (median < max(1.5, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    filled = (outline > 0) | (enclosed & ~real_hole)[labels]
+    return keep_product_parts(filled)
+
+
+def _peel_contact_shadow(
+    image: np.ndarray, mask: np.ndarray, background: np.ndarray, max_px: int = 6
+) -> np.ndarray:
+    """Remove the contact shadow's darkest line that GrabCut glued to the product's underside.
+
+    Right under a product its shadow is darkest and meets the product's edge, so the estimate's
+    smoothness test misses it. Peeled from below, one pixel row per step: a mask pixel goes when
+    it is the backdrop's color made darker (gain < 1, small residual), the pixel under it is not
+    product and the gain changes smoothly between them (a shadow fades; a product's edge steps).
+    ``image`` ``HxWx3 uint8``, ``mask`` ``HxW`` bool; returns the peeled ``HxW`` bool mask.
+    """
+    gain, residual = shadow_gain(image, background)
+    shadow_colored = (gain > 0.3) & (gain < 0.985) & (residual < 8.0)
+    gain_below = np.vstack([gain[1:], gain[-1:]])
+    smooth_below = np.abs(gain - gain_below) < 0.06
+    candidates = shadow_colored & smooth_below
+    mask = mask.copy()
+    for _ in range(max_px):
+        below_is_out = np.vstack([~mask[1:], np.zeros((1, mask.shape[1]), bool)])
+        peel = mask & candidates & below_is_out
+        if not peel.any():
+            break
+        mask &= ~peel
+    return mask
+
+
+def _label_medians(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Median of ``values`` per label (``count`` labels), NaN-free (empty labels get +inf)."""
+    order = np.argsort(labels, axis=None, kind="stable")
+    sorted_labels = labels.ravel()[order]
+    sorted_values = values.ravel()[order]
+    starts = np.searchsorted(sorted_labels, np.arange(count))
+    ends = np.searchsorted(sorted_labels, np.arange(count), side="right")
+    out = np.full(count, np.inf)
+    for label in range(count):
+        if ends[label] > starts[label]:
+            out[label] = np.median(sorted_values[starts[label] : ends[label]])
+    return out
+
+
+def _border(shape: tuple[int, int], frac: float = 0.02) -> np.ndarray:
+    h, w = shape
+    b = max(2, int(round(min(h, w) * frac)))
+    out = np.zeros((h, w), bool)
+    out[:b] = out[-b:] = True
+    out[:, :b] = out[:, -b:] = True
+    return out
 
 
 def _soft_boundary(image: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -88,17 +176,3 @@ def _soft_boundary(image: np.ndarray, mask: np.ndarray, background: np.ndarray) 
     usable = rim & (weight > 0) & (norm2 > 30.0**2)  # product color clearly apart from the backdrop
     out[usable] = np.clip(coverage[usable], 0.0, 1.0)
     return out
-
-
-def _background_reached_from_border(near_background: np.ndarray) -> np.ndarray:
-    """The part of ``near_background`` (HxW bool) connected to the image border.
-
-    Enclosed near-background regions (a white label, the inside of a handle) stay undecided so
-    GrabCut's color models choose, instead of being forced out.
-    """
-    count, labels = cv2.connectedComponents(near_background.astype(np.uint8), connectivity=4)
-    border_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    reached = np.zeros(count, bool)
-    reached[border_labels] = True
-    reached[0] = False
-    return reached[labels]

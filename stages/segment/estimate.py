@@ -100,6 +100,18 @@ def estimate_foreground(image: np.ndarray, threshold: float = 14.0) -> Foregroun
     return ForegroundEstimate(background, distance, shadow, mask, scale)
 
 
+def shadow_gain(image: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the gain k that best explains ``image`` as ``k * background`` and the RGB residual.
+
+    ``image`` ``HxWx3 uint8``, ``background`` ``HxWx3 float32``; returns two ``HxW float32`` arrays.
+    A shadow on the backdrop has k < 1 and a small residual (same chroma, only darker).
+    """
+    img = image.astype(np.float32)
+    gain = (img * background).sum(axis=2) / np.maximum((background * background).sum(axis=2), 1.0)
+    residual = np.linalg.norm(img - gain[..., None] * background, axis=2)
+    return gain, residual
+
+
 def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Pixels that are the background color scaled darker (``HxW`` bool).
 
@@ -108,9 +120,7 @@ def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     shadow only if it fades out softly where it meets the background (gain changes by under 3% per
     pixel along most of that border); a flat grey part of the product meets it with a step.
     """
-    img = image.astype(np.float32)
-    gain = (img * background).sum(axis=2) / np.maximum((background * background).sum(axis=2), 1.0)
-    residual = np.linalg.norm(img - gain[..., None] * background, axis=2)
+    gain, residual = shadow_gain(image, background)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     texture = cv2.GaussianBlur(np.abs(cv2.Laplacian(gray, cv2.CV_32F)), (5, 5), 0)
     candidate = (gain > 0.35) & (gain < 0.985) & (residual < 7.0) & (texture < 4.0)
