@@ -17,7 +17,7 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.gpu import use_prefect_gpu_limit
-from flows.tasks import process_batch_task
+from flows.tasks import make_clips_task, process_batch_task
 from packshot import progress
 from packshot.catalog import load_catalog
 from packshot.config import get_settings
@@ -68,6 +68,8 @@ def catalog_run(options: RunOptions) -> dict:
             pending = list(not_done)
             update_progress_artifact(progress_id, progress=100.0 * finished[0] / max(len(products), 1))
     update_progress_artifact(progress_id, progress=100.0)
+    if "video" in options.stages:
+        results = make_clips_task(results, products, options)
     return finish_run(options, catalog, products, results, ctx, started)
 
 

@@ -31,6 +31,7 @@ class FakeRunway(FakeAPI):
         self.tasks: dict[str, dict] = {}
         self.active = 0
         self.max_active = 0
+        self.video_bytes: bytes | None = None  # a real MP4 to serve instead of the placeholder bytes
 
     def route_name(self, request: Request) -> str:
         if request.path == "/v1/image_to_video":
@@ -108,7 +109,7 @@ class FakeRunway(FakeAPI):
                 "urls": 0,
                 "status": "PENDING",
                 "credits": CREDITS_PER_S[model] * duration,
-                "video": b"\x00\x00\x00\x18ftypmp42" + f"fake runway clip {task_id}".encode(),
+                "video": self.video_bytes or b"\x00\x00\x00\x18ftypmp42" + f"fake clip {task_id}".encode(),
             }
             self.active += 1
             self.max_active = max(self.max_active, self.active)
