@@ -320,10 +320,26 @@ def _compute_phase(job: _Job, ctx: RunContext) -> None:
         job.notes += job.cutout.notes
         brand = ctx.brand(job.product.brand_style or ctx.options.brand)
         job.rendered = _render_all(job, brand, ctx)
+        job.notes += _upscale_notes(job.cutout, job.rendered)
         if "recolor" in ctx.options.stages and job.product.colors:
             job.rendered += _recolor_all(job.product, job.rendered, ctx)
     except Exception as exc:
         _fail(job, exc)
+
+
+def _upscale_notes(cutout: Cutout, rendered: list[Rendered]) -> list[str]:
+    """Warn when the photo is too small for the outputs: upscaled products look soft when zoomed."""
+    x0, y0, x1, y1 = cutout.bbox
+    source = max(x1 - x0, y1 - y0)
+    worst = 0.0
+    for item in rendered:
+        ys, xs = np.nonzero(item.product_alpha > 8)
+        if len(xs):
+            worst = max(worst, max(np.ptp(xs), np.ptp(ys)) / max(source, 1))
+    if worst <= 2.0:
+        return []
+    return [f"the product spans only {source} px in its photo and is upscaled {worst:.1f}x in the largest "
+            "output; supply a larger photo for sharp zoom"]
 
 
 def _write_phase(job: _Job, ctx: RunContext) -> ProductResult:
@@ -447,7 +463,7 @@ def _scene_presets(brand, run_presets: list[str], ctx: RunContext) -> list:
 
 
 def _recolor_all(product: Product, rendered: list[Rendered], ctx: RunContext) -> list[Rendered]:
-    from stages.recolor import load_material_mask, recolor
+    from stages.recolor import load_material_mask, recolor_variants
 
     source_mask = None
     if product.recolor_mask:
@@ -459,8 +475,7 @@ def _recolor_all(product: Product, rendered: list[Rendered], ctx: RunContext) ->
         if source_mask is not None and item.placement is not None:
             # The merchant's mask is drawn on the source photo: map it the way the cutout was placed.
             mask = item.placement.warp(source_mask)
-        for color in product.colors:
-            out.append(recolor(item, color, mask))
+        out += recolor_variants(item, product.colors, mask)  # finds the material once per image
     return out
 
 

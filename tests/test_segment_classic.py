@@ -91,3 +91,57 @@ def test_segment_folder_writes_one_png_per_input_and_reports_bad_files(tmp_path)
     assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png"]  # no temp files left
     with Image.open(out / "p0.png") as im:
         assert im.mode == "RGBA" and im.size == (96, 96)
+
+
+def _gradient_backdrop(h: int, w: int, top: float, bottom: float) -> np.ndarray:
+    ramp = np.linspace(top, bottom, h, dtype=np.float32)[:, None, None]
+    return np.broadcast_to(ramp * np.array([1.0, 0.995, 0.985], np.float32), (h, w, 3)).copy()
+
+
+def test_light_grey_product_on_a_grey_gradient_keeps_its_outline():
+    import cv2
+
+    h = w = 192
+    alpha = np.zeros((h * 4, w * 4), np.float32)
+    cv2.ellipse(alpha, (w * 2, h * 2), (w, int(h * 1.3)), 0, 0, 360, 1.0, -1)
+    alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)
+    backdrop = _gradient_backdrop(h, w, 214, 238)
+    rng = np.random.default_rng(1)
+    product = backdrop - np.array([20, 19, 16], np.float32) + rng.normal(0, 1.5, (h, w, 1))  # ~8 Lab units
+    image = np.clip(alpha[..., None] * product + (1 - alpha[..., None]) * backdrop + 0.5, 0, 255).astype(np.uint8)
+    truth = alpha >= 0.5
+    mask = classic_mask(image)
+    assert _iou(mask, truth) > 0.95  # a Lab-distance threshold of 14 would keep almost nothing here
+
+
+def test_contact_shadow_under_a_product_is_not_part_of_the_cutout():
+    import cv2
+
+    h = w = 192
+    alpha = np.zeros((h, w), np.float32)
+    cv2.rectangle(alpha, (60, 40), (132, 140), 1.0, -1)
+    shadow = np.zeros((h, w), np.float32)
+    cv2.ellipse(shadow, (96, 140), (44, 5), 0, 0, 360, 1.0, -1)
+    shadow = cv2.GaussianBlur(shadow, (0, 0), 2.5) * 0.5
+    backdrop = _gradient_backdrop(h, w, 215, 245) * (1 - shadow[..., None])
+    product = np.full((h, w, 3), (40, 70, 150), np.float32) + np.random.default_rng(2).normal(0, 4, (h, w, 1))
+    image = np.clip(alpha[..., None] * product + (1 - alpha[..., None]) * backdrop + 0.5, 0, 255).astype(np.uint8)
+    image = cv2.imdecode(cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])[1], 1)[..., ::-1]
+    cutout = get_segmenter(SegmentSettings(backend="classic")).segment(image)
+    below = (slice(143, 150), slice(56, 137))  # the shadow's darkest rows, just under the edge
+    assert (cutout.alpha[below] < 128).mean() > 0.95
+    assert _iou(cutout.alpha >= 128, alpha >= 0.5) > 0.97
+
+
+def test_enclosed_refraction_is_filled_but_a_real_hole_stays_open():
+    import cv2
+
+    h = w = 192
+    backdrop = np.full((h, w, 3), 238.0, np.float32)
+    image = backdrop.copy()
+    cv2.rectangle(image, (30, 40), (90, 160), (120, 130, 140), 6)  # a "glass": only its rim contrasts
+    image[50:150, 40:80] = (228, 230, 233)  # refracted backdrop inside: near, but not equal to, the backdrop
+    cv2.circle(image, (140, 100), 30, (150, 40, 40), 12)  # a ring: its hole shows the backdrop itself
+    mask = classic_mask(np.clip(image + 0.5, 0, 255).astype(np.uint8))
+    assert mask[60:140, 45:75].mean() > 0.95  # the glass's inside is product
+    assert not mask[95:105, 135:145].any()  # the ring's hole stays transparent

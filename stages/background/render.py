@@ -94,7 +94,7 @@ def render_product_image(
     background = apply_shadow(background, contact_shadow(placement, strength=settings.shadow_strength))
     out = composite(background, product_rgb, alpha)
     return Rendered(out, alpha, kind=kind, preset=preset.name, generated=generator.generated,
-                    scene=scene, notes=notes)
+                    scene=scene, notes=notes, placement=placement)
 
 
 def _generate(generator, backdrop, product_rgb, alpha, prompt: str, seed: int) -> np.ndarray:

@@ -64,46 +64,52 @@ def recolor_rgb(rgb: np.ndarray, weight: np.ndarray, target_rgb: tuple[int, int,
     """Recolor ``rgb`` (``HxWx3 uint8``) where ``weight`` (``HxW uint8``) > 0 so the weighted
     region's median color becomes ``target_rgb``; pixels with weight 0 are copied unchanged.
 
-    Works on the bounding box of ``weight`` only, in horizontal strips so the 8-bit Lab round trip
-    stays in the CPU cache."""
+    Only the bounding box of ``weight`` is converted, in horizontal strips (each cut to its own
+    bounding box) so the 8-bit Lab round trip stays in the CPU cache."""
     out = rgb.copy()
     x, y, w, h = cv2.boundingRect(weight)
     if w == 0 or h == 0:
         return out
     box = (slice(y, y + h), slice(x, x + w))
-    crop, weight = np.ascontiguousarray(rgb[box]), np.ascontiguousarray(weight[box])
     matrix, light_lut = transform.build_transform(
-        transform.reference_lab(crop, weight), transform.srgb_to_lab(target_rgb)
+        transform.reference_lab(rgb[box], weight[box]), transform.srgb_to_lab(target_rgb)
     )
-    blended = crop.copy()
-    full = cv2.compare(weight, 254, cv2.CMP_GT)
-    soft = cv2.inRange(weight, 1, 254)
-    rows = max(1, _STRIP_PIXELS // w)
-    for top in range(0, h, rows):
-        strip = slice(top, top + rows)
-        lab = transform.apply_lab(cv2.cvtColor(crop[strip], cv2.COLOR_RGB2Lab), matrix, light_lut)
-        new = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-        cv2.copyTo(new, full[strip], blended[strip])
-        _blend_soft(blended[strip], new, crop[strip], weight[strip], soft[strip])
-    out[box] = blended
+    rows = max(8, _STRIP_PIXELS // w)
+    for top in range(y, y + h, rows):
+        sx, sy, sw, sh = cv2.boundingRect(weight[top : top + rows, x : x + w])
+        if sw == 0:
+            continue
+        part = (slice(top + sy, top + sy + sh), slice(x + sx, x + sx + sw))
+        old, strip_weight = rgb[part], weight[part]
+        lab = transform.apply_lab(cv2.cvtColor(old, cv2.COLOR_RGB2Lab), matrix, light_lut)
+        _composite(out[part], cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), old, strip_weight)
     return out
 
 
-_STRIP_PIXELS = 64 * 1024  # pixels per strip: three 8-bit images of this size fit a 1 MiB L2 cache
+_STRIP_PIXELS = 64 * 1024  # pixels per strip: a few 8-bit images of this size fit a 1 MiB L2 cache
 
 
-def _blend_soft(dst: np.ndarray, new: np.ndarray, old: np.ndarray, weight: np.ndarray, soft: np.ndarray):
-    """``dst = new * w + old * (1 - w)`` where ``soft`` (``HxW uint8``) is set, in place; soft pixels
-    (matte edges, material boundaries) are a thin band, so only they are gathered."""
-    band = cv2.findNonZero(soft)
-    if band is None:
+def _composite(dst: np.ndarray, new: np.ndarray, old: np.ndarray, weight: np.ndarray) -> None:
+    """``dst = new * w + old * (1 - w)`` with ``w = weight / 255``, in place (``dst`` may be a view).
+
+    Weight 0 keeps ``dst``, 255 gives ``new`` exactly. Soft weights (matte edges, material
+    boundaries) are usually a thin band: gathered and blended alone; a strip that is mostly soft is
+    blended whole."""
+    soft = cv2.inRange(weight, 1, 254)
+    n_soft = cv2.countNonZero(soft)
+    if n_soft * 8 > weight.size:
+        alpha = np.multiply(weight, np.float32(1 / 255), dtype=np.float32)
+        cv2.copyTo(cv2.blendLinear(new, old, alpha, 1 - alpha), weight, dst)
         return
-    xy = band.reshape(-1, 2)
-    flat = xy[:, 1] * dst.shape[1] + xy[:, 0]
+    cv2.copyTo(new, cv2.compare(weight, 254, cv2.CMP_GT), dst)
+    if n_soft == 0:
+        return
+    flat = np.flatnonzero(soft)
     a = weight.reshape(-1)[flat].astype(np.uint16)[:, None]
-    # uint16 holds 255 * 255 + 127: exact rounding of the weighted mean without floats.
-    mixed = new.reshape(-1, 3)[flat] * a + old.reshape(-1, 3)[flat] * (255 - a) + 127
-    dst.reshape(-1, 3)[flat] = (mixed // 255).astype(np.uint8)
+    # uint16 holds 255 * 255 + 127: the rounded weighted mean without floats.
+    mixed = (new.reshape(-1, 3)[flat] * a + old.reshape(-1, 3)[flat] * (255 - a) + 127) // 255
+    rows, cols = np.divmod(flat, weight.shape[1])
+    dst[rows, cols] = mixed.astype(np.uint8)
 
 
 def load_material_mask(path: Path | str, size: tuple[int, int] | None = None) -> np.ndarray:

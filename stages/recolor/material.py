@@ -5,9 +5,8 @@ shading CIELAB's a*, b* and L* + 16 all scale with the cube root of the light, s
 put while the lightness changes. The main material is the densest chromaticity mode among the
 product's solid pixels; a pixel belongs to it when its chromaticity is close to that mode.
 
-- Chromatic materials: hue may not stray; chroma may drop towards white in highlights (down to a
-  small absolute chroma, so the washed-out center of a highlight still takes the new color), but a
-  pixel with no chroma left (white label, metal, bright print) is not the material.
+- Chromatic materials: hue may not stray; chroma may drop towards white in highlights, but pixels
+  with almost no chroma left (white labels, metal, bright print) are not the material.
 - Neutral materials (grey, black, white fabric) cannot be told from neutral labels by chroma, so
   they also need a lightness band: the main lightness mode, widened while the histogram stays
   populated (shading is continuous; a black print on a grey shirt leaves a gap).
@@ -28,10 +27,10 @@ WORK_SIDE = 512  # the model is fitted and evaluated at most at this long side, 
 _BIN = 0.025  # chromaticity histogram bin
 _RANGE = 3.0  # |u|, |v| beyond this are clipped (sRGB blue reaches about 2.3)
 NEUTRAL_CHROMA = 0.1  # |z| below this: a neutral material (about 6 a*/b* units at L* 50)
-# Highlights: a bright pixel with this much chroma left (|z|, about 10 a*/b* units at L* 90) is still
-# fully the material, one _HIGHLIGHT_RAMP less is not at all. An off-white label sits near |z| 0.03.
-HIGHLIGHT_CHROMA = 0.1
-_HIGHLIGHT_RAMP = 0.04
+# Relative chroma (of the mode's) a bright pixel may fall to and still be the material. Lower would
+# take in the washed-out center of highlights, but the lightness map compresses highlights (see
+# transform._shoulder), which costs shading fidelity there; see docs/benchmarks.md.
+HIGHLIGHT_FLOOR = 0.3
 
 
 def chromaticity(lab8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,14 +72,13 @@ class MaterialModel:
         weight = _ramp(np.abs(rel.imag), tol, 1.6 * tol)
         p_max = 1 + 1.6 * tol / chroma0
         weight *= _ramp(p, p_max, p_max + 0.3)  # far more saturated than the mode: another material
-        # Less chroma than the material's spread allows is fine only when the pixel is brighter (a
-        # highlight washing the color out): the floor falls to HIGHLIGHT_CHROMA over 15 L* above l_ref.
-        floor_normal = max(0.0, 1 - 1.6 * tol / chroma0)
-        floor_bright = min(floor_normal, HIGHLIGHT_CHROMA / chroma0)
-        brighter = np.clip((light - np.float32(self.l_ref)) / np.float32(15.0), 0.0, 1.0)
-        floor = floor_normal + (floor_bright - floor_normal) * brighter
-        width = 0.1 + (_HIGHLIGHT_RAMP / chroma0 - 0.1) * brighter
-        weight *= np.clip((p - floor) / width + 1.0, 0.0, 1.0)  # 1 from the floor up, 0 a width below
+        # Less chroma is fine only when the pixel is brighter (a highlight washing the color out); a
+        # pixel with under ~30% of the chroma left is a white/grey part, not the material.
+        floor = max(0.0, 1 - 1.6 * tol / chroma0)
+        if floor > HIGHLIGHT_FLOOR:
+            brighter = np.clip((light - np.float32(self.l_ref)) / np.float32(15.0), 0.0, 1.0)
+            floor = floor + (HIGHLIGHT_FLOOR - floor) * brighter
+        weight *= _ramp(floor - p, 0.0, 0.1)
         return weight.astype(np.float32, copy=False)
 
 
@@ -100,7 +98,7 @@ def fit_material(light: np.ndarray, z: np.ndarray) -> MaterialModel:
     # l_ref: median lightness of the pixels of the material's hue and at most its chroma.
     rel = z * np.complex64(np.conj(z0) / abs(z0))
     p_max = 1 + 1.6 * tol / abs(z0)
-    hue_match = (np.abs(rel.imag) < 1.3 * tol) & (rel.real / abs(z0) < p_max + 0.15)
+    hue_match = _ramp(np.abs(rel.imag), tol, 1.6 * tol) * _ramp(rel.real / abs(z0), p_max, p_max + 0.3) > 0.5
     l_ref = float(np.median(light[hue_match])) if hue_match.any() else 50.0
     return MaterialModel(z0, tol, l_ref=l_ref)
 
@@ -137,15 +135,18 @@ def find_main_material(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def _upsample_refined(mask: np.ndarray, crop: np.ndarray, model: MaterialModel) -> np.ndarray:
-    """``mask`` upsampled to ``crop``'s size; where it comes out between 0 and 255 (boundaries of
-    labels, prints, highlights and the matte) the pixels are scored again at full resolution."""
+    """``mask`` upsampled to ``crop``'s size; within two work pixels of where it crosses 128 (edges of
+    labels, prints and the matte) the pixels are scored again at full resolution, so a label's edge
+    stays out of the mask however the pyramid blurred it."""
     h, w = crop.shape[:2]
-    # The pyramid's pixels are centered at 2x + 0.5 of the next level: INTER_LINEAR's convention.
+    inside = cv2.compare(mask, 128, cv2.CMP_GE)
+    near = np.ones((5, 5), np.uint8)
+    crossing = cv2.compare(cv2.dilate(inside, near), cv2.erode(inside, near), cv2.CMP_NE)
     mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
-    boundary = cv2.findNonZero(cv2.inRange(cv2.dilate(mask, None), 1, 254) | cv2.inRange(mask, 1, 254))
-    if boundary is None:
+    edge = cv2.findNonZero(cv2.resize(crossing, (w, h), interpolation=cv2.INTER_NEAREST))
+    if edge is None:
         return mask
-    xy = boundary.reshape(-1, 2)
+    xy = edge.reshape(-1, 2)
     flat = xy[:, 1] * w + xy[:, 0]
     lab = cv2.cvtColor(crop.reshape(-1, 3)[flat][:, None, :], cv2.COLOR_RGB2Lab)
     light, z = chromaticity(lab[:, 0])

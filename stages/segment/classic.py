@@ -26,8 +26,12 @@ class ClassicSegmenter:
         self.settings = settings
 
     def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout:
-        mask = clean_mask(classic_mask(image, box))
-        return Cutout(finish_cutout(image, mask, self.settings), backend=self.name)
+        mask, backdrop = _mask_and_backdrop(image, box)
+        mask = clean_mask(mask)
+        rgba = finish_cutout(image, mask, self.settings)
+        if self.settings.refine_edges:
+            _drop_matted_shadow(rgba, image, mask, backdrop)
+        return Cutout(rgba, backend=self.name)
 
     def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
         return [self.segment(im, b) for im, b in zip(images, boxes, strict=True)]
@@ -42,6 +46,22 @@ def finish_cutout(image: np.ndarray, mask: np.ndarray, settings: SegmentSettings
 
 def classic_mask(image: np.ndarray, box: Box | None = None) -> np.ndarray:
     """Binary product mask (``HxW`` bool) of a studio shot; ``box`` (x0, y0, x1, y1) bounds the product."""
+    return _mask_and_backdrop(image, box)[0]
+
+
+def _drop_matted_shadow(rgba: np.ndarray, image: np.ndarray, mask: np.ndarray, backdrop: np.ndarray) -> None:
+    """Zero the alpha that matting gave to shadow more than 1.5 px outside the mask (in place).
+
+    Closed-form matting explains a dark contact shadow next to a dark product as partly product; a
+    pixel well outside the outline that is just the backdrop made darker is background.
+    """
+    gain, residual = shadow_gain(image, backdrop)
+    outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3) > 1.5
+    rgba[..., 3][outside & (gain < 0.985) & (residual < 10.0)] = 0
+
+
+def _mask_and_backdrop(image: np.ndarray, box: Box | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mask ``HxW`` bool, fitted backdrop ``HxWx3 float32``), both at the photo's size."""
     h, w = image.shape[:2]
     small, scale = working_copy(image)
     est = estimate_foreground(small)
@@ -66,9 +86,11 @@ def classic_mask(image: np.ndarray, box: Box | None = None) -> np.ndarray:
         cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
     product = _peel_contact_shadow(small, np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)), est.background)
     fg = _soft_boundary(small, product, est.background)
+    backdrop = est.background
     if scale != 1.0:  # smooth upsampling keeps the outline from turning into stairs
         fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR)
-    return fg > 0.5
+        backdrop = cv2.resize(backdrop, (w, h), interpolation=cv2.INTER_LINEAR)
+    return fg > 0.5, backdrop
 
 
 def product_silhouette(est: ForegroundEstimate) -> np.ndarray:

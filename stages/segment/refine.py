@@ -24,7 +24,7 @@ from pymatting.solver.cg import cg
 
 log = logging.getLogger(__name__)
 
-TILE_PX = 112  # band tiles: small enough for a cheap Laplacian, large enough to amortise the call
+TILE_PX = 176  # band tiles: small enough for a cheap Laplacian, large enough to amortise the per-call cost
 MARGIN_PX = 6  # known pixels around each tile's unknown pixels that anchor the solve
 
 
@@ -51,7 +51,7 @@ def _solve_tile(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         return alpha.reshape(trimap.shape)
     if is_known.all():
         return alpha.reshape(trimap.shape)
-    laplacian = cf_laplacian(image, epsilon=1e-6, is_known=is_known)
+    laplacian = cf_laplacian(image, epsilon=1e-5, is_known=is_known)  # 1e-5: fewer CG steps, same alpha
     rows = laplacian[is_unknown]
     l_unknown = rows[:, is_unknown]
     rhs = -rows[:, is_known].dot(is_fg[is_known].astype(np.float64))
