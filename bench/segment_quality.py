@@ -126,7 +126,7 @@ def evaluate(eval_dir: Path, methods: dict) -> dict[str, dict[str, float]]:
             for m, r in results.items()}
 
 
-def refine_speed(repeats: int = 4) -> list[float]:
+def refine_speed(band_px: int, repeats: int = 4) -> list[float]:
     """CPU seconds of refine_edges per 2 MP image, for several products (compilation excluded)."""
     warm_up()
     times = []
@@ -134,7 +134,7 @@ def refine_speed(repeats: int = 4) -> list[float]:
         photo, alpha, _ = make_sample(100 + seed, size=(1632, 1224))
         mask = clean_mask(classic_mask(photo))
         start = time.process_time()
-        refine_edges(photo, mask, band_px=SegmentSettings().edge_band_px)
+        refine_edges(photo, mask, band_px=band_px)
         times.append(time.process_time() - start)
     return times
 
@@ -172,9 +172,10 @@ def main() -> None:
     for method, r in results.items():
         print(f"| {method} | {r['iou']:.4f} | {r['min_iou']:.4f} | {r['bf']:.4f} | {r['halo']:.2f} "
               f"| {r['s']:.2f} |")
-    times = refine_speed()
-    print(f"\nedge refinement, 2 MP, one core: mean {np.mean(times):.3f} s, max {np.max(times):.3f} s "
-          f"({', '.join(f'{t:.3f}' for t in times)})")
+    for band_px in sorted({SegmentSettings().edge_band_px, 4}, reverse=True):
+        times = refine_speed(band_px)
+        print(f"\nedge refinement, 2 MP, one core, band {band_px} px: mean {np.mean(times):.3f} s, "
+              f"max {np.max(times):.3f} s ({', '.join(f'{t:.3f}' for t in times)})")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
 """The catalog flow: validate the catalog, fan batches of products out to tasks, then write the
 manifest, the HTML contact sheet and Prefect artifacts. Runs under Prefect's ephemeral API when no
-server is configured."""
+server is configured.
+
+Memory stays flat as the catalog grows: each batch task writes its results to the run's result
+spool (``.runs/<flow run id>/`` in the output), the flow keeps only the spool's part keys, and the
+manifest and contact sheet are streamed from the spool, which is removed afterwards (local runs).
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import chain
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
@@ -14,6 +22,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.futures import wait
+from prefect.runtime import flow_run as current_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.gpu import use_prefect_gpu_limit
@@ -21,19 +30,21 @@ from flows.tasks import make_clips_task, process_batch_task
 from packshot import progress
 from packshot.catalog import load_catalog
 from packshot.config import get_settings
-from packshot.manifest import ProductResult, RunManifest, write_manifest
+from packshot.manifest import TABLE_ROWS, ManifestWriter, ProductResult, ResultSpool, RunManifest, RunTally
 from packshot.pipeline import RunOptions, get_context
-from packshot.report import summary_markdown, write_report
+from packshot.report import ReportWriter, summary_markdown
 
 PROGRESS_EVERY_S = 2.0  # how often the progress artifact is updated while batches run
 
 
-def _invalid_rows(catalog) -> list[ProductResult]:
-    return [
-        ProductResult(sku=e.sku, status="invalid", error=f"{e.column or 'row'}: {e.message}",
-                      source_file=e.file, source_line=e.line)
-        for e in catalog.errors
-    ]
+def invalid_rows(catalog) -> Iterator[ProductResult]:
+    for e in catalog.errors:
+        yield ProductResult(sku=e.sku, status="invalid", error=f"{e.column or 'row'}: {e.message}",
+                            source_file=e.file, source_line=e.line)
+
+
+def _run_id(started: datetime) -> str:
+    return str(current_run.get_id() or f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
 
 
 @flow(name="packshot-catalog", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
@@ -44,6 +55,7 @@ def catalog_run(options: RunOptions) -> dict:
     settings = get_settings()
     use_prefect_gpu_limit(settings)
     started = datetime.now(UTC)
+    run_id = _run_id(started)
     catalog = load_catalog(options.catalog)
     products = catalog.products[: options.limit] if options.limit else catalog.products
     logger.info("%s: %d products, %d bad rows (%s format)", options.catalog, len(products),
@@ -58,48 +70,50 @@ def catalog_run(options: RunOptions) -> dict:
     def count(_result) -> None:
         finished[0] += 1
 
-    results: list[ProductResult] = []
+    parts: list[str | None] = [None] * len(batches)  # spool part keys in catalog order
     with progress.listening(count):
-        pending = [process_batch_task.submit(batch, options, index=i) for i, batch in enumerate(batches)]
+        pending = {process_batch_task.submit(batch, options, run_id, index=i): i
+                   for i, batch in enumerate(batches)}
         while pending:
-            done, not_done = wait(pending, timeout=PROGRESS_EVERY_S)
+            done, _ = wait(list(pending), timeout=PROGRESS_EVERY_S)
             for future in done:
-                results.extend(future.result())
-            pending = list(not_done)
+                parts[pending.pop(future)] = future.result()
             update_progress_artifact(progress_id, progress=100.0 * finished[0] / max(len(products), 1))
     update_progress_artifact(progress_id, progress=100.0)
     if "video" in options.stages:
-        results = make_clips_task(results, products, options)
-    return finish_run(options, catalog, products, results, ctx, started)
+        make_clips_task(parts, batches, options, run_id)
+    spool = ResultSpool(ctx.storage, run_id)
+    summary = finish_run(options, catalog, chain(spool.stream(parts), invalid_rows(catalog)), ctx, started)
+    spool.remove()
+    return summary
 
 
-def finish_run(options: RunOptions, catalog, products, results: list[ProductResult], ctx, started) -> dict:
-    """Write the manifest, the contact sheet and the Prefect artifacts for a run's results."""
+def finish_run(options: RunOptions, catalog, results: Iterable[ProductResult], ctx, started) -> dict:
+    """Stream a run's results (in catalog order) into the manifest, the contact sheet and the
+    Prefect artifacts; only counters and the first rows are held in memory."""
     logger = get_run_logger()
     settings = ctx.settings
-    order = {p.sku: i for i, p in enumerate(products)}
-    results.sort(key=lambda r: order.get(r.sku, 0))
-    notes = sorted({n for r in results for n in r.notes if not n.startswith("unchanged")})
-    manifest = RunManifest(
+    header = RunManifest(
         catalog=options.catalog, catalog_format=catalog.format, output=ctx.storage.uri, started=started,
         stages=list(options.stages), presets=options.presets or settings.export.presets,
-        backends=ctx.backends(), licences=_licences(ctx), notes=notes,
-        products=results + _invalid_rows(catalog),
+        backends=ctx.backends(), licences=_licences(ctx), products=[],
     )
-    json_uri, csv_uri = write_manifest(ctx.storage, manifest)
-    report_uri = write_report(ctx.storage, manifest)
+    tally = RunTally()
+    with ManifestWriter(ctx.storage) as manifest, ReportWriter(ctx.storage) as report:
+        for result in results:
+            tally.add(result)
+            manifest.add(result)
+            report.add(result)
+        header.notes = tally.note_list()
+        json_uri, csv_uri = manifest.publish(header)
+        counts = tally.counts()
+        report_uri = report.publish(header, counts)
 
-    counts = manifest.counts()
-    create_table_artifact(
-        key="packshot-results",
-        table=[{"sku": r.sku, "status": r.status, "outputs": len(r.outputs),
-                "failed_checks": sum(1 for o in r.outputs if o.checks), "error": r.error or ""}
-               for r in manifest.products],
-        description="per-product results",
-    )
+    create_table_artifact(key="packshot-results", table=tally.rows,
+                          description=f"per-product results: the first {TABLE_ROWS} products, then failures")
     # S3 outputs: a presigned link a person can open; local outputs: the file's path.
     report_link = report_uri if ctx.storage.local_path("report.html") else ctx.storage.link("report.html")
-    create_markdown_artifact(key="packshot-summary", markdown=summary_markdown(manifest, report_link))
+    create_markdown_artifact(key="packshot-summary", markdown=summary_markdown(header, tally, report_link))
     logger.info("done %(done)d, skipped %(skipped)d, failed %(failed)d, invalid rows %(invalid)d", counts)
     return {"counts": counts, "manifest": json_uri, "manifest_csv": csv_uri, "report": report_uri,
             "report_link": report_link, "output": ctx.storage.uri}

@@ -2,9 +2,10 @@
 
 ``catalog_fanout`` (the parent) starts one ``packshot-shard`` flow run per shard with
 ``run_deployment`` (each lands on whichever worker of the pool is free), waits for them, and writes
-one manifest and contact sheet for the whole catalog. Each shard writes its product results to
-``.runs/<parent run id>/shard-<i>.json`` in the run's storage (shared: a folder every worker mounts,
-or S3), so results never travel through Prefect's result storage.
+one manifest and contact sheet for the whole catalog. Each shard writes its product results, a
+batch at a time, to the result spool ``.runs/<parent run id>/`` in the run's storage (shared: a
+folder every worker mounts, or S3) and a record ``shard-<i>.json`` naming its parts, so results
+never travel through Prefect's result storage and the parent streams them into the manifest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -23,11 +25,11 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run as current_run
 from pydantic import Field
 
-from flows.catalog_run import finish_run
+from flows.catalog_run import finish_run, invalid_rows
 from flows.gpu import use_prefect_gpu_limit
 from packshot.catalog import load_catalog
 from packshot.config import get_settings
-from packshot.manifest import ProductResult
+from packshot.manifest import ProductResult, ResultSpool
 from packshot.pipeline import RunOptions, get_context, process_batch
 
 SHARD_DEPLOYMENT = "packshot-shard/shard"
@@ -57,18 +59,24 @@ def _wait(run: FlowRun, deadline: float):
 
 @flow(name="packshot-shard", log_prints=True)
 def catalog_shard(options: RunOptions, shard: int, shards: int, run_id: str) -> dict:
-    """Process one shard of a catalog on this worker and store its results for the parent run."""
+    """Process one shard of a catalog on this worker and store its results for the parent run:
+    one spool part per batch, then a small record naming the parts."""
     settings = get_settings()
     use_prefect_gpu_limit(settings)
     catalog = load_catalog(options.catalog)
     products = catalog.products[: options.limit] if options.limit else catalog.products
     mine = products[shard_slice(len(products), shard, shards)]
     ctx = get_context(options, settings)
-    results = process_batch(mine, options)
+    spool = ResultSpool(ctx.storage, run_id)
+    size = options.batch_size or settings.batch_size
+    parts = []
+    for start in range(0, len(mine), size):
+        results = process_batch(mine[start : start + size], options)
+        parts.append(spool.write(f"shard-{shard:04d}-{start // size:05d}", results))
     record = {
         "shard": shard, "shards": shards, "host": socket.gethostname(),
         "worker_pid": os.getppid(),  # a process worker starts each flow run as its child
-        "results": [r.model_dump(mode="json") for r in results],
+        "parts": parts,
     }
     ctx.storage.write_bytes(shard_key(run_id, shard), json.dumps(record).encode(), "application/json")
     get_run_logger().info("shard %d/%d: %d products", shard + 1, shards, len(mine))
@@ -100,22 +108,35 @@ def catalog_fanout(
     logger.info("started %d shard runs on %s", shards, deployment)
 
     progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="shards done")
-    results: list[ProductResult] = []
     workers: set[tuple[str, int]] = set()
+    outcomes: list[list[str] | str] = []  # per shard: its spool parts, or why it has none
     for i, run in enumerate(runs):
         state = _wait(run, deadline=time.monotonic() + shard_timeout_s)
         key = shard_key(run_id, i)
-        shard_products = products[shard_slice(len(products), i, shards)]
         if state is not None and state.is_completed() and ctx.storage.exists(key):
             record = json.loads(ctx.storage.read_bytes(key))
             workers.add((record["host"], record["worker_pid"]))
-            results += [ProductResult.model_validate(r) for r in record["results"]]
+            outcomes.append(record["parts"])
         else:
-            reason = f"shard {i + 1}/{shards} ended {state.name if state else 'unknown'}: rerun the catalog"
-            results += [ProductResult(sku=p.sku, status="failed", error=reason, source_file=p.source_file,
-                                      source_line=p.source_line) for p in shard_products]
+            ended = state.name if state else "unknown"
+            outcomes.append(f"shard {i + 1}/{shards} ended {ended}: rerun the catalog")
         update_progress_artifact(progress_id, progress=100.0 * (i + 1) / shards)
-    summary = finish_run(options, catalog, products, results, ctx, started)
+
+    spool = ResultSpool(ctx.storage, run_id)
+
+    def results() -> Iterator[ProductResult]:
+        """Every product's result in catalog order, streamed from the shards' spool parts."""
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, list):
+                yield from spool.stream(outcome)
+                continue
+            for p in products[shard_slice(len(products), i, shards)]:
+                yield ProductResult(sku=p.sku, status="failed", error=outcome, source_file=p.source_file,
+                                    source_line=p.source_line)
+        yield from invalid_rows(catalog)
+
+    summary = finish_run(options, catalog, results(), ctx, started)
+    spool.remove()
     summary["shards"] = shards
     summary["workers"] = sorted(f"{host}:{pid}" for host, pid in workers)
     return summary

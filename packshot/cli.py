@@ -117,9 +117,32 @@ def _print_summary(summary: dict) -> None:
         f"[red]failed {c['failed']}[/], invalid rows {c['invalid']}; {c['outputs']} files, "
         f"{c['failed_checks']} failed marketplace checks"
     )
+    if c["failed"] or c["invalid"] or c["failed_checks"]:
+        _print_problems(summary["output"])
     console.print(f"results:       {summary['output']}")
     console.print(f"manifest:      {summary['manifest']}  (and {summary['manifest_csv']})")
     console.print(f"contact sheet: [bold]{summary['report']}[/]")
+
+
+def _print_problems(output: str, shown: int = 20) -> None:
+    """The first failures and failed checks, read back from the run's manifest.csv (streamed)."""
+    import csv
+    import io
+
+    from packshot.storage import open_storage
+
+    text = open_storage(output).read_bytes("manifest.csv").decode()
+    problems = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["status"] in ("failed", "invalid") and row["error"]:
+            problems.append(f"{row['source_file']}:{row['source_line']} {row['sku']}: {row['error']}")
+        elif row["checks"]:
+            problems.append(f"{row['key']}: fails {row['preset']} checks: {row['checks']}")
+    unique = list(dict.fromkeys(problems))
+    for line in unique[:shown]:
+        err.print(f"- {line}", style="red", highlight=False, markup=False, soft_wrap=True)
+    if len(unique) > shown:
+        err.print(f"... and {len(unique) - shown} more: see the contact sheet or manifest.csv")
 
 
 @app.command()

@@ -1,13 +1,21 @@
 """The run manifest: every output with its stage, preset, size, checksum and source row.
 
-Written as ``manifest.json`` (machines) and ``manifest.csv`` (spreadsheets) at the run root.
+Written as ``manifest.json`` (machines) and ``manifest.csv`` (spreadsheets) at the run root. A flow
+does not keep its products' results in memory: batches append them to a :class:`ResultSpool` (JSON
+Lines in the run's storage), the flow keeps a :class:`RunTally`, and :class:`ManifestWriter` streams
+the spool into the two files, so memory stays flat however large the catalog.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -69,12 +77,140 @@ class RunManifest(BaseModel):
     products: list[ProductResult]
 
     def counts(self) -> dict[str, int]:
-        out = {"done": 0, "failed": 0, "skipped": 0, "invalid": 0}
+        tally = RunTally()
         for p in self.products:
-            out[p.status] += 1
-        out["outputs"] = sum(len(p.outputs) for p in self.products)
-        out["failed_checks"] = sum(1 for p in self.products for o in p.outputs if o.checks)
-        return out
+            tally.add(p)
+        return tally.counts()
+
+
+COUNT_KEYS = ("done", "skipped", "failed", "invalid", "outputs", "failed_checks")
+MAX_RUN_NOTES = 50  # distinct product notes repeated at the top of the manifest and report
+TABLE_ROWS = 200  # rows of the Prefect table artifact: the first products, then failures up to as many again
+
+
+class RunTally:
+    """What a run keeps about its products instead of their results: counters, a bounded set of
+    distinct notes, and the first rows and failures for the Prefect artifacts."""
+
+    def __init__(self) -> None:
+        self.count = dict.fromkeys(COUNT_KEYS, 0)
+        self.notes: set[str] = set()
+        self.more_notes = 0
+        self.rows: list[dict] = []  # first TABLE_ROWS products, then failures only
+        self.failures: list[ProductResult] = []  # the first TABLE_ROWS failed or invalid products
+        self.problems = 0
+
+    def add(self, result: ProductResult) -> None:
+        self.count[result.status] += 1
+        self.count["outputs"] += len(result.outputs)
+        failed_checks = sum(1 for o in result.outputs if o.checks)
+        self.count["failed_checks"] += failed_checks
+        for note in result.notes:
+            if note.startswith("unchanged") or note in self.notes:
+                continue
+            if len(self.notes) < MAX_RUN_NOTES:
+                self.notes.add(note)
+            else:
+                self.more_notes += 1
+        problem = result.status in ("failed", "invalid")
+        self.problems += problem
+        listed_failure = problem and len(self.failures) < TABLE_ROWS
+        if listed_failure:
+            self.failures.append(result)
+        if len(self.rows) < TABLE_ROWS or listed_failure:
+            self.rows.append({"sku": result.sku, "status": result.status, "outputs": len(result.outputs),
+                              "failed_checks": failed_checks, "error": result.error or ""})
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.count)
+
+    def note_list(self) -> list[str]:
+        notes = sorted(self.notes)
+        if self.more_notes:
+            notes.append(f"and {self.more_notes} more product notes: see each product's notes")
+        return notes
+
+
+class ResultSpool:
+    """Product results of one run as JSON Lines parts in the run's storage, ``.runs/<run id>/<part>.jsonl``.
+
+    Each batch writes its part in one atomic write, so a part is whole or absent; the flow holds only
+    the part keys and reads the parts back one at a time when it writes the manifest and report.
+    """
+
+    def __init__(self, storage: Storage, run_id: str):
+        self.storage, self.prefix = storage, f".runs/{run_id}"
+
+    def write(self, part: str | int, results: Iterable[ProductResult]) -> str:
+        name = f"{part:05d}" if isinstance(part, int) else part
+        key = f"{self.prefix}/{name}.jsonl"
+        data = "".join(r.model_dump_json() + "\n" for r in results).encode()
+        self.storage.write_bytes(key, data, "application/jsonl")
+        return key
+
+    def read(self, key: str) -> list[ProductResult]:
+        lines = self.storage.read_bytes(key).decode().splitlines()
+        return [ProductResult.model_validate_json(line) for line in lines if line]
+
+    def stream(self, keys: Iterable[str]) -> Iterator[ProductResult]:
+        for key in keys:
+            yield from self.read(key)
+
+    def remove(self) -> None:
+        """Delete the spool of a local run; an S3 spool stays (a lifecycle rule on ``.runs/`` expires it)."""
+        folder = self.storage.local_path(self.prefix)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class StagedFile:
+    """A text file written piece by piece, then published under ``key`` in one step: renamed into
+    place in a local run folder, uploaded for S3. A crash leaves no partial file under ``key``."""
+
+    def __init__(self, storage: Storage, key: str, content_type: str):
+        self.storage, self.key, self.content_type = storage, key, content_type
+        target = storage.local_path(key)
+        folder = None
+        if target is not None:  # same folder, so the final rename is atomic
+            folder = target.parent
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=folder, prefix=f".{PurePosixPath(key).name}.", suffix=".tmp")
+        self.path = Path(path)
+        self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def write(self, text: str) -> None:
+        self.fh.write(text)
+
+    def copy_from(self, chunk) -> None:
+        """Append a temporary chunk file (opened ``w+``) written earlier."""
+        chunk.seek(0)
+        shutil.copyfileobj(chunk, self.fh, 1 << 20)
+
+    def publish(self) -> str:
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            target = self.storage.local_path(self.key)
+            if target is not None:
+                os.replace(self.path, target)
+                return str(target)
+            upload = getattr(self.storage, "upload_file", None)
+            if upload is not None:
+                return upload(self.key, self.path, self.content_type)
+            return self.storage.write_bytes(self.key, self.path.read_bytes(), self.content_type)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if not self.fh.closed:
+            self.fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+def chunk_file():
+    """A temporary text file for one section of a streamed document (deleted when closed)."""
+    return tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
 
 
 CSV_COLUMNS = [
@@ -99,31 +235,84 @@ CSV_COLUMNS = [
 ]
 
 
+def _csv_rows(p: ProductResult) -> Iterator[dict]:
+    """The manifest.csv rows of one product: one per output, or one row when it has none."""
+    base = {
+        "sku": p.sku or "",
+        "status": p.status,
+        "error": p.error or "",
+        "source_file": p.source_file,
+        "source_line": p.source_line,
+    }
+    if not p.outputs:
+        yield base
+    for o in p.outputs:
+        row = o.model_dump(include=set(CSV_COLUMNS))
+        row["checks"] = "; ".join(o.checks)
+        yield {**row, **base}
+
+
+class ManifestWriter:
+    """Streams products into ``manifest.json`` and ``manifest.csv``; the header (with the run's notes,
+    known only at the end) is written last. Use as a context manager; :meth:`publish` finishes."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self._products = chunk_file()
+        self._csv = StagedFile(storage, "manifest.csv", "text/csv")
+        self._rows = csv.DictWriter(self._csv.fh, CSV_COLUMNS, lineterminator="\n")
+        self._rows.writeheader()
+        self._count = 0
+
+    def add(self, product: ProductResult) -> None:
+        body = product.model_dump_json(indent=2).replace("\n", "\n    ")  # nested two levels deep
+        self._products.write((",\n    " if self._count else "\n    ") + body)
+        self._count += 1
+        self._rows.writerows(_csv_rows(product))
+
+    def publish(self, header: RunManifest) -> tuple[str, str]:
+        """Write ``manifest.json`` (``header`` with the streamed products) and ``manifest.csv``;
+        returns their URIs. ``header.products`` must be empty."""
+        header.finished = header.finished or datetime.now(UTC)
+        head = header.model_copy(update={"products": []}).model_dump_json(indent=2)
+        empty = '"products": []\n}'
+        assert head.endswith(empty)
+        staged = StagedFile(self.storage, "manifest.json", "application/json")
+        try:
+            if self._count:
+                staged.write(head[: -len(empty)] + '"products": [')
+                staged.copy_from(self._products)
+                staged.write("\n  ]\n}")
+            else:
+                staged.write(head)
+        except BaseException:
+            staged.discard()
+            raise
+        return staged.publish(), self._csv.publish()
+
+    def close(self) -> None:
+        self._products.close()
+        self._csv.discard()
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def manifest_csv(manifest: RunManifest) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for p in manifest.products:
-        base = {
-            "sku": p.sku or "",
-            "status": p.status,
-            "error": p.error or "",
-            "source_file": p.source_file,
-            "source_line": p.source_line,
-        }
-        if not p.outputs:
-            writer.writerow(base)
-        for o in p.outputs:
-            row = o.model_dump(include=set(CSV_COLUMNS))
-            row["checks"] = "; ".join(o.checks)
-            writer.writerow({**row, **base})
+        writer.writerows(_csv_rows(p))
     return buf.getvalue()
 
 
 def write_manifest(storage: Storage, manifest: RunManifest) -> tuple[str, str]:
-    manifest.finished = manifest.finished or datetime.now(UTC)
-    json_uri = storage.write_bytes(
-        "manifest.json", manifest.model_dump_json(indent=2).encode(), "application/json"
-    )
-    csv_uri = storage.write_bytes("manifest.csv", manifest_csv(manifest).encode(), "text/csv")
-    return json_uri, csv_uri
+    """Write a manifest held in memory (small runs, tests); flows stream theirs with ManifestWriter."""
+    with ManifestWriter(storage) as writer:
+        for product in manifest.products:
+            writer.add(product)
+        return writer.publish(manifest)

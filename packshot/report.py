@@ -9,7 +9,7 @@ import io
 
 from PIL import Image
 
-from packshot.manifest import OutputRecord, RunManifest
+from packshot.manifest import OutputRecord, ProductResult, RunManifest, RunTally, StagedFile, chunk_file
 from packshot.storage import Storage
 
 THUMB_PX = 220
@@ -54,9 +54,71 @@ def _thumb(storage: Storage, rec: OutputRecord) -> str | None:
         return None
 
 
-def render_html(manifest: RunManifest, storage: Storage) -> str:
+class ReportWriter:
+    """Streams products into ``report.html``: failures and product cards go to temporary chunk files
+    as products arrive, and :meth:`publish` writes the head (counts, models, notes), the failures
+    table and the cards into the final file in one step. Use as a context manager."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self._failures, self._cards = chunk_file(), chunk_file()
+        self._embedded = 0
+
+    def add(self, p: ProductResult) -> None:
+        e = html.escape
+        if p.status in ("failed", "invalid"):
+            self._failures.write(
+                f"\n<tr><td>{e(p.source_file)}:{p.source_line}</td><td>{e(p.sku or '')}</td>"
+                f"<td>{p.status}</td><td>{e(p.error or '')}</td></tr>"
+            )
+        if not p.outputs:
+            return
+        out = [
+            f"<div class='sku'><h3>{e(p.sku or '')} <small>({p.status}, {p.seconds:.1f} s)</small></h3>"
+            "<div class='grid'>"
+        ]
+        for rec in p.outputs:
+            src = None
+            if self._embedded < MAX_EMBEDDED:
+                src = _thumb(self.storage, rec)
+                self._embedded += 1
+            out.append(_figure(rec, src, self.storage.link(rec.key)))
+        out.append("</div>")
+        out += [f"<div class='note'>{e(n)}</div>" for n in p.notes]
+        out.append("</div>")
+        self._cards.write("\n" + "\n".join(out))
+
+    def publish(self, header: RunManifest, counts: dict[str, int]) -> str:
+        """Write ``report.html`` for the run ``header`` (notes included) and ``counts``; returns its URI."""
+        staged = StagedFile(self.storage, "report.html", "text/html")
+        try:
+            staged.write(_head(header, counts))
+            if self._failures.tell():
+                staged.write("\n<h2>Failures</h2><table><tr><th>file:line</th><th>sku</th><th>status</th>"
+                             "<th>reason</th></tr>")
+                staged.copy_from(self._failures)
+                staged.write("\n</table>")
+            staged.write("\n<h2>Products</h2>")
+            staged.copy_from(self._cards)
+            staged.write("\n</body></html>")
+        except BaseException:
+            staged.discard()
+            raise
+        return staged.publish()
+
+    def close(self) -> None:
+        self._failures.close()
+        self._cards.close()
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _head(manifest: RunManifest, counts: dict[str, int]) -> str:
     e = html.escape
-    counts = manifest.counts()
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>packshot: {e(manifest.catalog)}</title>",
         f"<style>{_CSS}</style></head><body>",
@@ -66,7 +128,7 @@ def render_html(manifest: RunManifest, storage: Storage) -> str:
         f" &middot; started {manifest.started:%Y-%m-%d %H:%M} UTC</div>",
         "<div class='counts'>",
     ]
-    for name in ("done", "skipped", "failed", "invalid", "outputs", "failed_checks"):
+    for name in _COUNT_KEYS:
         out.append(f"<span class='{name}'>{name.replace('_', ' ')}: <b>{counts[name]}</b></span>")
     out.append("</div>")
     if manifest.backends or manifest.licences or manifest.notes:
@@ -78,79 +140,51 @@ def render_html(manifest: RunManifest, storage: Storage) -> str:
             out += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in manifest.licences.items()]
             out.append("</table>")
         out += [f"<div class='note'>{e(n)}</div>" for n in manifest.notes]
-
-    problems = [p for p in manifest.products if p.status in ("failed", "invalid")]
-    if problems:
-        out.append(
-            "<h2>Failures</h2><table><tr><th>file:line</th><th>sku</th><th>status</th><th>reason</th></tr>"
-        )
-        for p in problems:
-            out.append(
-                f"<tr><td>{e(p.source_file)}:{p.source_line}</td><td>{e(p.sku or '')}</td>"
-                f"<td>{p.status}</td><td>{e(p.error or '')}</td></tr>"
-            )
-        out.append("</table>")
-
-    out.append("<h2>Products</h2>")
-    embedded = 0
-    for p in manifest.products:
-        if not p.outputs:
-            continue
-        out.append(
-            f"<div class='sku'><h3>{e(p.sku or '')} <small>({p.status}, {p.seconds:.1f} s)</small></h3>"
-            "<div class='grid'>"
-        )
-        for rec in p.outputs:
-            src = None
-            if embedded < MAX_EMBEDDED:
-                src = _thumb(storage, rec)
-                embedded += 1
-            link = e(storage.link(rec.key))
-            label = " ".join(
-                x
-                for x in (
-                    rec.kind if rec.scene is None else f"scene {rec.scene + 1}",
-                    rec.preset or "",
-                    rec.variant or "",
-                )
-                if x
-            )
-            bad = " class='bad'" if rec.checks else ""
-            checks = "".join(f"<br>&#10007; {e(c)}" for c in rec.checks)
-            out.append(
-                f"<figure{bad}><a href='{link}'><img loading='lazy' alt='{e(label)}' "
-                f"src='{src or link}'></a><figcaption>{e(label)}<br>{rec.width}&times;{rec.height}, "
-                f"{rec.bytes // 1024} KB{' &middot; generated' if rec.generated else ''}{checks}"
-                "</figcaption></figure>"
-            )
-        out.append("</div>")
-        out += [f"<div class='note'>{e(n)}</div>" for n in p.notes]
-        out.append("</div>")
-    out.append("</body></html>")
     return "\n".join(out)
 
 
+def _figure(rec: OutputRecord, src: str | None, link: str) -> str:
+    e = html.escape
+    link = e(link)
+    kind = rec.kind if rec.scene is None else f"scene {rec.scene + 1}"
+    label = " ".join(x for x in (kind, rec.preset or "", rec.variant or "") if x)
+    bad = " class='bad'" if rec.checks else ""
+    checks = "".join(f"<br>&#10007; {e(c)}" for c in rec.checks)
+    return (
+        f"<figure{bad}><a href='{link}'><img loading='lazy' alt='{e(label)}' "
+        f"src='{src or link}'></a><figcaption>{e(label)}<br>{rec.width}&times;{rec.height}, "
+        f"{rec.bytes // 1024} KB{' &middot; generated' if rec.generated else ''}{checks}"
+        "</figcaption></figure>"
+    )
+
+
 def write_report(storage: Storage, manifest: RunManifest) -> str:
-    return storage.write_bytes("report.html", render_html(manifest, storage).encode(), "text/html")
+    """The contact sheet of a manifest held in memory (small runs, tests); flows use ReportWriter."""
+    with ReportWriter(storage) as writer:
+        for product in manifest.products:
+            writer.add(product)
+        return writer.publish(manifest, manifest.counts())
 
 
-def summary_markdown(manifest: RunManifest, report_uri: str) -> str:
-    c = manifest.counts()
+def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str) -> str:
+    """The Prefect summary artifact: counts, output, contact sheet, models, notes, the first failures."""
+    c = tally.counts()
     lines = [
-        f"# packshot run: {manifest.catalog}",
+        f"# packshot run: {header.catalog}",
         "",
         "| done | skipped | failed | invalid rows | outputs | failed checks |",
         "|---|---|---|---|---|---|",
         "| " + " | ".join(str(c[k]) for k in _COUNT_KEYS) + " |",
         "",
-        f"Output: `{manifest.output}`  ",
+        f"Output: `{header.output}`  ",
         f"Contact sheet: `{report_uri}`",
     ]
-    if manifest.backends:
-        lines += ["", "Backends: " + ", ".join(f"{k}={v}" for k, v in manifest.backends.items())]
-    lines += [f"- {n}" for n in manifest.notes]
-    problems = [p for p in manifest.products if p.status in ("failed", "invalid")]
-    if problems:
+    if header.backends:
+        lines += ["", "Backends: " + ", ".join(f"{k}={v}" for k, v in header.backends.items())]
+    lines += [f"- {n}" for n in header.notes]
+    if tally.failures:
         lines += ["", "## Failures", ""]
-        lines += [f"- `{p.source_file}:{p.source_line}` {p.sku or ''}: {p.error}" for p in problems[:200]]
+        lines += [f"- `{p.source_file}:{p.source_line}` {p.sku or ''}: {p.error}" for p in tally.failures]
+        if tally.problems > len(tally.failures):
+            lines.append(f"- and {tally.problems - len(tally.failures)} more: see the manifest")
     return "\n".join(lines)

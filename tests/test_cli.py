@@ -60,3 +60,18 @@ def test_check_reports_broken_rules(tmp_path):
 
     result = runner.invoke(app, ["check", str(tmp_path / "small.jpg"), "--preset", "no-such-preset"])
     assert result.exit_code == 2 and "amazon-main" in result.output
+
+
+def test_run_prints_where_results_are_and_why_products_failed(prefect_api, tmp_path, monkeypatch):
+    from tests.studio import write_catalog
+
+    monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", str(ROOT / "tests/small_presets.yaml"))
+    catalog = write_catalog(tmp_path / "cat", [{"sku": "OK-1"}, {"sku": "GONE-2", "image": "images/gone.jpg"}])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(catalog), "--out", str(out), "--presets", "test-shop",
+                                 "--stages", "segment,export"])
+    assert result.exit_code == 1  # something failed: a script or CI can tell
+    assert "done 1" in result.output and "failed 1" in result.output
+    assert "catalog.csv:3 GONE-2" in result.output and "gone.jpg" in result.output
+    assert str(out / "report.html") in result.output.replace("\n", "")
+    assert (out / "OK-1" / "packshot-test-shop.jpg").is_file()

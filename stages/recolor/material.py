@@ -111,7 +111,7 @@ def find_main_material(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if bw == 0 or bh == 0:
         return out
     box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
-    crop, crop_alpha = np.ascontiguousarray(rgb[box]), np.ascontiguousarray(alpha[box])
+    crop, crop_alpha = rgb[box], alpha[box]  # views: OpenCV reads strided rows without a copy
     small, small_alpha = crop, crop_alpha
     while max(small.shape[:2]) > WORK_SIDE:  # pyrDown: anti-aliased, and far faster than INTER_AREA
         small, small_alpha = cv2.pyrDown(small), cv2.pyrDown(small_alpha)
@@ -148,7 +148,7 @@ def _upsample_refined(mask: np.ndarray, crop: np.ndarray, model: MaterialModel) 
         return mask
     xy = edge.reshape(-1, 2)
     flat = xy[:, 1] * w + xy[:, 0]
-    lab = cv2.cvtColor(crop.reshape(-1, 3)[flat][:, None, :], cv2.COLOR_RGB2Lab)
+    lab = cv2.cvtColor(crop[xy[:, 1], xy[:, 0]][:, None, :], cv2.COLOR_RGB2Lab)
     light, z = chromaticity(lab[:, 0])
     mask.reshape(-1)[flat] = _to_uint8(model.weight(light, z))
     return mask
