@@ -8,6 +8,7 @@ the spool into the two files, so memory stays flat however large the catalog.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -161,6 +162,8 @@ class ResultSpool:
         folder = self.storage.local_path(self.prefix)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # other runs may still be spooling next to it
+                folder.parent.rmdir()
 
 
 class StagedFile:

@@ -225,3 +225,70 @@ def test_intake_runs_each_new_csv_exactly_once(prefect_api, env):
     assert "processed:" in Path(f"{dup['moved_to']}.validation.txt").read_text()
     rerun = json.loads((env / "out" / "spring" / "manifest.json").read_text())
     assert rerun["started"] == manifest["started"]
+
+
+def _result(i: int, status: str = "done", note: str | None = None):
+    from packshot.manifest import OutputRecord, ProductResult
+
+    out = OutputRecord(sku=f"P{i}", kind="packshot", preset="test-white", key=f"P{i}/packshot.png",
+                       uri=f"P{i}/packshot.png", format="PNG", width=8, height=8, bytes=10, sha256="0" * 64,
+                       checks=["too small"] if i % 7 == 0 else [], source_file="cat.csv", source_line=i + 2)
+    return ProductResult(sku=f"P{i}", status=status, outputs=[out] if status == "done" else [],
+                         error="image missing" if status == "failed" else None,
+                         notes=[note or f"note {i}", "unchanged since the last run"],
+                         source_file="cat.csv", source_line=i + 2)
+
+
+def test_manifest_and_report_stream_from_the_result_spool(tmp_path):
+    """Batches spool their results; the manifest is streamed from the spool in catalog order, byte for
+    byte what the in-memory manifest would be, and the run keeps only bounded counters."""
+    from datetime import UTC
+
+    from packshot.manifest import (
+        MAX_RUN_NOTES,
+        TABLE_ROWS,
+        ManifestWriter,
+        ResultSpool,
+        RunManifest,
+        RunTally,
+        manifest_csv,
+    )
+    from packshot.report import ReportWriter
+    from packshot.storage import LocalStorage
+
+    storage = LocalStorage(tmp_path / "out")
+    results = [_result(i, "failed" if i % 3 == 0 else "done") for i in range(600)]
+    spool = ResultSpool(storage, "run-1")
+    parts = [spool.write(b, results[b * 100 : (b + 1) * 100]) for b in (5, 0, 3, 1, 4, 2)]  # any finish order
+    parts.sort()
+    assert len(spool.read(parts[0])) == 100
+
+    header = RunManifest(catalog="cat.csv", catalog_format="packshot", output=storage.uri,
+                         started=datetime(2026, 1, 1, tzinfo=UTC), stages=["segment"], presets=["test-white"],
+                         products=[])
+    tally = RunTally()
+    with ManifestWriter(storage) as manifest, ReportWriter(storage) as report:
+        for result in spool.stream(parts):
+            tally.add(result)
+            manifest.add(result)
+            report.add(result)
+        header.notes = tally.note_list()
+        manifest.publish(header)
+        report.publish(header, tally.counts())
+    spool.remove()
+
+    full = header.model_copy(update={"products": results})
+    assert (tmp_path / "out" / "manifest.json").read_text() == full.model_dump_json(indent=2)
+    assert (tmp_path / "out" / "manifest.csv").read_text() == manifest_csv(full)
+    assert tally.counts() == full.counts() == {"done": 400, "failed": 200, "skipped": 0, "invalid": 0,
+                                                "outputs": 400, "failed_checks": 57}
+    assert len(header.notes) == MAX_RUN_NOTES + 1 and header.notes[-1].startswith("and 550 more")
+    assert not any(n.startswith("unchanged") for n in header.notes)
+    # The Prefect table: the first products, then failures only, never the whole catalog.
+    assert [r["sku"] for r in tally.rows[:TABLE_ROWS]] == [f"P{i}" for i in range(TABLE_ROWS)]
+    assert {r["status"] for r in tally.rows[TABLE_ROWS:]} == {"failed"} and len(tally.rows) < 600
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count("<tr><td>cat.csv:") == 200 and html.count("<div class='sku'>") == 400
+    assert html.index("<h2>Failures</h2>") < html.index("<h2>Products</h2>") and html.endswith("</html>")
+    left = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert left == ["manifest.csv", "manifest.json", "report.html"]  # the spool is gone

@@ -13,6 +13,7 @@ from packshot.colors import parse_color
 from packshot.errors import PackshotError
 from packshot.types import Rendered
 from stages.recolor import find_main_material, load_material_mask, recolor, recolor_variants
+from stages.recolor.material import WORK_SIDE
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -113,6 +114,21 @@ def test_auto_material_excludes_label_of_other_hue():
     mask = find_main_material(rgb, alpha)
     assert (mask[label] == 0).all()
     assert (mask[material] >= 128).mean() > 0.95
+
+
+@pytest.mark.parametrize("label_color", [(240, 238, 230), (20, 20, 20)])
+def test_large_image_keeps_label_edges_exact(label_color):
+    """Above WORK_SIDE the material is found on a pyramid level and upsampled: the label's edge
+    pixels must still stay out of the mask, and the material's rim must still be recolored."""
+    rgb, alpha, material, label = shaded_object((178, 40, 40), size=1100, label_color=label_color)
+    assert max(rgb.shape[:2]) * 0.8 > WORK_SIDE  # the product's box is downscaled
+    item = Rendered(rgb, alpha, kind="packshot", preset="x")
+    out = recolor(item, parse_color("Forest Green"))
+    assert np.array_equal(out.rgb[label], rgb[label])
+    rim = material & (cv2.erode(alpha, np.ones((9, 9), np.uint8)) == 0)
+    changed = np.any(out.rgb != rgb, axis=-1)
+    assert changed[rim].mean() > 0.95
+    assert _median_delta_e(out.rgb, material, parse_color("Forest Green").rgb) < 3.0
 
 
 def test_merchant_mask_limits_the_recolor(tmp_path):

@@ -1,8 +1,10 @@
 """Weight-free cutout for studio shots on plain light backgrounds.
 
-Fit the background from the image border, seed a GrabCut trimap from the color distance to it
-(contact shadows are marked as probable background), run GrabCut at a working size of 640 px, clean
-the mask, then matte the boundary band at full resolution (see :mod:`stages.segment.refine`).
+Fit the backdrop (a smooth color surface) from the image border, find the product's filled outline
+with a noise-adapted threshold on the distance to it (holes stay open only where they match the
+backdrop), let GrabCut settle a narrow band along that outline at a working size of 640 px, peel
+off the contact shadow under the product, then matte the boundary band at full resolution (see
+:mod:`stages.segment.refine`) and drop matted shadow outside the outline.
 """
 
 from __future__ import annotations
