@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,6 +117,44 @@ class VideoProvider(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and connections."""
+
+
+class HostedProvider(VideoProvider):
+    """A provider reached over HTTP with an API key: one SDK client built on first use, and its key
+    remembered so every message this provider produces can be scrubbed of it."""
+
+    key_env: str  # environment variable holding the key, e.g. RUNWAYML_API_SECRET
+    key_block_setting: str  # VideoSettings field naming a Prefect Secret block, e.g. runway_secret_block
+    label: str  # provider name as people write it, for messages
+
+    def __init__(self, settings: VideoSettings):
+        super().__init__(settings)
+        self._client = None
+        self._key: str | None = None
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def make_client(self, api_key: str):
+        """The SDK client, with retries off (ours are counted and bounded) and the settings' timeout."""
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._key,) if self._key else ()
+
+    def client(self):
+        from packshot.secrets import get_secret
+
+        with self._lock:
+            if self._client is None:
+                block = getattr(self.settings, self.key_block_setting)
+                self._key = get_secret(self.key_env, block, setting=f"video.{self.key_block_setting}")
+                if not self._key:
+                    raise ProviderUnavailableError(
+                        f"no {self.label} API key: set the {self.key_env} environment variable or name a "
+                        f"Prefect Secret block in PACKSHOT_VIDEO__{self.key_block_setting.upper()}",
+                        "NO_API_KEY",
+                    )
+                self._client = self.make_client(self._key)
+            return self._client
 
 
 def _wait(settings: VideoSettings) -> Callable[[RetryCallState], float]:

@@ -7,21 +7,19 @@ and, if a URL has already expired, fetch the task again for fresh ones.
 
 from __future__ import annotations
 
-import threading
-
 import httpx
 import numpy as np
 
-from packshot.secrets import get_secret, redact
+from packshot.secrets import redact
 from stages.video.framing import data_uri
 from stages.video.providers.base import (
     ClipFailedError,
     ClipRejectedError,
+    HostedProvider,
     JobState,
     OutputExpiredError,
     ProviderUnavailableError,
     TransientProviderError,
-    VideoProvider,
     fetch_url,
     looks_gone,
     retry_after_seconds,
@@ -42,46 +40,24 @@ _STATUS = {
 }
 
 
-class RunwayProvider(VideoProvider):
+class RunwayProvider(HostedProvider):
     name = "runway"
     default_model = "gen4_turbo"
+    key_env = "RUNWAYML_API_SECRET"
+    key_block_setting = "runway_secret_block"
+    label = "Runway"
 
-    def __init__(self, settings):
-        super().__init__(settings)
-        self._client = None
-        self._key: str | None = None
-        self._lock = threading.Lock()
+    def make_client(self, api_key: str):
+        from runwayml import RunwayML
+
+        kwargs = {"base_url": self.settings.runway_base_url} if self.settings.runway_base_url else {}
+        return RunwayML(api_key=api_key, max_retries=0, timeout=self.settings.request_timeout_s, **kwargs)
 
     def sizes(self, model: str) -> dict[str, tuple[int, int]]:
         return {r: (int(r.split(":")[0]), int(r.split(":")[1])) for r in RATIOS}
 
     def duration(self, model: str, requested_s: int) -> int:
         return min(MAX_DURATION_S, max(MIN_DURATION_S, int(requested_s)))
-
-    def secrets(self) -> tuple[str, ...]:
-        return (self._key,) if self._key else ()
-
-    def client(self):
-        with self._lock:
-            if self._client is None:
-                from runwayml import RunwayML
-
-                self._key = get_secret(
-                    "RUNWAYML_API_SECRET",
-                    self.settings.runway_secret_block,
-                    setting="video.runway_secret_block",
-                )
-                if not self._key:
-                    raise ProviderUnavailableError(
-                        "no Runway API key: set the RUNWAYML_API_SECRET environment variable or name a "
-                        "Prefect Secret block in PACKSHOT_VIDEO__RUNWAY_SECRET_BLOCK",
-                        "NO_API_KEY",
-                    )
-                kwargs = {"base_url": self.settings.runway_base_url} if self.settings.runway_base_url else {}
-                self._client = RunwayML(
-                    api_key=self._key, max_retries=0, timeout=self.settings.request_timeout_s, **kwargs
-                )
-            return self._client
 
     def submit(self, spec: ClipSpec, frame: np.ndarray) -> str:
         uri = data_uri(frame, DATA_URI_MAX_BYTES)

@@ -7,20 +7,18 @@ names another provider; the rest of the catalog run carries on.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
-from packshot.secrets import get_secret, redact
+from packshot.secrets import redact
 from stages.video.framing import encode_within
 from stages.video.providers.base import (
     ClipFailedError,
     ClipRejectedError,
+    HostedProvider,
     JobState,
     OutputExpiredError,
     ProviderUnavailableError,
     TransientProviderError,
-    VideoProvider,
     looks_gone,
     retry_after_seconds,
 )
@@ -38,44 +36,24 @@ GONE_ADVICE = (
 )
 
 
-class SoraProvider(VideoProvider):
+class SoraProvider(HostedProvider):
     name = "sora"
     default_model = "sora-2"
+    key_env = "OPENAI_API_KEY"
+    key_block_setting = "openai_secret_block"
+    label = "OpenAI"
 
-    def __init__(self, settings):
-        super().__init__(settings)
-        self._client = None
-        self._key: str | None = None
-        self._lock = threading.Lock()
+    def make_client(self, api_key: str):
+        from openai import OpenAI
+
+        kwargs = {"base_url": self.settings.openai_base_url} if self.settings.openai_base_url else {}
+        return OpenAI(api_key=api_key, max_retries=0, timeout=self.settings.request_timeout_s, **kwargs)
 
     def sizes(self, model: str) -> dict[str, tuple[int, int]]:
         return dict(PRO_SIZES if model.startswith("sora-2-pro") else SIZES)
 
     def duration(self, model: str, requested_s: int) -> int:
         return min(SECONDS, key=lambda s: (abs(s - requested_s), s))  # ties go to the shorter, cheaper clip
-
-    def secrets(self) -> tuple[str, ...]:
-        return (self._key,) if self._key else ()
-
-    def client(self):
-        with self._lock:
-            if self._client is None:
-                from openai import OpenAI
-
-                self._key = get_secret(
-                    "OPENAI_API_KEY", self.settings.openai_secret_block, setting="video.openai_secret_block"
-                )
-                if not self._key:
-                    raise ProviderUnavailableError(
-                        "no OpenAI API key: set the OPENAI_API_KEY environment variable or name a Prefect "
-                        "Secret block in PACKSHOT_VIDEO__OPENAI_SECRET_BLOCK",
-                        "NO_API_KEY",
-                    )
-                kwargs = {"base_url": self.settings.openai_base_url} if self.settings.openai_base_url else {}
-                self._client = OpenAI(
-                    api_key=self._key, max_retries=0, timeout=self.settings.request_timeout_s, **kwargs
-                )
-            return self._client
 
     def submit(self, spec: ClipSpec, frame: np.ndarray) -> str:
         # Sora requires the reference frame's pixel size to equal the requested size exactly.
