@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -69,6 +70,26 @@ class PeakRss:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+_CATALOG_MB = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from packshot.catalog import load_catalog
+def rss_kb():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+first = load_catalog(sys.argv[1])  # imports and caches warm; kept so the second copy reuses no memory
+before = rss_kb()
+second = load_catalog(sys.argv[1])
+print((rss_kb() - before) / 1024)
+"""
+
+
+def catalog_mb(catalog: Path) -> float:
+    """RSS growth from holding ``catalog``'s Product objects (load_catalog's result), in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", _CATALOG_MB, str(catalog), str(REPO)], capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.split()[-1])
 
 
 def tiny_catalog(folder: Path, n: int, size: int = 8) -> Path:
@@ -154,8 +175,8 @@ def main() -> None:
     warm = tiny_catalog(work / "warm", 4)
     run_flow(warm, work / "warm-out", ["segment"], ["test-white"], args.batch_size, noop=True)  # API start-up
 
-    print("\n| products | wall s | ms / product | peak RSS growth MB |")
-    print("|---|---|---|---|")
+    print("\n| products | wall s | ms / product | peak RSS growth MB | of which the loaded catalog MB |")
+    print("|---|---|---|---|---|")
     per_product = {}
     for n in args.sizes:
         catalog = tiny_catalog(work / f"cat{n}", n)
@@ -163,7 +184,8 @@ def main() -> None:
                                          args.batch_size, noop=True)
         assert summary["counts"]["done"] == n, summary["counts"]
         per_product[n] = 1000 * seconds / n
-        print(f"| {n:,} | {seconds:.1f} | {per_product[n]:.2f} | {mem.peak - mem.start:.0f} |")
+        print(f"| {n:,} | {seconds:.1f} | {per_product[n]:.2f} | {mem.peak - mem.start:.0f} | "
+              f"{catalog_mb(catalog):.0f} |")
 
     m = args.per_task
     catalog = tiny_catalog(work / f"task{m}", m)

@@ -196,3 +196,53 @@ def test_fan_out_over_two_process_workers_lands_in_one_manifest(server, two_work
     again = json.loads((out / "manifest.json").read_text())
     assert {p["status"] for p in again["products"]} == {"skipped"}
     assert datetime.fromisoformat(again["started"]) > datetime.fromisoformat(manifest["started"])
+
+
+def test_prefect_yaml_deploys_with_the_prefect_cli(server, tmp_path):
+    """``prefect deploy --all`` with the repository's prefect.yaml, as the README tells merchants."""
+    import asyncio
+
+    from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
+    from prefect.deployments.steps.core import run_steps
+    from prefect.flows import load_flow_from_entrypoint
+
+    from flows.deployments import ensure_work_pool
+
+    with _client(server):
+        ensure_work_pool("gpu-pool")  # `prefect work-pool create gpu-pool --type process`
+    env = {**server["env"], "PACKSHOT_CODE_DIR": str(REPO)}  # where the workers find the code
+    proc = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    with _client(server) as client:
+        flows = {f.id: f.name for f in client.read_flows()}
+        deps = {f"{flows[d.flow_id]}/{d.name}": d for d in client.read_deployments(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["gpu-pool"])))}
+    assert set(deps) == {"packshot-catalog/nightly", "packshot-catalog/on-demand", "packshot-intake/intake",
+                         "packshot-fanout/fan-out", "packshot-shard/shard"}
+    nightly = deps["packshot-catalog/nightly"]
+    (schedule,) = nightly.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
+        "0 2 * * *", "Europe/Berlin", True)
+    assert nightly.parameters == {"options": {"catalog": "catalogs/demo/catalog.csv", "out": "out/nightly"}}
+    assert set(nightly.tags) == {"packshot", "nightly"}
+    intake = deps["packshot-intake/intake"]
+    assert intake.schedules[0].schedule.interval.total_seconds() == 60
+    assert intake.parameters == {"inbox": "inbox", "out": "out/inbox"}
+    on_demand = deps["packshot-catalog/on-demand"]
+    assert not on_demand.schedules and not on_demand.parameters
+    run_options = on_demand.parameter_openapi_schema["definitions"]["RunOptions"]
+    assert run_options["required"] == ["catalog"]
+
+    # What a worker does before a run: the pull step puts it in the code folder, the entrypoint loads.
+    pull = [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+    assert all(dep.pull_steps == pull for dep in deps.values())
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        asyncio.run(run_steps(nightly.pull_steps))
+        assert Path.cwd() == REPO
+        assert load_flow_from_entrypoint(nightly.entrypoint).name == "packshot-catalog"
+    finally:
+        os.chdir(cwd)
