@@ -40,7 +40,7 @@ class SegmentSettings(BaseModel):
     sam_model_type: Literal["vit_h", "vit_l", "vit_b"] = "vit_h"
     batch_size: int = Field(4, description="images embedded per SAM call on a GPU")
     refine_edges: bool = True
-    edge_band_px: int = Field(6, description="half-width of the boundary band refined by matting")
+    edge_band_px: int = Field(4, description="half-width of the boundary band refined by matting")
 
 
 class GenerativeSettings(BaseModel):

@@ -66,7 +66,8 @@ def test_run_prints_where_results_are_and_why_products_failed(prefect_api, tmp_p
     from tests.studio import write_catalog
 
     monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", str(ROOT / "tests/small_presets.yaml"))
-    catalog = write_catalog(tmp_path / "cat", [{"sku": "OK-1"}, {"sku": "GONE-2", "image": "images/gone.jpg"}])
+    rows = [{"sku": "OK-1"}, {"sku": "GONE-2", "image": "images/gone.jpg"}]
+    catalog = write_catalog(tmp_path / "cat", rows)
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(catalog), "--out", str(out), "--presets", "test-shop",
                                  "--stages", "segment,export"])

@@ -76,7 +76,10 @@ def server(tmp_path_factory):
                   "PACKSHOT_SEGMENT__BACKEND": "classic", "PACKSHOT_GENERATIVE__BACKEND": "classic",
                   "PACKSHOT_EXPORT__PRESETS_FILE": str(HERE / "small_presets.yaml"),
                   "PACKSHOT_ORCHESTRATION__TIMEZONE": "America/New_York",
-                  "PACKSHOT_ORCHESTRATION__NIGHTLY_CRON": "30 1 * * *"}
+                  "PACKSHOT_ORCHESTRATION__NIGHTLY_CRON": "30 1 * * *",
+                  # intake runs every minute on the test workers: keep its inbox out of the repo
+                  "PACKSHOT_ORCHESTRATION__INBOX": str(home / "inbox"),
+                  "PACKSHOT_ORCHESTRATION__INBOX_OUT": str(home / "inbox-out")}
     yield {"url": url, "env": client_env, "home": home}
     _stop(proc)  # the workers (function fixtures) are already stopped
     log.close()
