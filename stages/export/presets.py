@@ -132,8 +132,10 @@ BUILTIN: dict[str, Preset] = {
         ),
         Preset(
             name="etsy", width=2000, height=2000, fill_fraction=0.80, format="JPEG", quality=90,
-            max_bytes=10_000_000, min_short_side=2000, first_image_real=True,
-            notes="Etsy: about 2000 px shortest side, 10 MB; a generated scene is never the first image",
+            max_bytes=10_000_000, first_image_real=True,
+            # About 2000 px on the short side is a recommendation, not a rule: rendered at 2000, not enforced.
+            notes="Etsy: about 2000 px shortest side recommended, 10 MB; a generated scene is never the "
+            "first image",
         ),
         Preset(
             name="google-merchant", width=1500, height=1500, fill_fraction=0.85, format="JPEG", quality=90,
