@@ -221,3 +221,25 @@ def test_listing_order_puts_real_packshots_first_and_etsy_refuses_generated_only
     with pytest.raises(ListingOrderError, match="first listing image"):
         order_for_listing([scene], etsy)
     assert order_for_listing([scene], get_preset("shopify")) == [scene]
+
+
+def test_amazon_main_raises_quality_when_ringing_would_break_pure_white():
+    """A saturated red edge on white rings past the tolerance at the preset's quality; the encoder
+    must notice and spend bytes rather than ship a file Amazon rejects."""
+    import cv2
+
+    from stages.export.render import _SUBSAMPLING, _save
+
+    preset = get_preset("amazon-main")
+    size = 1000
+    alpha = np.zeros((size, size), np.uint8)
+    cv2.circle(alpha, (size // 2, size // 2), size * 9 // 20, 255, -1, cv2.LINE_AA)  # fills 90%
+    a = alpha[..., None] / 255.0
+    rgb = (np.array([192, 57, 43]) * a + 255 * (1 - a)).round().astype(np.uint8)
+    plain = _save(Image.fromarray(rgb), "JPEG", None, quality=preset.quality,
+                  subsampling=_SUBSAMPLING[preset.subsampling])
+    assert any(v.rule == "white-background" for v in check(plain, preset, alpha))  # the trap is real
+
+    data = encode(Rendered(rgb, alpha, kind="packshot", preset=preset.name), preset)
+    assert check(data, preset, alpha) == []
+    assert len(data) <= preset.max_bytes

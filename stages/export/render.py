@@ -71,7 +71,9 @@ def encode(rendered: Rendered, preset: Preset) -> bytes:
 
     JPEG/WebP: the highest quality between ``preset.quality`` and ``preset.min_quality`` whose file
     fits ``max_bytes`` (binary search). When even ``min_quality`` does not fit, that file is returned
-    and the validator reports ``max-bytes``.
+    and the validator reports ``max-bytes``. For pure-white presets the quality is raised instead (up
+    to 100, within ``max_bytes``) while JPEG ringing next to a strongly colored edge would break the
+    white-background rule: better a larger file than one the marketplace rejects.
     """
     img = Image.fromarray(np.ascontiguousarray(rendered.rgb), "RGB")
     xmp = provenance_xmp() if rendered.generated else None
@@ -79,6 +81,8 @@ def encode(rendered: Rendered, preset: Preset) -> bytes:
         return _save(img, "PNG", xmp, optimize=True)
     extra = {"subsampling": _SUBSAMPLING[preset.subsampling]} if preset.format == "JPEG" else {"method": 4}
     best = _save(img, preset.format, xmp, quality=preset.quality, **extra)
+    if preset.pure_white_background:
+        best = _raise_quality_until_white(best, img, xmp, rendered, preset, extra)
     if preset.max_bytes is None or len(best) <= preset.max_bytes:
         return best
     lo, hi = preset.min_quality, preset.quality - 1
@@ -91,6 +95,22 @@ def encode(rendered: Rendered, preset: Preset) -> bytes:
         else:
             smallest, hi = data, mid - 1
     return best if len(best) <= preset.max_bytes else smallest
+
+
+def _raise_quality_until_white(data: bytes, img, xmp, rendered: Rendered, preset: Preset, extra) -> bytes:
+    from stages.export.validate import check  # validate imports this module
+
+    def ringing(candidate: bytes) -> bool:
+        return any(v.rule == "white-background" for v in check(candidate, preset, rendered.product_alpha))
+
+    quality = preset.quality
+    while quality < 100 and ringing(data):
+        quality = min(100, quality + 2)
+        candidate = _save(img, preset.format, xmp, quality=quality, **extra)
+        if preset.max_bytes is not None and len(candidate) > preset.max_bytes:
+            break
+        data = candidate
+    return data
 
 
 def _save(img: Image.Image, fmt: str, xmp: bytes | None, **kw) -> bytes:
