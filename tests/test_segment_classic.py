@@ -146,3 +146,20 @@ def test_enclosed_refraction_is_filled_but_a_real_hole_stays_open():
     mask = classic_mask(np.clip(image + 0.5, 0, 255).astype(np.uint8))
     assert mask[60:140, 45:75].mean() > 0.95  # the glass's inside is product
     assert not mask[95:105, 135:145].any()  # the ring's hole stays transparent
+
+
+def test_a_photo_that_is_not_a_studio_shot_is_flagged_in_the_notes():
+    """A product on a wooden table (busy edges) gets a note telling the merchant what to do."""
+    rng = np.random.default_rng(3)
+    h, w = 240, 320
+    grain = np.cumsum(rng.normal(0, 6, (h, w)), axis=1)  # streaky, wood-like texture to every edge
+    table = np.clip(np.stack([120 + grain, 70 + grain * 0.6, 40 + grain * 0.3], axis=2), 0, 255)
+    image = table.astype(np.uint8)
+    image[80:160, 120:200] = (200, 30, 40)
+    cutout = get_segmenter(SegmentSettings(backend="classic", refine_edges=False)).segment(image)
+    assert any("does not look like a studio shot" in n and "SAM_CHECKPOINT" in n for n in cutout.notes)
+
+    studio = np.full((h, w, 3), 242, np.uint8)
+    studio[80:160, 120:200] = (200, 30, 40)
+    clean = get_segmenter(SegmentSettings(backend="classic", refine_edges=False)).segment(studio)
+    assert not any("studio shot" in n for n in clean.notes)

@@ -15,7 +15,14 @@ import numpy as np
 from packshot.config import SegmentSettings
 from packshot.types import Cutout
 from stages.segment.cleanup import clean_mask, keep_product_parts
-from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, shadow_gain, working_copy
+from stages.segment.estimate import (
+    Box,
+    ForegroundEstimate,
+    backdrop_problem,
+    estimate_foreground,
+    shadow_gain,
+    working_copy,
+)
 from stages.segment.refine import refine_edges
 
 BAND_PX = 3  # half-width (working px) of the band GrabCut decides along the silhouette
@@ -33,7 +40,8 @@ class ClassicSegmenter:
         rgba = finish_cutout(image, mask, self.settings)
         if self.settings.refine_edges:
             _drop_matted_shadow(rgba, image, mask, backdrop)
-        return Cutout(rgba, backend=self.name)
+        problem = backdrop_problem(image)
+        return Cutout(rgba, backend=self.name, notes=[problem] if problem else [])
 
     def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
         return [self.segment(im, b) for im, b in zip(images, boxes, strict=True)]

@@ -147,3 +147,28 @@ def interior_point(mask: np.ndarray) -> tuple[int, int] | None:
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
     return int(x), int(y)
+
+
+def backdrop_problem(image: np.ndarray, far: float = 20.0, max_share: float = 0.25) -> str | None:
+    """Why ``image`` (RGB ``HxWx3 uint8``) does not look like a studio shot, or None when it does.
+
+    The classic backend assumes a plain, smoothly lit backdrop at the frame's edges. When more than
+    ``max_share`` of the border is farther than ``far`` (RGB distance) from a smooth fitted backdrop
+    (a table, a room, a busy scene), its cutout will likely include background, and a person should know.
+    """
+    small, _ = working_copy(image, 256)
+    background = fit_background(small)
+    h, w = small.shape[:2]
+    b = max(2, round(min(h, w) * 0.04))
+    border = np.zeros((h, w), bool)
+    border[:b] = border[-b:] = True
+    border[:, :b] = border[:, -b:] = True
+    residual = np.linalg.norm(small[border].astype(np.float32) - background[border], axis=1)
+    share = float(np.mean(residual > far))
+    if share <= max_share:
+        return None
+    return (
+        f"segment: this photo does not look like a studio shot ({share:.0%} of its edges differ from a "
+        "plain backdrop), so the classic cutout may include background; give the row a bbox, or "
+        "configure SAM (PACKSHOT_SEGMENT__SAM_CHECKPOINT)"
+    )
