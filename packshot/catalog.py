@@ -116,6 +116,9 @@ def check_local_images(catalog: Catalog, max_pixels: int) -> Catalog:
     left to load time, where their fetch is checked anyway."""
     from PIL import Image, UnidentifiedImageError
 
+    from packshot.errors import ImageLoadError
+    from packshot.imageio import resolve_local
+
     base = Path(catalog.path).resolve().parent
     keep, errors = [], list(catalog.errors)
     for product in catalog.products:
@@ -123,10 +126,12 @@ def check_local_images(catalog: Catalog, max_pixels: int) -> Catalog:
         for ref in product.images:
             if "://" in ref:
                 continue
-            path = (base / ref).resolve()
-            if not path.is_relative_to(base):
-                problem = f"image {ref!r} is outside the catalog's folder {base}"
-            elif not path.is_file():
+            try:
+                path = resolve_local(ref, base)
+            except ImageLoadError as exc:
+                problem = str(exc)
+                break
+            if not path.is_file():
                 problem = (
                     f"image file {ref!r} does not exist (looked for {path}); check the path and its case"
                 )

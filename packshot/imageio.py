@@ -77,11 +77,19 @@ class LoadedImage:
     notes: tuple[str, ...] = ()
 
 
-def load_image(ref: str, base_dir: Path, settings: LoadSettings, s3_client=None) -> LoadedImage:
-    """Load ``ref`` (catalog-relative path, ``s3://bucket/key`` or ``https://`` URL) and decode it."""
+def load_image(
+    ref: str, base_dir: Path, settings: LoadSettings, s3_client=None, data: bytes | None = None
+) -> LoadedImage:
+    """Load ``ref`` (catalog-relative path, ``s3://bucket/key`` or ``https://`` URL) and decode it.
+
+    ``data``: the bytes of ``ref`` when the caller has already read them (the pipeline hashes a
+    local file before deciding to decode it), so the file is not read twice.
+    """
     try:
         scheme = urlsplit(ref).scheme.lower() if "://" in ref else ""
-        if scheme in ("http", "https"):
+        if data is not None:
+            pass
+        elif scheme in ("http", "https"):
             data = fetch_url(ref, settings)
         elif scheme == "s3":
             data = _read_s3(ref, settings, s3_client)
@@ -91,7 +99,7 @@ def load_image(ref: str, base_dir: Path, settings: LoadSettings, s3_client=None)
                 "folder, s3://bucket/key or an https:// URL."
             )
         else:
-            data = _read_local(ref, base_dir)
+            data = read_local(ref, base_dir)
         loaded = decode_image(data, _display_ref(ref), settings)
     except ImageLoadError:
         raise
@@ -263,15 +271,24 @@ def _high_bit_depth_gray(img: Image.Image) -> np.ndarray:
 # ----------------------------------------------------------------------------------------- local and S3
 
 
-def _read_local(ref: str, base_dir: Path) -> bytes:
+def resolve_local(ref: str, base_dir: Path) -> Path:
+    """The real path of the catalog-relative file ``ref``; :class:`ImageLoadError` when it (or a
+    symlink on the way) points outside ``base_dir``. Every local file a catalog names goes through here."""
     base = Path(base_dir).resolve()
     candidate = Path(ref).expanduser() if ref.startswith("~") else Path(ref)
     resolved = (base / candidate).resolve()  # follows symlinks, so a link to /etc is seen as /etc
     if not resolved.is_relative_to(base):
         raise ImageLoadError(
-            f"Image {ref!r}: refused, it points outside the catalog folder {base} (resolved to {resolved}). "
-            "Copy the image into the catalog folder and reference it relative to it."
+            f"{ref!r}: refused, it points outside the catalog folder {base} (resolved to {resolved}). "
+            "Copy the file into the catalog folder and reference it relative to it."
         )
+    return resolved
+
+
+def read_local(ref: str, base_dir: Path) -> bytes:
+    """The bytes of the catalog-relative file ``ref`` (see :func:`resolve_local`)."""
+    base = Path(base_dir).resolve()
+    resolved = resolve_local(ref, base)
     try:
         # O_NOFOLLOW: the last component cannot be swapped for a symlink after the check above.
         fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))

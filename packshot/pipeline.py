@@ -41,6 +41,7 @@ from packshot.cache import StageCache, array_sha, content_key
 from packshot.config import Settings, get_settings, resolve_device
 from packshot.errors import PackshotError
 from packshot.gpu import gpu_lock
+from packshot.imageio import resolve_local
 from packshot.manifest import OutputRecord, ProductResult
 from packshot.storage import Storage, open_storage
 from packshot.types import Cutout, Product, Rendered
@@ -270,32 +271,26 @@ def _fail(job: _Job, exc: Exception) -> None:
 
 def _load_phase(product: Product, ctx: RunContext) -> _Job:
     """Loader thread: decode the image, compute the content key, finish early if nothing changed."""
-    from packshot.imageio import load_image
+    from packshot.imageio import load_image, read_local
 
     job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
     try:
         ref = product.images[0]
         # Local files: hash the bytes and check .done.json before decoding, so an unchanged
-        # product costs one read and a hash (nightly reruns). Any problem falls through to load_image.
-        local_sha = _local_sha(ref, ctx)
-        if local_sha is not None and _reuse_previous(job, _content_key(product, local_sha, ctx), ctx):
+        # product costs one read and a hash (nightly reruns); a changed one decodes those same bytes.
+        data = None if "://" in ref else read_local(ref, ctx.base_dir)
+        unchanged = data is not None and _reuse_previous(
+            job, _content_key(product, hashlib.sha256(data).hexdigest(), ctx), ctx
+        )
+        if unchanged:
             return job
         s3 = ctx.s3_client() if ref.startswith("s3://") else None
-        job.loaded = load_image(ref, ctx.base_dir, ctx.settings.load, s3_client=s3)
+        job.loaded = load_image(ref, ctx.base_dir, ctx.settings.load, s3_client=s3, data=data)
         job.key = _content_key(product, job.loaded.sha256, ctx)
         _reuse_previous(job, job.key, ctx)
     except Exception as exc:
         _fail(job, exc)
     return job
-
-
-def _local_sha(ref: str, ctx: RunContext) -> str | None:
-    if "://" in ref:
-        return None
-    try:
-        return hashlib.sha256(_inside(ctx.base_dir, ref).read_bytes()).hexdigest()
-    except (OSError, PackshotError):
-        return None
 
 
 def _reuse_previous(job: _Job, key: str, ctx: RunContext) -> bool:
@@ -370,7 +365,7 @@ def _content_key(product: Product, image_sha: str, ctx: RunContext) -> str:
     presets = [ctx.presets[n].model_dump() for n in (opts.presets or ctx.settings.export.presets)]
     mask_sha = None
     if product.recolor_mask:
-        mask_path = _inside(ctx.base_dir, product.recolor_mask)
+        mask_path = resolve_local(product.recolor_mask, ctx.base_dir)
         if mask_path.is_file():
             mask_sha = hashlib.sha256(mask_path.read_bytes()).hexdigest()
     payload = {
@@ -467,7 +462,7 @@ def _recolor_all(product: Product, rendered: list[Rendered], ctx: RunContext) ->
 
     source_mask = None
     if product.recolor_mask:
-        mask_path = _inside(ctx.base_dir, product.recolor_mask)
+        mask_path = resolve_local(product.recolor_mask, ctx.base_dir)
         source_mask = load_material_mask(mask_path, None)
     out = []
     for item in rendered:
@@ -477,13 +472,6 @@ def _recolor_all(product: Product, rendered: list[Rendered], ctx: RunContext) ->
             mask = item.placement.warp(source_mask)
         out += recolor_variants(item, product.colors, mask)  # finds the material once per image
     return out
-
-
-def _inside(base_dir: Path, ref: str) -> Path:
-    path = (base_dir / ref).resolve()
-    if not path.is_relative_to(base_dir.resolve()):
-        raise PackshotError(f"{ref}: files must live inside the catalog's folder {base_dir}")
-    return path
 
 
 class _Writer:
