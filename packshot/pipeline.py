@@ -496,14 +496,14 @@ class _Writer:
         self._record(f"{self.folder}/cutout.png", buf.getvalue(), "PNG", (w, h), kind="cutout")
 
     def write_rendered(self, items: list[Rendered]) -> None:
-        from stages.export import check, encode
+        from stages.export import check, encode, order_for_listing
 
         by_preset: dict[str, list[Rendered]] = {}
         for item in items:
             by_preset.setdefault(item.preset, []).append(item)
         for preset_name, group in by_preset.items():
             preset = self.ctx.presets[preset_name]
-            for position, item in enumerate(_listing_order(group, preset), start=1):
+            for position, item in enumerate(order_for_listing(group, preset), start=1):
                 data = encode(item, preset)
                 violations = [str(v) for v in check(data, preset, item.product_alpha, item.generated)]
                 ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[preset.format]
@@ -516,11 +516,3 @@ class _Writer:
                     variant=item.variant, scene=item.scene, position=position,
                     generated=item.generated, checks=violations,
                 )
-
-
-def _listing_order(items: list[Rendered], preset) -> list[Rendered]:
-    try:
-        from stages.export import order_for_listing
-    except ImportError:
-        return sorted(items, key=lambda r: (r.generated, r.variant or "", r.kind != "packshot"))
-    return order_for_listing(items, preset)
