@@ -30,9 +30,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from packshot.config import GenerativeSettings  # noqa: E402
+from packshot.schemas.presets import Preset  # noqa: E402
 from packshot.types import Cutout, Product  # noqa: E402
 from stages.background import FluxFillGenerator, render_background  # noqa: E402
-from stages.export.presets import Preset  # noqa: E402
 
 
 def full_size_pipeline(device: str):

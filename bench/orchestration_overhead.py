@@ -106,10 +106,10 @@ def tiny_catalog(folder: Path, n: int, size: int = 8) -> Path:
 
 def run_flow(catalog: Path, out: Path, stages: list[str], presets: list[str], batch_size: int,
              noop: bool) -> tuple[float, dict, PeakRss]:
+    import orchestrator as pipeline
     from flows.catalog_run import catalog_run
-    from packshot import pipeline
 
-    pipeline._contexts.clear()  # a fresh worker process: models and brand styles load again
+    pipeline.clear_contexts()  # a fresh worker process: models and brand styles load again
     options = pipeline.RunOptions(catalog=str(catalog), out=str(out), stages=stages, presets=presets,
                                   batch_size=batch_size)
     if noop:
@@ -127,8 +127,8 @@ def per_task_baseline(catalog: Path, out: Path) -> float:
     from prefect.cache_policies import NO_CACHE
     from prefect.task_runners import ThreadPoolTaskRunner
 
+    from orchestrator.settings import get_settings
     from packshot.catalog import load_catalog
-    from packshot.config import get_settings
     from packshot.imageio import load_image
     from packshot.storage import LocalStorage
 

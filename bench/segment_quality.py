@@ -32,11 +32,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.make_segment_evalset import make_sample, write_evalset  # noqa: E402
-from packshot.config import SegmentSettings  # noqa: E402
 from stages.segment import get_segmenter  # noqa: E402
 from stages.segment.classic import classic_mask  # noqa: E402
 from stages.segment.cleanup import clean_mask  # noqa: E402
 from stages.segment.refine import refine_edges, warm_up  # noqa: E402
+from stages.segment.settings import SegmentSettings  # noqa: E402
 
 HALO_BACKGROUNDS = [(18, 18, 24), (0, 150, 70)]  # dark, saturated green
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from prefect.schedules import Cron, Interval
 
-from packshot.config import Settings, get_settings
+from orchestrator.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRYPOINTS = {

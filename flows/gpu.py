@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import socket
 
+from orchestrator.settings import Settings
 from packshot import gpu
-from packshot.config import Settings
 
 
 def use_prefect_gpu_limit(settings: Settings) -> None:

@@ -32,9 +32,9 @@ from typing import Annotated, Literal
 from prefect import flow, get_run_logger
 from pydantic import Field
 
+from orchestrator.options import RunOptions, StageName
+from orchestrator.settings import get_settings
 from packshot.catalog import CatalogError, load_catalog, report_json, validation_report
-from packshot.config import get_settings
-from packshot.pipeline import RunOptions, StageName
 
 Outcome = Literal["processed", "failed"]
 

@@ -15,22 +15,23 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Annotated
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
-from prefect.runtime import flow_run as current_run
 from pydantic import Field
 
-from flows.catalog_run import finish_run, invalid_rows
+from flows.catalog_run import new_run_id, publish_artifacts
 from flows.gpu import use_prefect_gpu_limit
+from orchestrator.context import get_context
+from orchestrator.manifest import ResultSpool
+from orchestrator.options import RunOptions
+from orchestrator.run import finish_run, invalid_rows, process_part, start_run
+from orchestrator.settings import get_settings
 from packshot.catalog import load_catalog
-from packshot.config import get_settings
-from packshot.manifest import ProductResult, ResultSpool
-from packshot.pipeline import RunOptions, get_context, process_batch
+from packshot.schemas.results import ProductResult
 
 SHARD_DEPLOYMENT = "packshot-shard/shard"
 POLL_S = 2.0
@@ -67,12 +68,9 @@ def catalog_shard(options: RunOptions, shard: int, shards: int, run_id: str) -> 
     products = catalog.products[: options.limit] if options.limit else catalog.products
     mine = products[shard_slice(len(products), shard, shards)]
     ctx = get_context(options, settings)
-    spool = ResultSpool(ctx.storage, run_id)
     size = options.batch_size or settings.batch_size
-    parts = []
-    for start in range(0, len(mine), size):
-        results = process_batch(mine[start : start + size], options)
-        parts.append(spool.write(f"shard-{shard:04d}-{start // size:05d}", results))
+    parts = [process_part(mine[i : i + size], options, run_id, f"shard-{shard:04d}-{i // size:05d}")
+             for i in range(0, len(mine), size)]
     record = {
         "shard": shard, "shards": shards, "host": socket.gethostname(),
         "worker_pid": os.getppid(),  # a process worker starts each flow run as its child
@@ -92,13 +90,9 @@ def catalog_fanout(
 ) -> dict:
     """Split the catalog into ``shards``, process them on the pool's workers, merge one manifest."""
     logger = get_run_logger()
-    settings = get_settings()
-    started = datetime.now(UTC)
-    catalog = load_catalog(options.catalog)
-    products = catalog.products[: options.limit] if options.limit else catalog.products
+    run = start_run(options, new_run_id())
+    ctx, catalog, products, run_id = run.ctx, run.catalog, run.products, run.run_id
     shards = max(1, min(shards, len(products) or 1))
-    run_id = str(current_run.get_id() or started.strftime("%Y%m%dT%H%M%S"))
-    ctx = get_context(options, settings)
 
     runs: list[FlowRun] = []
     for i in range(shards):
@@ -110,8 +104,8 @@ def catalog_fanout(
     progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="shards done")
     workers: set[tuple[str, int]] = set()
     outcomes: list[list[str] | str] = []  # per shard: its spool parts, or why it has none
-    for i, run in enumerate(runs):
-        state = _wait(run, deadline=time.monotonic() + shard_timeout_s)
+    for i, shard_run in enumerate(runs):
+        state = _wait(shard_run, deadline=time.monotonic() + shard_timeout_s)
         key = shard_key(run_id, i)
         if state is not None and state.is_completed() and ctx.storage.exists(key):
             record = json.loads(ctx.storage.read_bytes(key))
@@ -135,8 +129,7 @@ def catalog_fanout(
                                     source_line=p.source_line)
         yield from invalid_rows(catalog)
 
-    summary = finish_run(options, catalog, results(), ctx, started)
-    spool.remove()
-    summary["shards"] = shards
-    summary["workers"] = sorted(f"{host}:{pid}" for host, pid in workers)
-    return summary
+    summary = finish_run(run, results())
+    publish_artifacts(summary)
+    return {**summary.as_dict(), "shards": shards,
+            "workers": sorted(f"{host}:{pid}" for host, pid in workers)}

@@ -159,9 +159,3 @@ def _nonzero_window(plane: np.ndarray) -> tuple[slice, slice] | None:
         return None
     cols = np.flatnonzero(plane.any(axis=0))
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-
-
-def flatten_on(rgba: np.ndarray, color=(255, 255, 255)) -> np.ndarray:
-    bg = np.empty(rgba.shape[:2] + (3,), np.uint8)
-    bg[:] = color
-    return composite(bg, rgba[..., :3], rgba[..., 3])

@@ -1,53 +1,53 @@
-"""API keys for paid providers: an environment variable first, then a Prefect Secret block.
+"""API keys for paid providers: an environment variable first, then a named secret block.
 
-Prefect is imported lazily and only when a block name is configured, so stages and tests run
-without it. Values are returned to the caller and never logged; ``redact`` scrubs them out of any
-text (error messages, provider responses) before that text is stored or printed.
+Plumbing never imports Prefect: the layer that runs flows registers how a block name is read
+(``flows.secrets`` registers Prefect Secret blocks). Values are returned to the caller and never
+logged; ``redact`` scrubs them out of any text (error messages, provider responses) before that text
+is stored or printed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from packshot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 _known_secrets: set[str] = set()
+_block_reader: Callable[[str, str], str] | None = None
+
+
+def set_block_reader(reader: Callable[[str, str], str] | None) -> None:
+    """Register how a secret block is read: ``reader(block_name, setting) -> value`` raising
+    :class:`ConfigError` with advice when the block cannot be loaded."""
+    global _block_reader
+    _block_reader = reader
 
 
 def get_secret(env_var: str, block_name: str | None = None, *, setting: str | None = None) -> str | None:
-    """The secret from ``env_var``, else from the Prefect Secret block ``block_name``, else None.
+    """The secret from ``env_var``, else from the secret block ``block_name``, else None.
 
     ``setting`` names the packshot setting that holds ``block_name`` (for error messages).
     """
     value = os.environ.get(env_var, "").strip()
     if not value and block_name:
-        value = _load_prefect_secret(block_name, setting or "the secret block setting")
+        value = _load_block(block_name, setting or "the secret block setting")
     if value:
         remember_secret(value)
         return value
     return None
 
 
-def _load_prefect_secret(block_name: str, setting: str) -> str:
-    try:
-        from prefect.blocks.system import Secret
-    except ImportError as exc:
+def _load_block(block_name: str, setting: str) -> str:
+    if _block_reader is None:
         raise ConfigError(
-            f"{setting} names the Prefect Secret block '{block_name}' but Prefect is not installed; "
-            "install prefect or set the environment variable instead"
-        ) from exc
-    try:
-        secret = Secret.load(block_name)
-    except Exception as exc:  # Prefect raises ValueError or HTTP errors; their text never holds the value
-        raise ConfigError(
-            f"could not load the Prefect Secret block '{block_name}' ({setting}): {type(exc).__name__}. "
-            f"Create it with `prefect block create secret` or set the environment variable instead"
-        ) from None
-    value = secret.get()
-    return str(value).strip() if value is not None else ""
+            f"{setting} names the secret block '{block_name}', but no secret store is available here "
+            "(Prefect Secret blocks are read inside packshot's Prefect flows); set the environment variable"
+        )
+    return _block_reader(block_name, setting)
 
 
 def remember_secret(value: str) -> None:

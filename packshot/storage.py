@@ -12,6 +12,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
 
+from packshot.config import StorageSettings
 from packshot.errors import ConfigError
 
 
@@ -150,13 +151,13 @@ class S3Storage(Storage):
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expiry)
 
 
-def make_s3_client():
+def make_s3_client(settings: StorageSettings | None = None):
+    """The one S3 client factory: the configured endpoint (MinIO, Ceph, R2 ...), path-style addressing
+    for them, SigV4 and standard retries. Every S3 access (outputs, inputs, LoRAs, inboxes) uses it."""
     import boto3
     from botocore.config import Config
 
-    from packshot.config import get_settings
-
-    s = get_settings().storage
+    s = settings or StorageSettings()
     addressing = "path" if s.s3_endpoint_url else "auto"  # S3-compatible servers (MinIO ...) want path style
     return boto3.client(
         "s3", endpoint_url=s.s3_endpoint_url, region_name=s.s3_region,
@@ -166,13 +167,11 @@ def make_s3_client():
     )
 
 
-def open_storage(target: str | Path) -> Storage:
+def open_storage(target: str | Path, settings: StorageSettings | None = None) -> Storage:
     target = str(target)
     if target.startswith("s3://"):
-        from packshot.config import get_settings
-
-        s = get_settings().storage
-        return S3Storage(target, presign_expiry_s=s.presign_expiry_s,
+        s = settings or StorageSettings()
+        return S3Storage(target, client=make_s3_client(s), presign_expiry_s=s.presign_expiry_s,
                          multipart_threshold_mb=s.multipart_threshold_mb,
                          multipart_chunk_mb=s.multipart_chunk_mb)
     if "://" in target:

@@ -35,10 +35,10 @@ def prefect_api():
 @pytest.fixture(autouse=True)
 def _fresh_settings(monkeypatch):
     """Settings are cached per process; tests that change PACKSHOT_* env vars get a fresh read."""
-    from packshot import config, pipeline
+    from orchestrator import clear_contexts, settings
 
-    config.get_settings.cache_clear()
-    pipeline._contexts.clear()
+    settings.get_settings.cache_clear()
+    clear_contexts()
     yield
-    config.get_settings.cache_clear()
-    pipeline._contexts.clear()
+    settings.get_settings.cache_clear()
+    clear_contexts()

@@ -10,10 +10,10 @@ from packshot.config import GenerativeSettings
 from packshot.errors import ModelUnavailableError
 from packshot.imaging import place_product
 from packshot.registry import models
+from packshot.schemas.presets import Preset
 from packshot.types import Cutout, Product
 from stages.background import get_background_generator, render_background
 from stages.background.compose import fill_holes, finish_generated, generation_size, protected_region
-from stages.export.presets import Preset
 
 PRESET = Preset(name="test", width=192, height=160, fill_fraction=0.8)
 

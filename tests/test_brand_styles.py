@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from packshot.errors import ConfigError
-from stages.export.presets import BUILTIN
-from stages.lifestyle import available_brands, load_brand_style
+from packshot.schemas.brand import available_brands, load_brand_style
+from packshot.schemas.presets import BUILTIN
 
 SHIPPED = Path(__file__).resolve().parents[1] / "brand_styles"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from packshot.cli import app
+from cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

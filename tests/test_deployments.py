@@ -173,7 +173,7 @@ def test_fan_out_over_two_process_workers_lands_in_one_manifest(server, two_work
     script = textwrap.dedent(f"""
         import json
         from flows.shards import catalog_fanout
-        from packshot.pipeline import RunOptions
+        from orchestrator.options import RunOptions
         summary = catalog_fanout(RunOptions(**{options!r}), shards=2)
         print("SUMMARY", json.dumps(summary))
     """)
@@ -181,7 +181,7 @@ def test_fan_out_over_two_process_workers_lands_in_one_manifest(server, two_work
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.split("SUMMARY", 1)[1])
-    assert summary["counts"]["done"] == 6 and summary["shards"] == 2
+    assert summary["counts"]["done"] == 6 and summary["shards"] == 2, summary
     worker_pids = {p.pid for p in two_workers}
     used = {int(w.rsplit(":", 1)[1]) for w in summary["workers"]}
     assert used == worker_pids, "each worker should have taken one shard"

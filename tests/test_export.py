@@ -12,18 +12,9 @@ import yaml
 from PIL import Image, ImageCms
 
 from packshot.errors import ConfigError
+from packshot.schemas.presets import Preset, get_preset, load_presets
 from packshot.types import Cutout, Rendered
-from stages.export import (
-    ListingOrderError,
-    Preset,
-    check,
-    check_files,
-    compose_packshot,
-    encode,
-    get_preset,
-    load_presets,
-    order_for_listing,
-)
+from stages.export import ListingOrderError, check, check_files, compose_packshot, encode, order_for_listing
 from stages.export.validate import source_type
 
 sys.path.insert(0, str(Path(__file__).parent))

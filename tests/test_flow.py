@@ -28,7 +28,7 @@ def small_presets(monkeypatch):
 
 
 def _options(catalog: Path, out: Path, **kw):
-    from packshot.pipeline import RunOptions
+    from orchestrator.options import RunOptions
 
     return RunOptions(catalog=str(catalog), out=str(out), presets=PRESETS, batch_size=2,
                       stages=["segment", "recolor", "export"], **kw)
@@ -105,7 +105,8 @@ def test_killed_run_resumes_without_redoing_finished_products(small_presets, tmp
         import os, signal
         from packshot import progress
         from packshot.catalog import load_catalog
-        from packshot.pipeline import RunOptions, process_batch
+        from orchestrator.options import RunOptions
+        from orchestrator.phases import process_batch
         done = []
         def crash(result):
             done.append(result)
@@ -122,8 +123,9 @@ def test_killed_run_resumes_without_redoing_finished_products(small_presets, tmp
     assert finished == {"P0", "P1"}
     assert not [f for f in _files(out) if f.endswith(".tmp")]
 
+    from orchestrator.options import RunOptions
+    from orchestrator.phases import process_batch
     from packshot.catalog import load_catalog
-    from packshot.pipeline import RunOptions, process_batch
 
     opts = RunOptions(catalog=str(catalog), out=str(out), presets=PRESETS, stages=["segment", "export"])
     results = {r.sku: r.status for r in process_batch(load_catalog(opts.catalog).products, opts)}

@@ -10,10 +10,11 @@ import pytest
 from packshot.config import GenerativeSettings
 from packshot.errors import ConfigError
 from packshot.registry import models
-from stages.background import get_background_generator
+from packshot.schemas.brand import BrandStyle, LoraSpec, load_brand_style
+from packshot.schemas.presets import Preset
+from stages.background import get_background_generator, render_background
 from stages.background.tiny import DEV_IN_CHANNELS, save_tiny_lora
-from stages.export.presets import Preset
-from stages.lifestyle import BrandStyle, LoraSpec, load_brand_style, render_scenes
+from stages.lifestyle import plan_scenes
 from tests.test_background import product, solid_inside, vase_cutout
 
 PRESET = Preset(name="scene", width=160, height=128)
@@ -33,6 +34,12 @@ def loras(tmp_path_factory):
         "dev_x_embedder": save_tiny_lora(root / "dev", ["x_embedder", "to_q"], in_channels=DEV_IN_CHANNELS),
     }
 
+
+
+def render_scenes(cutout, item, style, preset, generator):
+    """A product's brand scenes as the orchestrator renders them: lifestyle plans, background renders."""
+    return [render_background(cutout, item, style, preset, generator, scene=plan)
+            for plan in plan_scenes(item, style)]
 
 def brand(name: str, lora: Path | None = None, **extra) -> BrandStyle:
     body = dict(
@@ -112,7 +119,7 @@ def test_lora_from_s3_key_is_downloaded_once(loras, tmp_path, monkeypatch):
     with moto.mock_aws():
         boto3.client("s3").create_bucket(Bucket="brand-assets")
         boto3.client("s3").upload_file(str(loras["warm"]), "brand-assets", "loras/warm.safetensors")
-        from stages.lifestyle.lora import resolve_lora_source
+        from stages.background.lora import resolve_lora_source
 
         spec = LoraSpec(source="s3://brand-assets/loras/warm.safetensors")
         path, _ = resolve_lora_source(spec, None, tmp_path, "test")

@@ -54,10 +54,10 @@ class CountingSegmenter:
 
 def _run(catalog: Path, out: Path):
     """One run as a fresh worker process would do it: new context, counting model calls."""
-    from packshot import pipeline
+    import orchestrator as pipeline
     from packshot.catalog import load_catalog
 
-    pipeline._contexts.clear()
+    pipeline.clear_contexts()
     options = pipeline.RunOptions(catalog=str(catalog), out=str(out), presets=PRESETS,
                                   stages=["segment", "background", "lifestyle", "export"])
     ctx = pipeline.get_context(options)
@@ -99,7 +99,8 @@ def test_reruns_redo_only_what_changed(env):
 
 
 def test_progress_reports_each_product_in_order_as_it_finishes(env):
-    from packshot import pipeline, progress
+    import orchestrator as pipeline
+    from packshot import progress
     from packshot.catalog import load_catalog
 
     catalog = write_catalog(env / "cat", [{"sku": f"P{i}"} for i in range(5)])
@@ -143,7 +144,7 @@ def test_nightly_schedule_uses_the_merchant_timezone(monkeypatch):
     from prefect.server.schemas.schedules import CronSchedule
 
     from flows.deployments import deployment_specs
-    from packshot.config import get_settings
+    from orchestrator.settings import get_settings
 
     specs = deployment_specs(get_settings())
     (schedule,) = specs["nightly"]["schedules"]
@@ -228,7 +229,7 @@ def test_intake_runs_each_new_csv_exactly_once(prefect_api, env):
 
 
 def _result(i: int, status: str = "done", note: str | None = None):
-    from packshot.manifest import OutputRecord, ProductResult
+    from packshot.schemas.results import OutputRecord, ProductResult
 
     out = OutputRecord(sku=f"P{i}", kind="packshot", preset="test-white", key=f"P{i}/packshot.png",
                        uri=f"P{i}/packshot.png", format="PNG", width=8, height=8, bytes=10, sha256="0" * 64,
@@ -244,16 +245,16 @@ def test_manifest_and_report_stream_from_the_result_spool(tmp_path):
     byte what the in-memory manifest would be, and the run keeps only bounded counters."""
     from datetime import UTC
 
-    from packshot.manifest import (
+    from orchestrator.manifest import (
         MAX_RUN_NOTES,
         TABLE_ROWS,
         ManifestWriter,
         ResultSpool,
-        RunManifest,
         RunTally,
         manifest_csv,
     )
-    from packshot.report import ReportWriter
+    from orchestrator.report import ReportWriter
+    from packshot.schemas.results import RunManifest
     from packshot.storage import LocalStorage
 
     storage = LocalStorage(tmp_path / "out")
@@ -280,8 +281,11 @@ def test_manifest_and_report_stream_from_the_result_spool(tmp_path):
     full = header.model_copy(update={"products": results})
     assert (tmp_path / "out" / "manifest.json").read_text() == full.model_dump_json(indent=2)
     assert (tmp_path / "out" / "manifest.csv").read_text() == manifest_csv(full)
-    assert tally.counts() == full.counts() == {"done": 400, "failed": 200, "skipped": 0, "invalid": 0,
-                                                "outputs": 400, "failed_checks": 57}
+    recount = RunTally()
+    for result in results:
+        recount.add(result)
+    assert tally.counts() == recount.counts() == {"done": 400, "failed": 200, "skipped": 0, "invalid": 0,
+                                                  "outputs": 400, "failed_checks": 57}
     assert len(header.notes) == MAX_RUN_NOTES + 1 and header.notes[-1].startswith("and 550 more")
     assert not any(n.startswith("unchanged") for n in header.notes)
     # The Prefect table: the first products, then failures only, never the whole catalog.

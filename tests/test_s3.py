@@ -79,7 +79,7 @@ def test_round_trip_multipart_and_presigned_links(s3, tmp_path):
 
 def test_catalog_run_reads_and_writes_s3_and_reruns_incrementally(prefect_api, s3, monkeypatch, tmp_path):
     from flows.catalog_run import catalog_run
-    from packshot.pipeline import RunOptions
+    from orchestrator.options import RunOptions
 
     monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", os.path.join(os.path.dirname(__file__),
                                                                      "small_presets.yaml"))

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from packshot.config import SegmentSettings
 from stages.segment import get_segmenter
 from stages.segment.classic import classic_mask
 from stages.segment.folder import segment_folder
 from stages.segment.refine import refine_edges
+from stages.segment.settings import SegmentSettings
 from tests.studio import studio_shot
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from packshot.config import SegmentSettings
 from packshot.errors import ModelUnavailableError
 from packshot.registry import models
 from stages.segment import get_segmenter
 from stages.segment import sam as sam_module
 from stages.segment._torchvision_compat import batched_nms, uses_stand_ins
+from stages.segment.settings import SegmentSettings
 from tests.studio import studio_shot
 
 TINY = SegmentSettings(backend="tiny", refine_edges=False)

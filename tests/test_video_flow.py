@@ -35,7 +35,7 @@ def runway(monkeypatch):
 
 def test_flow_makes_one_clip_per_product_and_a_rerun_pays_nothing(prefect_api, runway, tmp_path):
     from flows.catalog_run import catalog_run
-    from packshot.pipeline import RunOptions
+    from orchestrator.options import RunOptions
 
     catalog = write_catalog(tmp_path / "cat", [{"sku": "A", "shape": "bottle"}, {"sku": "B", "shape": "mug"}])
     out = tmp_path / "out"

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+import flows.secrets  # noqa: F401  (Prefect Secret blocks as the secret store)
 from packshot import secrets
 from packshot.errors import ConfigError
 from stages.video import ClipRequest, render_clips

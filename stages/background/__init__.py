@@ -11,7 +11,7 @@ from stages.background.generators import (
     FluxFillGenerator,
     get_background_generator,
 )
-from stages.background.render import build_prompt, derive_seed, render_background
+from stages.background.render import build_prompt, render_background
 
 __all__ = [
     "BackgroundGenerator",
@@ -20,5 +20,4 @@ __all__ = [
     "get_background_generator",
     "render_background",
     "build_prompt",
-    "derive_seed",
 ]

@@ -16,7 +16,7 @@ from packshot.registry import models
 from stages.background.compose import generation_size
 
 if TYPE_CHECKING:
-    from stages.lifestyle.brand import BrandStyle
+    from packshot.schemas.brand import BrandStyle
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class FluxFillGenerator:
 
     def use_brand(self, brand: BrandStyle | None) -> list[str]:
         """Activate the brand's LoRA (loaded once, then switched by adapter name) or none."""
-        from stages.lifestyle.lora import activate_lora
+        from stages.background.lora import activate_lora
 
         self.active_lora = activate_lora(self.pipe, brand, self.settings)
         models.set_identity(self.key, self.identity)

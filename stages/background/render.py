@@ -9,32 +9,22 @@ placed cutout byte for byte, whatever the model did.
 
 from __future__ import annotations
 
-import hashlib
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 
 from packshot.imaging import apply_shadow, composite, contact_shadow, place_product
+from packshot.schemas.brand import BrandStyle
+from packshot.schemas.presets import Preset
+from packshot.schemas.scenes import ScenePlan, derive_seed
 from packshot.types import Cutout, Product, Rendered
 from stages.background.classic import studio_backdrop
 from stages.background.compose import finish_generated, protected_region, solid_core
 from stages.background.generators import BackgroundGenerator
-from stages.export.presets import Preset
-
-if TYPE_CHECKING:
-    from stages.lifestyle.brand import BrandStyle
 
 DEFAULT_BACKGROUND_PROMPT = (
     "professional product photograph of {title}, standing on a clean studio surface, soft diffused "
     "light, neutral seamless background, high detail"
 )
-
-
-def derive_seed(sku: str, scene: int | None, base: int) -> int:
-    """Same SKU, scene and brand seed give the same 32-bit seed on every run and machine."""
-    digest = hashlib.sha256(f"{sku}\x1f{'bg' if scene is None else scene}\x1f{base}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 def build_prompt(template: str, product: Product, brand: BrandStyle | None) -> str:
@@ -53,9 +43,18 @@ def build_prompt(template: str, product: Product, brand: BrandStyle | None) -> s
 
 
 def render_background(
-    cutout: Cutout, product: Product, brand: BrandStyle | None, preset: Preset, generator: BackgroundGenerator
+    cutout: Cutout,
+    product: Product,
+    brand: BrandStyle | None,
+    preset: Preset,
+    generator: BackgroundGenerator,
+    scene: ScenePlan | None = None,
 ) -> Rendered:
-    """The product on a new background for ``preset`` (``kind="background"``)."""
+    """The product on a new background for ``preset``: the brand's background (``kind="background"``),
+    or, given a lifestyle stage's ``scene`` plan, that scene (``kind="scene"``)."""
+    if scene is not None:
+        return render_product_image(cutout, product, brand, preset, generator, scene.template, scene.seed,
+                                    kind="scene", scene=scene.index)
     template = brand.background_prompt if brand else DEFAULT_BACKGROUND_PROMPT
     seed = derive_seed(product.sku, None, brand.seed if brand else 0)
     return render_product_image(cutout, product, brand, preset, generator, template, seed,

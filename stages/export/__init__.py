@@ -6,9 +6,10 @@ product_alpha, generated)`` -> list of rule violations (empty when the file pass
 ``order_for_listing(items, preset)`` puts real packshots first; ``check_files`` checks files on disk.
 """
 
+from packshot.schemas.presets import Preset, get_preset, load_presets
+from packshot.schemas.provenance import provenance_xmp
 from stages.export.listing import ListingOrderError, check_files, order_for_listing
-from stages.export.presets import Preset, get_preset, load_presets
-from stages.export.render import compose_packshot, encode, provenance_xmp
+from stages.export.render import compose_packshot, encode
 from stages.export.validate import Violation, check, estimate_product
 
 __all__ = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from packshot.errors import PackshotError
+from packshot.schemas.presets import Preset, get_preset
 from packshot.types import Rendered
-from stages.export.presets import Preset, get_preset
 from stages.export.validate import Violation, check
 
 

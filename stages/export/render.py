@@ -15,22 +15,10 @@ import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin
 
 from packshot.imaging import apply_shadow, composite, contact_shadow, place_product
+from packshot.schemas.presets import Preset
+from packshot.schemas.provenance import provenance_xmp
 from packshot.types import Cutout, Rendered
-from stages.export.presets import Preset
-
-AI_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-
-_XMP_TEMPLATE = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
-<x:xmpmeta xmlns:x="adobe:ns:meta/">
- <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-  <rdf:Description rdf:about=""
-    xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
-    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
-    Iptc4xmpExt:DigitalSourceType="{source}"
-    xmp:CreatorTool="packshot"/>
- </rdf:RDF>
-</x:xmpmeta>
-<?xpacket end="w"?>"""
+from stages.export.validate import check
 
 GHOST_ALPHA = 4  # on pure-white presets, matte values below this are dropped
 _SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -54,11 +42,6 @@ def compose_packshot(cutout: Cutout, preset: Preset) -> Rendered:
         alpha = np.where(alpha < GHOST_ALPHA, 0, alpha).astype(np.uint8)
     out = composite(background, rgb, alpha)
     return Rendered(out, alpha, kind="packshot", preset=preset.name, generated=False, placement=placement)
-
-
-def provenance_xmp() -> bytes:
-    """XMP packet marking an image as made by a generative model (IPTC DigitalSourceType)."""
-    return _XMP_TEMPLATE.format(source=AI_SOURCE_TYPE).encode("utf-8")
 
 
 @cache
@@ -98,7 +81,6 @@ def encode(rendered: Rendered, preset: Preset) -> bytes:
 
 
 def _raise_quality_until_white(data: bytes, img, xmp, rendered: Rendered, preset: Preset, extra) -> bytes:
-    from stages.export.validate import check  # validate imports this module
 
     def ringing(candidate: bytes) -> bool:
         return any(v.rule == "white-background" for v in check(candidate, preset, rendered.product_alpha))

@@ -39,8 +39,8 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 from pydantic import BaseModel
 
-from stages.export.presets import Preset
-from stages.export.render import AI_SOURCE_TYPE
+from packshot.schemas.presets import Preset
+from packshot.schemas.provenance import AI_SOURCE_TYPE
 
 RINGING_TOLERANCE = 12  # levels below 255 allowed for JPEG ringing inside blocks the product touches
 ESTIMATE_THRESHOLD = 24  # max channel difference from white above which a pixel counts as product

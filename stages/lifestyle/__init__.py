@@ -1,11 +1,10 @@
 """Lifestyle scenes in a brand's style (scene prompts, palette, optional LoRA).
 
-``load_brand_style(name, directory)`` reads ``brand_styles/<name>.yaml``;
-``render_scenes(cutout, product, brand, preset, generator)`` returns one
-:class:`~packshot.types.Rendered` per scene (``kind="scene"``).
+``plan_scenes(product, brand)`` returns one :class:`~packshot.schemas.scenes.ScenePlan` per scene; the
+background stage renders each (``render_background(..., scene=plan)``, ``kind="scene"``). Brand styles
+themselves are plumbing (:mod:`packshot.schemas.brand`), shared with the background and video stages.
 """
 
-from stages.lifestyle.brand import BrandStyle, LoraSpec, available_brands, load_brand_style
-from stages.lifestyle.scenes import render_scenes
+from stages.lifestyle.scenes import plan_scenes
 
-__all__ = ["BrandStyle", "LoraSpec", "available_brands", "load_brand_style", "render_scenes"]
+__all__ = ["plan_scenes"]

@@ -17,10 +17,10 @@ from typing import Protocol
 
 import numpy as np
 
-from packshot.config import SegmentSettings
 from packshot.errors import ConfigError
 from packshot.types import Cutout
 from stages.segment.estimate import Box
+from stages.segment.settings import SegmentSettings
 
 __all__ = ["Box", "Segmenter", "get_segmenter"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from packshot.config import SegmentSettings
 from packshot.types import Cutout
 from stages.segment.cleanup import clean_mask, keep_product_parts
 from stages.segment.estimate import (
@@ -24,6 +23,7 @@ from stages.segment.estimate import (
     working_copy,
 )
 from stages.segment.refine import refine_edges
+from stages.segment.settings import SegmentSettings
 
 BAND_PX = 3  # half-width (working px) of the band GrabCut decides along the silhouette
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from packshot.config import LoadSettings, SegmentSettings
+from packshot.config import LoadSettings
 from packshot.errors import ImageLoadError, PackshotError
 from packshot.imageio import decode_image
 from stages.segment import get_segmenter
+from stages.segment.settings import SegmentSettings
 
 log = logging.getLogger(__name__)
 

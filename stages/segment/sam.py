@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 import torch
 
-from packshot.config import SegmentSettings
 from packshot.errors import ModelUnavailableError
 from packshot.registry import models
 from packshot.types import Cutout
@@ -27,6 +26,7 @@ from stages.segment._torchvision_compat import import_segment_anything
 from stages.segment.classic import finish_cutout
 from stages.segment.cleanup import fill_pinholes, keep_product_parts, open_background_holes, speck_area
 from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, interior_point
+from stages.segment.settings import SegmentSettings
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 
-from packshot.config import VideoSettings
 from packshot.errors import ConfigError, PackshotError
 from stages.video.framing import choose_size, decode_image
 from stages.video.prompts import build_prompt
 from stages.video.providers import get_provider_class
 from stages.video.providers.base import VideoProvider
+from stages.video.settings import VideoSettings
 from stages.video.spec import BrandVideoStyle, ClipRequest, ClipSpec, CostEstimate, EstimateLine
 
 

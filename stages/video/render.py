@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from packshot.config import VideoSettings
 from packshot.errors import PackshotError
 from packshot.secrets import redact
 from packshot.types import slugify
@@ -34,6 +33,7 @@ from stages.video.providers.base import (
     VideoProvider,
     call_with_retries,
 )
+from stages.video.settings import VideoSettings
 from stages.video.spec import ClipRequest, ClipResult, ClipSpec
 
 log = logging.getLogger("stages.video")

@@ -6,36 +6,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-ProviderName = Literal["runway", "sora", "local"]
+from packshot.schemas.brand import BrandVideoStyle, ProviderName
+
 ClipStatus = Literal["succeeded", "failed", "rejected", "skipped-budget", "pending"]
 """``rejected``: the provider's safety/moderation system refused the clip (never retried).
 ``pending``: the provider is still working after ``poll_timeout_s``; a rerun resumes polling."""
-
-
-class BrandVideoStyle(BaseModel):
-    """The optional ``video:`` mapping of a brand style YAML.
-
-    Example::
-
-        video:
-          provider: runway          # runway | sora | local
-          model: gen4_turbo
-          prompt: "soft studio light, calm premium mood"
-          camera_motion: orbit      # see stages.video.prompts.CAMERA_MOTIONS
-          duration_s: 5
-          ratio: "9:16"             # auto, or W:H
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    provider: ProviderName | None = None
-    model: str | None = None
-    prompt: str = Field("", description="brand look and mood, appended to every clip's prompt")
-    camera_motion: str | None = None
-    duration_s: int | None = Field(None, ge=1, le=20)
-    ratio: str | None = None
 
 
 @dataclass

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from packshot.config import VideoSettings
+from stages.video.settings import VideoSettings
 
 RUNWAY_KEY = "rwsk_test_5f1e9c0b7a3d4e2f"
 OPENAI_KEY = "sk-test-9d8c7b6a5f4e3d2c1b0a"

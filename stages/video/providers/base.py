@@ -23,8 +23,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from packshot.config import VideoSettings
 from packshot.errors import PackshotError
+from stages.video.settings import VideoSettings
 from stages.video.spec import ClipSpec
 
 log = logging.getLogger("stages.video")

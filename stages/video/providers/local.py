@@ -14,11 +14,11 @@ import uuid
 
 import numpy as np
 
-from packshot.config import VideoSettings
 from packshot.errors import ModelUnavailableError
 from packshot.registry import models
 from stages.video.encode import frames_to_mp4
 from stages.video.providers.base import ClipFailedError, JobState, VideoProvider
+from stages.video.settings import VideoSettings
 from stages.video.spec import ClipSpec
 
 ASPECTS = {"16:9": 16 / 9, "3:2": 1.5, "4:3": 4 / 3, "1:1": 1.0, "3:4": 0.75, "2:3": 2 / 3, "9:16": 9 / 16}
@@ -66,9 +66,9 @@ class LocalProvider(VideoProvider):
         return 8 * max(1, round(duration_s * self.settings.local_fps / 8)) + 1
 
     def _pipeline(self, model: str):
-        from packshot.config import get_settings, resolve_device
+        from packshot.config import resolve_device
 
-        device = resolve_device(get_settings().device)
+        device = resolve_device(self.settings.device or "auto")
 
         def load():
             import diffusers

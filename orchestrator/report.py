@@ -9,7 +9,8 @@ import io
 
 from PIL import Image
 
-from packshot.manifest import OutputRecord, ProductResult, RunManifest, RunTally, StagedFile, chunk_file
+from orchestrator.manifest import RunTally, StagedFile, chunk_file
+from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.storage import Storage
 
 THUMB_PX = 220
@@ -156,14 +157,6 @@ def _figure(rec: OutputRecord, src: str | None, link: str) -> str:
         f"{rec.bytes // 1024} KB{' &middot; generated' if rec.generated else ''}{checks}"
         "</figcaption></figure>"
     )
-
-
-def write_report(storage: Storage, manifest: RunManifest) -> str:
-    """The contact sheet of a manifest held in memory (small runs, tests); flows use ReportWriter."""
-    with ReportWriter(storage) as writer:
-        for product in manifest.products:
-            writer.add(product)
-        return writer.publish(manifest, manifest.counts())
 
 
 def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str) -> str:

@@ -17,72 +17,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
-from pydantic import BaseModel, Field
-
+from packshot.schemas.results import ProductResult, RunManifest
 from packshot.storage import Storage
-
-ProductStatus = Literal["done", "failed", "skipped", "invalid"]
-
-
-class OutputRecord(BaseModel):
-    sku: str
-    kind: str = Field(description="cutout, packshot, background, scene or clip")
-    preset: str | None = None
-    variant: str | None = None
-    scene: int | None = None
-    position: int | None = Field(None, description="order in the listing for this preset (1 = first image)")
-    key: str = Field(description="path relative to the run root")
-    uri: str
-    format: str
-    width: int
-    height: int
-    bytes: int
-    sha256: str
-    generated: bool = False
-    checks: list[str] = Field(default_factory=list, description="validator violations; empty means it passed")
-    source_file: str
-    source_line: int
-
-    @property
-    def passed(self) -> bool:
-        return not self.checks
-
-
-class ProductResult(BaseModel):
-    sku: str | None
-    status: ProductStatus
-    error: str | None = None
-    outputs: list[OutputRecord] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
-    key: str | None = Field(
-        None, description="content key of the inputs and settings this result was made from"
-    )
-    source_file: str
-    source_line: int
-    seconds: float = 0.0
-
-
-class RunManifest(BaseModel):
-    catalog: str
-    catalog_format: str | None
-    output: str
-    started: datetime
-    finished: datetime | None = None
-    stages: list[str]
-    presets: list[str]
-    backends: dict[str, str] = Field(default_factory=dict)
-    licences: dict[str, str] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
-    products: list[ProductResult]
-
-    def counts(self) -> dict[str, int]:
-        tally = RunTally()
-        for p in self.products:
-            tally.add(p)
-        return tally.counts()
-
 
 COUNT_KEYS = ("done", "skipped", "failed", "invalid", "outputs", "failed_checks")
 MAX_RUN_NOTES = 50  # distinct product notes repeated at the top of the manifest and report
@@ -311,11 +248,3 @@ def manifest_csv(manifest: RunManifest) -> str:
     for p in manifest.products:
         writer.writerows(_csv_rows(p))
     return buf.getvalue()
-
-
-def write_manifest(storage: Storage, manifest: RunManifest) -> tuple[str, str]:
-    """Write a manifest held in memory (small runs, tests); flows stream theirs with ManifestWriter."""
-    with ManifestWriter(storage) as writer:
-        for product in manifest.products:
-            writer.add(product)
-        return writer.publish(manifest)

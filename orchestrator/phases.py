@@ -17,180 +17,33 @@ hold :func:`packshot.gpu.gpu_lock`, shared by every process on the host.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import logging
-import re
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from PIL import Image
-from pydantic import BaseModel, Field
 
+from orchestrator.context import RunContext, get_context
+from orchestrator.keys import product_key, safe_dirname
+from orchestrator.options import RunOptions
+from orchestrator.writer import ProductWriter
 from packshot import progress
-from packshot.cache import StageCache, array_sha, content_key
-from packshot.config import Settings, get_settings, resolve_device
+from packshot.cache import array_sha, content_key
 from packshot.errors import PackshotError
-from packshot.gpu import gpu_lock
-from packshot.imageio import resolve_local
-from packshot.manifest import OutputRecord, ProductResult
-from packshot.storage import Storage, open_storage
+from packshot.imageio import load_image, read_local, resolve_local
+from packshot.schemas.results import ProductResult
 from packshot.types import Cutout, Product, Rendered
+from stages.background import render_background
+from stages.export import compose_packshot
+from stages.lifestyle import plan_scenes
+from stages.recolor import load_material_mask, recolor_variants
 
 log = logging.getLogger(__name__)
-
-StageName = Literal["segment", "background", "lifestyle", "recolor", "export", "video"]
-DEFAULT_STAGES: list[StageName] = ["segment", "background", "lifestyle", "recolor", "export"]
-PIPELINE_VERSION = "1"  # bump when output-affecting code changes so cached results are redone
-
-
-class VideoOptions(BaseModel):
-    """Ad clip options for a run; they override the ``PACKSHOT_VIDEO__*`` settings of the same name."""
-
-    provider: Literal["runway", "sora", "local", "none"] = Field("none", description="who renders the clips")
-    duration_s: int = Field(5, ge=1, le=20, description="clip length in seconds")
-    ratio: str = Field("auto", description="'auto' or W:H such as 1280:720 or 9:16")
-    camera_motion: str = Field("slow-push-in", description="camera move named in the clip prompt")
-    max_spend_usd: float = Field(10.0, ge=0, description="spending cap for the whole run")
-
-
-class RunOptions(BaseModel):
-    """What to run. The same model is the CLI's options and the Prefect flow's parameters (the UI form)."""
-
-    catalog: str = Field(description="catalog CSV: our format, a Shopify export or a WooCommerce export")
-    out: str = Field("out/run", description="output folder or s3://bucket/prefix")
-    brand: str | None = Field(None, description="brand style for rows naming none (brand_styles/<name>.yaml)")
-    stages: list[StageName] = Field(default_factory=lambda: list(DEFAULT_STAGES), description="stages to run")
-    presets: list[str] | None = Field(None, description="export presets; default from settings")
-    batch_size: int | None = Field(None, ge=1, description="products per task; default from settings")
-    limit: int | None = Field(None, ge=1, description="process only the first N products")
-    video: VideoOptions | None = Field(None, description="ad clip options (with the video stage)")
-
-
-def safe_dirname(sku: str) -> str:
-    """A folder name for a SKU: the SKU itself when it is safe, else a slug plus a short hash."""
-    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", sku) and ".." not in sku:
-        return sku
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", sku).strip("-.")[:60] or "sku"
-    return f"{slug}-{hashlib.sha1(sku.encode()).hexdigest()[:8]}"
-
-
-@dataclass
-class RunContext:
-    """Everything a worker needs, built once per process and reused for every batch."""
-
-    settings: Settings
-    options: RunOptions
-    storage: Storage
-    base_dir: Path
-    device: str
-    presets: dict
-    segmenter: object
-    generator: object | None
-    cache: StageCache | None = None
-    brands: dict = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)  # the generator's LoRA state is shared
-    _s3: object | None = None
-
-    def brand(self, name: str | None):
-        if not name:
-            return None
-        if name not in self.brands:
-            from stages.lifestyle import load_brand_style
-
-            self.brands[name] = load_brand_style(name, self.settings.brand_styles_dir)
-        return self.brands[name]
-
-    def backends(self) -> dict[str, str]:
-        out = {"segment": self.segmenter.name}
-        if self.generator is not None:
-            out["background"] = self.generator.name
-        return out
-
-    def s3_client(self):
-        """One boto3 client for every s3:// image of the run (thread-safe; a new one costs ~50 ms)."""
-        if self._s3 is None:
-            from packshot.storage import make_s3_client
-
-            self._s3 = make_s3_client()
-        return self._s3
-
-    def segmenter_identity(self) -> str:
-        return str(getattr(self.segmenter, "identity", None) or self.segmenter.name)
-
-    def generator_identity(self) -> str | None:
-        """The base model (id@revision); the LoRA in use is part of the brand style in every key."""
-        if self.generator is None:
-            return None
-        gen = self.generator
-        return str(getattr(gen, "model_identity", None) or getattr(gen, "identity", None) or gen.name)
-
-    def identity(self) -> str:
-        return f"segment={self.segmenter_identity()};generator={self.generator_identity()}"
-
-    @contextmanager
-    def gpu(self, *, shared_state: bool = False):
-        """Hold the device for a model call; ``shared_state`` also serialises threads of this process
-        (the generator's active LoRA is per pipeline, so a brand switch and its fill must not interleave)."""
-        lock_dir = self.settings.orchestration.gpu_lock_dir
-        if shared_state:
-            with self.lock, gpu_lock(self.device, lock_dir):
-                yield
-        else:
-            with gpu_lock(self.device, lock_dir):
-                yield
-
-
-_contexts: dict[str, RunContext] = {}
-_contexts_lock = threading.Lock()
-
-
-def get_context(options: RunOptions, settings: Settings | None = None) -> RunContext:
-    """One context per (options, settings) per process: models stay loaded across batches."""
-    settings = settings or get_settings()
-    if options.video is not None:
-        video = settings.video.model_copy(update=options.video.model_dump())
-        settings = settings.model_copy(update={"video": video})
-    key = options.model_dump_json() + settings.model_dump_json()
-    with _contexts_lock:
-        if key not in _contexts:
-            _contexts[key] = _build_context(options, settings)
-        return _contexts[key]
-
-
-def _build_context(options: RunOptions, settings: Settings) -> RunContext:
-    from stages.export import load_presets
-    from stages.segment import get_segmenter
-
-    device = resolve_device(settings.device)
-    all_presets = load_presets(settings.export.presets_file)
-    names = options.presets or settings.export.presets
-    unknown = [n for n in names if n not in all_presets]
-    if unknown:
-        known = ", ".join(sorted(all_presets))
-        raise PackshotError(f"unknown preset(s) {', '.join(unknown)}; known: {known}")
-    generator = None
-    if {"background", "lifestyle"} & set(options.stages):
-        from stages.background import get_background_generator
-
-        generator = get_background_generator(settings.generative, device)
-    storage = open_storage(options.out)
-    return RunContext(
-        settings=settings, options=options, storage=storage,
-        base_dir=Path(options.catalog).resolve().parent, device=device,
-        presets=all_presets, segmenter=get_segmenter(settings.segment, device), generator=generator,
-        cache=StageCache(storage) if settings.orchestration.stage_cache else None,
-    )
-
 
 @dataclass
 class _Job:
@@ -250,14 +103,6 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
             yield writing.popleft().result()
 
 
-def process_product(product: Product, ctx: RunContext) -> ProductResult:
-    """One product start to finish in the calling thread (no overlap, no progress event)."""
-    job = _load_phase(product, ctx)
-    if job.result is None:
-        _compute_phase(job, ctx)
-    return _write_phase(job, ctx)
-
-
 def _fail(job: _Job, exc: Exception) -> None:
     p = job.product
     base = {"sku": p.sku, "source_file": p.source_file, "source_line": p.source_line}
@@ -271,8 +116,6 @@ def _fail(job: _Job, exc: Exception) -> None:
 
 def _load_phase(product: Product, ctx: RunContext) -> _Job:
     """Loader thread: decode the image, compute the content key, finish early if nothing changed."""
-    from packshot.imageio import load_image, read_local
-
     job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
     try:
         ref = product.images[0]
@@ -280,13 +123,13 @@ def _load_phase(product: Product, ctx: RunContext) -> _Job:
         # product costs one read and a hash (nightly reruns); a changed one decodes those same bytes.
         data = None if "://" in ref else read_local(ref, ctx.base_dir)
         unchanged = data is not None and _reuse_previous(
-            job, _content_key(product, hashlib.sha256(data).hexdigest(), ctx), ctx
+            job, product_key(product, hashlib.sha256(data).hexdigest(), ctx), ctx
         )
         if unchanged:
             return job
         s3 = ctx.s3_client() if ref.startswith("s3://") else None
         job.loaded = load_image(ref, ctx.base_dir, ctx.settings.load, s3_client=s3, data=data)
-        job.key = _content_key(product, job.loaded.sha256, ctx)
+        job.key = product_key(product, job.loaded.sha256, ctx)
         _reuse_previous(job, job.key, ctx)
     except Exception as exc:
         _fail(job, exc)
@@ -343,7 +186,7 @@ def _write_phase(job: _Job, ctx: RunContext) -> ProductResult:
         try:
             for put in job.cache_writes:
                 put()
-            writer = _Writer(job.product, job.folder, ctx)
+            writer = ProductWriter(job.product, job.folder, ctx)
             writer.write_cutout(job.cutout)
             if "export" in ctx.options.stages or "recolor" in ctx.options.stages:
                 writer.write_rendered(job.rendered)
@@ -357,29 +200,6 @@ def _write_phase(job: _Job, ctx: RunContext) -> ProductResult:
             _fail(job, exc)
     job.result.seconds = round(time.perf_counter() - job.started, 3)
     return job.result
-
-
-def _content_key(product: Product, image_sha: str, ctx: RunContext) -> str:
-    opts = ctx.options
-    brand = ctx.brand(product.brand_style or opts.brand)
-    presets = [ctx.presets[n].model_dump() for n in (opts.presets or ctx.settings.export.presets)]
-    mask_sha = None
-    if product.recolor_mask:
-        mask_path = resolve_local(product.recolor_mask, ctx.base_dir)
-        if mask_path.is_file():
-            mask_sha = hashlib.sha256(mask_path.read_bytes()).hexdigest()
-    payload = {
-        "v": PIPELINE_VERSION,
-        "image": image_sha,
-        "row": product.model_dump(exclude={"source_file", "source_line"}),
-        "mask": mask_sha,
-        "brand": brand.model_dump() if brand is not None else None,
-        "stages": sorted(opts.stages),
-        "presets": presets,
-        "models": ctx.identity(),
-        "settings": ctx.settings.segment.model_dump_json() + ctx.settings.generative.model_dump_json(),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _cut_out(job: _Job, ctx: RunContext) -> Cutout:
@@ -421,8 +241,6 @@ def _cached_render(job: _Job, ctx: RunContext, stage: str, brand, preset, render
 
 
 def _render_all(job: _Job, brand, ctx: RunContext) -> list[Rendered]:
-    from stages.export import compose_packshot
-
     opts, product, cutout = ctx.options, job.product, job.cutout
     if not {"export", "recolor"} & set(opts.stages):
         return []  # only the cutout is written
@@ -430,8 +248,6 @@ def _render_all(job: _Job, brand, ctx: RunContext) -> list[Rendered]:
     out = [compose_packshot(cutout, ctx.presets[n]) for n in names]
     scene_presets = _scene_presets(brand, names, ctx)
     if "background" in opts.stages and ctx.generator is not None:
-        from stages.background import render_background
-
         for preset in scene_presets:
             def one_background(p=preset):
                 return [render_background(cutout, product, brand, p, ctx.generator)]
@@ -441,11 +257,10 @@ def _render_all(job: _Job, brand, ctx: RunContext) -> list[Rendered]:
         if brand is None:
             job.notes.append("lifestyle: skipped, no brand style (set brand_style in the catalog or --brand)")
         else:
-            from stages.lifestyle import render_scenes
-
             for preset in scene_presets:
                 def scenes(p=preset):
-                    return render_scenes(cutout, product, brand, p, ctx.generator)
+                    return [render_background(cutout, product, brand, p, ctx.generator, scene=plan)
+                            for plan in plan_scenes(product, brand)]
 
                 out += _cached_render(job, ctx, "scenes", brand, preset, scenes)
     return out
@@ -458,8 +273,6 @@ def _scene_presets(brand, run_presets: list[str], ctx: RunContext) -> list:
 
 
 def _recolor_all(product: Product, rendered: list[Rendered], ctx: RunContext) -> list[Rendered]:
-    from stages.recolor import load_material_mask, recolor_variants
-
     source_mask = None
     if product.recolor_mask:
         mask_path = resolve_local(product.recolor_mask, ctx.base_dir)
@@ -474,45 +287,3 @@ def _recolor_all(product: Product, rendered: list[Rendered], ctx: RunContext) ->
     return out
 
 
-class _Writer:
-    def __init__(self, product: Product, folder: str, ctx: RunContext):
-        self.product, self.folder, self.ctx = product, folder, ctx
-        self.records: list[OutputRecord] = []
-
-    def _record(self, key: str, data: bytes, fmt: str, size, **kw) -> OutputRecord:
-        uri = self.ctx.storage.write_bytes(key, data, f"image/{fmt.lower()}")
-        rec = OutputRecord(
-            sku=self.product.sku, key=key, uri=uri, format=fmt, width=size[0], height=size[1],
-            bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-            source_file=self.product.source_file, source_line=self.product.source_line, **kw,
-        )
-        self.records.append(rec)
-        return rec
-
-    def write_cutout(self, cutout: Cutout) -> None:
-        buf = io.BytesIO()
-        Image.fromarray(cutout.rgba, "RGBA").save(buf, "PNG", optimize=False, compress_level=6)
-        h, w = cutout.rgba.shape[:2]
-        self._record(f"{self.folder}/cutout.png", buf.getvalue(), "PNG", (w, h), kind="cutout")
-
-    def write_rendered(self, items: list[Rendered]) -> None:
-        from stages.export import check, encode, order_for_listing
-
-        by_preset: dict[str, list[Rendered]] = {}
-        for item in items:
-            by_preset.setdefault(item.preset, []).append(item)
-        for preset_name, group in by_preset.items():
-            preset = self.ctx.presets[preset_name]
-            for position, item in enumerate(order_for_listing(group, preset), start=1):
-                data = encode(item, preset)
-                violations = [str(v) for v in check(data, preset, item.product_alpha, item.generated)]
-                ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[preset.format]
-                stem = item.kind if item.scene is None else f"{item.kind}{item.scene + 1}"
-                sub = f"{item.variant}/" if item.variant else ""
-                key = f"{self.folder}/{sub}{stem}-{preset_name}.{ext}"
-                h, w = item.rgb.shape[:2]
-                self._record(
-                    key, data, preset.format, (w, h), kind=item.kind, preset=preset_name,
-                    variant=item.variant, scene=item.scene, position=position,
-                    generated=item.generated, checks=violations,
-                )

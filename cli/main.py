@@ -66,9 +66,9 @@ def run(
     """Process a catalog through the Prefect flow and show progress."""
     _prefect_defaults(verbose)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    from orchestrator.options import DEFAULT_STAGES, RunOptions
     from packshot import progress
     from packshot.catalog import load_catalog
-    from packshot.pipeline import DEFAULT_STAGES, RunOptions
 
     parsed = load_catalog(catalog)  # fail fast on an unreadable catalog, and size the bar
     total = min(len(parsed.products), limit) if limit else len(parsed.products)
@@ -155,8 +155,8 @@ def validate(
     ] = True,
 ):
     """Check a catalog without processing it; exit code 1 when any row is bad."""
+    from orchestrator.settings import get_settings
     from packshot.catalog import check_local_images, load_catalog, report_json, validation_report
-    from packshot.config import get_settings
 
     parsed = load_catalog(catalog)
     if check_images:
@@ -179,7 +179,8 @@ def segment(
     backend: Annotated[str | None, typer.Option(help="sam, classic, tiny or auto")] = None,
 ):
     """Cut out every image of a folder (one RGBA PNG per input, named after its stem)."""
-    from packshot.config import get_settings, resolve_device
+    from orchestrator.settings import get_settings
+    from packshot.config import resolve_device
     from stages.segment.folder import segment_folder
 
     settings = get_settings()
@@ -228,9 +229,9 @@ def estimate(
     limit: Annotated[int | None, typer.Option(help="only the first N products")] = None,
 ):
     """Print what the video clips of a catalog would cost, without submitting anything."""
+    from orchestrator.clips import clip_requests
+    from orchestrator.settings import get_settings
     from packshot.catalog import load_catalog
-    from packshot.clips import clip_requests
-    from packshot.config import get_settings
     from packshot.imageio import load_image
     from stages.video import format_estimate, plan_clips
 
@@ -260,8 +261,8 @@ def estimate(
 @friendly
 def presets():
     """List the export presets."""
-    from packshot.config import get_settings
-    from stages.export import load_presets
+    from orchestrator.settings import get_settings
+    from packshot.schemas.presets import load_presets
 
     for p in load_presets(get_settings().export.presets_file).values():
         console.print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -31,6 +32,33 @@ def _check_template(value: str) -> str:
             + ", ".join("{" + f + "}" for f in sorted(PROMPT_FIELDS))
         )
     return value
+
+
+ProviderName = Literal["runway", "sora", "local"]
+
+
+class BrandVideoStyle(BaseModel):
+    """The optional ``video:`` mapping of a brand style YAML.
+
+    Example::
+
+        video:
+          provider: runway          # runway | sora | local
+          model: gen4_turbo
+          prompt: "soft studio light, calm premium mood"
+          camera_motion: orbit      # see stages/video/prompts.py
+          duration_s: 5
+          ratio: "9:16"             # auto, or W:H
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: ProviderName | None = None
+    model: str | None = None
+    prompt: str = Field("", description="brand look and mood, appended to every clip's prompt")
+    camera_motion: str | None = None
+    duration_s: int | None = Field(None, ge=1, le=20)
+    ratio: str | None = None
 
 
 class LoraSpec(BaseModel):
@@ -65,7 +93,7 @@ class BrandStyle(BaseModel):
     fill_fraction: float | None = Field(None, gt=0.05, le=0.95)
     floor_line: float | None = Field(None, ge=0.3, le=1.0)
     video: dict = Field(
-        default_factory=dict, description="clip settings, validated by stages.video.BrandVideoStyle"
+        default_factory=dict, description="clip settings, validated by BrandVideoStyle"
     )
 
     _source_file: Path | None = PrivateAttr(None)
@@ -99,8 +127,6 @@ class BrandStyle(BaseModel):
     @classmethod
     def _video_style(cls, v: dict) -> dict:
         if v:
-            from stages.video import BrandVideoStyle
-
             BrandVideoStyle.model_validate(v)  # its ValidationError names the bad key
         return v
 

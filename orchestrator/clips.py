@@ -16,7 +16,7 @@ def brand_video_style(brand_name: str | None, brand_styles_dir: Path):
     """The brand YAML's optional ``video:`` mapping as a validated BrandVideoStyle, or None."""
     if not brand_name:
         return None
-    from stages.lifestyle import load_brand_style
+    from packshot.schemas.brand import load_brand_style
     from stages.video import BrandVideoStyle
 
     brand = load_brand_style(brand_name, brand_styles_dir)
@@ -88,7 +88,7 @@ def add_clips(results: list, products: list[Product], ctx) -> None:
     import hashlib
     import io
 
-    from packshot.manifest import OutputRecord
+    from packshot.schemas.results import OutputRecord
     from stages.video import render_clips
 
     by_sku = {p.sku: p for p in products}

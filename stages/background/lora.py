@@ -17,7 +17,7 @@ from packshot.config import GenerativeSettings
 from packshot.errors import ConfigError, ModelUnavailableError
 
 if TYPE_CHECKING:
-    from stages.lifestyle.brand import BrandStyle, LoraSpec
+    from packshot.schemas.brand import BrandStyle, LoraSpec
 
 log = logging.getLogger(__name__)
 

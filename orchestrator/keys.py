@@ -1,0 +1,47 @@
+"""Content keys: what a product's outputs were made from, so a rerun skips unchanged products."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import TYPE_CHECKING
+
+from packshot.imageio import resolve_local
+from packshot.types import Product
+
+if TYPE_CHECKING:
+    from orchestrator.context import RunContext
+
+PIPELINE_VERSION = "1"  # bump when output-affecting code changes so cached results are redone
+
+
+def safe_dirname(sku: str) -> str:
+    """A folder name for a SKU: the SKU itself when it is safe, else a slug plus a short hash."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", sku) and ".." not in sku:
+        return sku
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", sku).strip("-.")[:60] or "sku"
+    return f"{slug}-{hashlib.sha1(sku.encode()).hexdigest()[:8]}"
+
+
+def product_key(product: Product, image_sha: str, ctx: RunContext) -> str:
+    opts = ctx.options
+    brand = ctx.brand(product.brand_style or opts.brand)
+    presets = [ctx.presets[n].model_dump() for n in (opts.presets or ctx.settings.export.presets)]
+    mask_sha = None
+    if product.recolor_mask:
+        mask_path = resolve_local(product.recolor_mask, ctx.base_dir)
+        if mask_path.is_file():
+            mask_sha = hashlib.sha256(mask_path.read_bytes()).hexdigest()
+    payload = {
+        "v": PIPELINE_VERSION,
+        "image": image_sha,
+        "row": product.model_dump(exclude={"source_file", "source_line"}),
+        "mask": mask_sha,
+        "brand": brand.model_dump() if brand is not None else None,
+        "stages": sorted(opts.stages),
+        "presets": presets,
+        "models": ctx.identity(),
+        "settings": ctx.settings.segment.model_dump_json() + ctx.settings.generative.model_dump_json(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

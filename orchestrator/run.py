@@ -1,0 +1,141 @@
+"""A catalog run from start to finish, without Prefect: plan the batches, process a batch into the
+run's result spool, add clips, and finish (manifest, contact sheet, summary).
+
+The flows call these in order and add only Prefect's part (tasks, progress and result artifacts).
+Memory stays flat as the catalog grows: batches write their results to the spool
+(``.runs/<run id>/`` in the output), and the manifest and contact sheet are streamed from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import chain
+
+from orchestrator.clips import add_clips
+from orchestrator.context import RunContext, get_context
+from orchestrator.manifest import ManifestWriter, ResultSpool, RunTally
+from orchestrator.options import RunOptions
+from orchestrator.phases import process_batch
+from orchestrator.report import ReportWriter, summary_markdown
+from orchestrator.settings import Settings, get_settings
+from packshot.catalog import load_catalog
+from packshot.schemas.results import ProductResult, RunManifest
+from packshot.types import Catalog, Product
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CatalogRun:
+    """One run of a catalog: its products (after ``limit``), their batches and the loaded context."""
+
+    options: RunOptions
+    run_id: str
+    catalog: Catalog
+    products: list[Product]
+    batches: list[list[Product]]
+    ctx: RunContext
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class RunSummary:
+    """What a finished run reports: counts, where the files are, and the tally for Prefect's artifacts."""
+
+    counts: dict[str, int]
+    manifest: str
+    manifest_csv: str
+    report: str
+    report_link: str
+    output: str
+    tally: RunTally
+    markdown: str
+
+    def as_dict(self) -> dict:
+        return {"counts": self.counts, "manifest": self.manifest, "manifest_csv": self.manifest_csv,
+                "report": self.report, "report_link": self.report_link, "output": self.output}
+
+
+def start_run(options: RunOptions, run_id: str, settings: Settings | None = None) -> CatalogRun:
+    """Read the catalog, load the backends once (before any batch starts) and cut the batches."""
+    settings = settings or get_settings()
+    catalog = load_catalog(options.catalog)
+    products = catalog.products[: options.limit] if options.limit else catalog.products
+    ctx = get_context(options, settings)
+    size = options.batch_size or settings.batch_size
+    batches = [products[i : i + size] for i in range(0, len(products), size)]
+    log.info("%s: %d products, %d bad rows (%s format)", options.catalog, len(products),
+             len(catalog.errors), catalog.format)
+    return CatalogRun(options, run_id, catalog, products, batches, ctx)
+
+
+def process_part(products: list[Product], options: RunOptions, run_id: str, part: str | int) -> str:
+    """Process one batch and store its results as spool part ``part``; returns the part's key."""
+    results = process_batch(products, options)
+    return ResultSpool(get_context(options).storage, run_id).write(part, results)
+
+
+def add_clips_to_parts(
+    parts: list[str], batches: list[list[Product]], options: RunOptions, run_id: str
+) -> None:
+    """Ad clips for the finished products (the video stage), one spool part at a time: each part's
+    results are read, given their clips, and written back. The job ledger, not the caller, makes a
+    rerun resume paid jobs instead of submitting them again."""
+    ctx = get_context(options)
+    spool = ResultSpool(ctx.storage, run_id)
+    for index, (key, products) in enumerate(zip(parts, batches, strict=True)):
+        results = spool.read(key)
+        add_clips(results, products, ctx)
+        spool.write(index, results)
+
+
+def invalid_rows(catalog: Catalog) -> Iterator[ProductResult]:
+    for e in catalog.errors:
+        yield ProductResult(sku=e.sku, status="invalid", error=f"{e.column or 'row'}: {e.message}",
+                            source_file=e.file, source_line=e.line)
+
+
+def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
+               parts: list[str] | None = None) -> RunSummary:
+    """Stream the run's results (in catalog order; by default its spool ``parts``, then the invalid rows)
+    into the manifest and the contact sheet, then remove the spool. Only counters and the first rows
+    are held in memory."""
+    ctx, options = run.ctx, run.options
+    spool = ResultSpool(ctx.storage, run.run_id)
+    if results is None:
+        results = chain(spool.stream(parts or []), invalid_rows(run.catalog))
+    header = RunManifest(
+        catalog=options.catalog, catalog_format=run.catalog.format, output=ctx.storage.uri,
+        started=run.started, stages=list(options.stages),
+        presets=options.presets or ctx.settings.export.presets,
+        backends=ctx.backends(), licences=licences(ctx), products=[],
+    )
+    tally = RunTally()
+    with ManifestWriter(ctx.storage) as manifest, ReportWriter(ctx.storage) as report:
+        for result in results:
+            tally.add(result)
+            manifest.add(result)
+            report.add(result)
+        header.notes = tally.note_list()
+        json_uri, csv_uri = manifest.publish(header)
+        counts = tally.counts()
+        report_uri = report.publish(header, counts)
+    spool.remove()
+    # S3 outputs: a presigned link a person can open; local outputs: the file's path.
+    report_link = report_uri if ctx.storage.local_path("report.html") else ctx.storage.link("report.html")
+    log.info("done %(done)d, skipped %(skipped)d, failed %(failed)d, invalid rows %(invalid)d", counts)
+    return RunSummary(counts, json_uri, csv_uri, report_uri, report_link, ctx.storage.uri, tally,
+                      summary_markdown(header, tally, report_link))
+
+
+def licences(ctx: RunContext) -> dict[str, str]:
+    """Every loaded model's licence, by stage and backend, for the manifest and the report."""
+    out = {}
+    for stage, model in (("segment", ctx.segmenter), ("background", ctx.generator)):
+        licence = getattr(model, "licence", None)
+        if licence:
+            out[f"{stage}:{model.name}"] = licence
+    return out

@@ -1,0 +1,91 @@
+"""Backend tables: how a stage offers interchangeable backends (rembg's sessions, IOPaint's models).
+
+A stage declares one :class:`BackendTable` and registers a :class:`BackendSpec` per backend, tiny test
+backends included, the same way as the real ones. ``table.create(name, settings, device)`` builds the
+named backend; ``"auto"`` takes the first spec, in registration order, that ``auto`` may pick and whose
+``unavailable`` check finds nothing missing, and says why in the returned notes.
+
+Every built backend satisfies :class:`Backend`: what it is called, what cache keys record about it, its
+licence for the run report, and whether its pixels are synthesised (provenance metadata).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from packshot.errors import ConfigError
+
+S = TypeVar("S")  # the stage's settings group
+B = TypeVar("B")  # what the stage's backends are
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str  # the table's key, e.g. "sam"
+    identity: str  # what content keys record: model id@revision and anything else that changes output
+    licence: str  # shown in the run report
+    generates: bool  # True when the backend synthesises pixels (generated-image provenance)
+
+
+@dataclass(frozen=True)
+class BackendSpec(Generic[S, B]):
+    """One backend of a stage.
+
+    ``build(settings, device)`` returns the backend (loading weights through the model registry).
+    ``unavailable(settings)`` returns why ``auto`` cannot use it (a missing checkpoint ...), or None.
+    ``auto``: whether ``auto`` may pick it at all (test backends never are).
+    """
+
+    name: str
+    build: Callable[[S, str], B]
+    summary: str
+    auto: bool = True
+    unavailable: Callable[[S], str | None] = lambda settings: None
+
+
+class BackendTable(Generic[S, B]):
+    """The backends of one stage, by name; ``setting`` is the variable that chooses one (for errors)."""
+
+    def __init__(self, stage: str, setting: str):
+        self.stage, self.setting = stage, setting
+        self._specs: dict[str, BackendSpec[S, B]] = {}
+
+    def register(self, spec: BackendSpec[S, B]) -> BackendSpec[S, B]:
+        if spec.name in self._specs or spec.name == "auto":
+            raise ValueError(f"{self.stage}: backend name {spec.name!r} is taken")
+        self._specs[spec.name] = spec
+        return spec
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def spec(self, name: str) -> BackendSpec[S, B]:
+        try:
+            return self._specs[name]
+        except KeyError:
+            choices = ", ".join([*self._specs, "auto"])
+            raise ConfigError(
+                f"{self.setting}={name!r} is not a {self.stage} backend: use {choices}"
+            ) from None
+
+    def choose(self, name: str, settings: S) -> tuple[BackendSpec[S, B], list[str]]:
+        """The spec ``name`` means (resolving ``auto``) and the notes that explain an ``auto`` choice."""
+        if name != "auto":
+            return self.spec(name), []
+        skipped = []
+        for spec in self._specs.values():
+            if not spec.auto:
+                continue
+            reason = spec.unavailable(settings)
+            if reason is None:
+                why = f" ({'; '.join(skipped)})" if skipped else ""
+                return spec, [f"{self.stage}: auto chose {spec.name}{why}"]
+            skipped.append(f"not {spec.name}: {reason}")
+        raise ConfigError(f"{self.setting}=auto found no usable {self.stage} backend: {'; '.join(skipped)}")
+
+    def create(self, name: str, settings: S, device: str) -> tuple[B, list[str]]:
+        """Build the backend ``name`` (or ``auto``'s choice); returns it with the choice's notes."""
+        spec, notes = self.choose(name, settings)
+        return spec.build(settings, device), notes

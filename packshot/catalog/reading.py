@@ -1,0 +1,38 @@
+"""Catalog intake: a merchant's CSV (packshot, Shopify or WooCommerce export) read into a :class:`Catalog`.
+
+No image is touched here: references are only checked for shape (scheme, path inside the catalog's
+folder); ``imageio`` loads them later. Every bad row becomes a :class:`RowError` carrying the line
+where the row starts (header = line 1, quoted multi-line fields counted), so good rows always come
+through and the merchant can fix everything in one pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packshot.catalog.base import CatalogError, Intake
+from packshot.catalog.fields import http_notes
+from packshot.catalog.table import parse_table, read_text
+from packshot.types import Catalog
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read a catalog CSV; raise :class:`CatalogError` only when the whole file is unusable."""
+    path = Path(path)
+    text, notes = read_text(path)
+    delimiter, spec, header, rows = parse_table(path, text)
+    missing = [c for c in spec.required if c.lower() not in header]
+    if missing:
+        raise CatalogError(
+            f"{path}: looks like a {spec.label} but lacks the column(s) {', '.join(missing)}. "
+            f"Required: {', '.join(spec.required)}. Add them to the header row (see catalogs/README.md)."
+        )
+    if delimiter != ",":
+        notes.append(f"read as {'semicolon' if delimiter == ';' else 'tab'}-separated values")
+    intake = Intake(file=str(path), header=header)
+    products = spec.parse(rows, intake)
+    if not rows:
+        notes.append("the file has a header row but no product rows")
+    notes += http_notes(products)
+    errors = sorted(intake.errors, key=lambda e: e.line)  # stable: a row's problems keep their column order
+    return Catalog(path=str(path), format=spec.name, products=products, errors=errors, notes=notes)
