@@ -14,6 +14,8 @@ from packshot.config import resolve_device
 from packshot.errors import PackshotError
 from packshot.gpu import gpu_lock
 from packshot.storage import Storage, open_storage
+from stages.background import BackgroundGenerator
+from stages.segment import Segmenter
 
 
 @dataclass
@@ -26,8 +28,8 @@ class RunContext:
     base_dir: Path
     device: str
     presets: dict
-    segmenter: object
-    generator: object | None
+    segmenter: Segmenter
+    generator: BackgroundGenerator | None
     cache: StageCache | None = None
     brands: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # the generator's LoRA state is shared
@@ -57,14 +59,11 @@ class RunContext:
         return self._s3
 
     def segmenter_identity(self) -> str:
-        return str(getattr(self.segmenter, "identity", None) or self.segmenter.name)
+        return self.segmenter.identity
 
     def generator_identity(self) -> str | None:
         """The base model (id@revision); the LoRA in use is part of the brand style in every key."""
-        if self.generator is None:
-            return None
-        gen = self.generator
-        return str(getattr(gen, "model_identity", None) or getattr(gen, "identity", None) or gen.name)
+        return None if self.generator is None else self.generator.identity
 
     def identity(self) -> str:
         return f"segment={self.segmenter_identity()};generator={self.generator_identity()}"

@@ -24,6 +24,7 @@ from orchestrator.settings import Settings, get_settings
 from packshot.catalog import load_catalog
 from packshot.schemas.results import ProductResult, RunManifest
 from packshot.types import Catalog, Product
+from stages.video.providers import make_provider
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,7 @@ def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
 
 def licences(ctx: RunContext) -> dict[str, str]:
     """Every loaded model's licence, by stage and backend, for the manifest and the report."""
-    out = {}
-    for stage, model in (("segment", ctx.segmenter), ("background", ctx.generator)):
-        licence = getattr(model, "licence", None)
-        if licence:
-            out[f"{stage}:{model.name}"] = licence
-    return out
+    loaded = {"segment": ctx.segmenter, "background": ctx.generator}
+    if "video" in ctx.options.stages and ctx.settings.video.provider != "none":
+        loaded["video"] = make_provider(ctx.settings.video.provider, ctx.settings.video)
+    return {f"{stage}:{backend.name}": backend.licence for stage, backend in loaded.items() if backend}

@@ -26,7 +26,7 @@ class Backend(Protocol):
     name: str  # the table's key, e.g. "sam"
     identity: str  # what content keys record: model id@revision and anything else that changes output
     licence: str  # shown in the run report
-    generates: bool  # True when the backend synthesises pixels (generated-image provenance)
+    generated: bool  # True when the backend synthesises pixels (generated-image provenance)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,15 @@ only when its upload completes, so a killed run never leaves a half-written file
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from packshot.config import StorageSettings
 from packshot.errors import ConfigError
@@ -21,6 +26,13 @@ def _check_key(key: str) -> str:
     if p.is_absolute() or ".." in p.parts or not p.parts:
         raise ValueError(f"storage key must be a relative path inside the run: {key!r}")
     return str(p)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str  # relative to the storage root
+    digest: str  # sha256 of the bytes (local) or the ETag (S3): changes whenever the content does
+    modified: float  # unix time of the last change
 
 
 class Storage(ABC):
@@ -43,6 +55,24 @@ class Storage(ABC):
     def local_path(self, key: str) -> Path | None:
         """The file's path when the storage is a local folder, else None."""
         return None
+
+    @abstractmethod
+    def list_files(self, folder: str = "") -> list[StoredFile]:
+        """The files directly inside ``folder`` (not in its subfolders), sorted by key."""
+
+    @abstractmethod
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` only if it does not exist yet (atomically, across processes and machines);
+        False when it already existed."""
+
+    @abstractmethod
+    def move(self, key: str, target: str) -> str:
+        """Move ``key`` to ``target`` (replacing it); returns the new URI."""
+
+    @abstractmethod
+    def fetch_copy(self, key: str, folder: Path) -> Path:
+        """A local file with ``key``'s bytes: the file itself for local storage, else a download into
+        ``folder``."""
 
 
 class LocalStorage(Storage):
@@ -69,21 +99,64 @@ class LocalStorage(Storage):
     def link(self, key: str) -> str:
         return _check_key(key)
 
+    def list_files(self, folder: str = "") -> list[StoredFile]:
+        base = self._path(folder) if folder else self.root
+        if not base.is_dir():
+            return []
+        out = []
+        for path in sorted(base.iterdir()):
+            if path.is_file() and not path.is_symlink():
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                out.append(StoredFile(str(path.relative_to(self.root)), digest, path.stat().st_mtime))
+        return out
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return True
+
+    def move(self, key: str, target: str) -> str:
+        destination = self._path(target)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(key), destination)
+        return str(destination)
+
+    def fetch_copy(self, key: str, folder: Path) -> Path:
+        return self._path(key)
+
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+@contextmanager
+def atomic_file(path: Path, mode: str = "wb", **open_args) -> Iterator[IO]:
+    """A file object whose content appears at ``path`` only when the block ends without error: written
+    to a temp file in the same folder, flushed to disk, then renamed over ``path``. On any error (a
+    full disk included) the temp file is removed and ``path`` keeps its old content. The one atomic
+    write of packshot: storage, cutout folders, ledgers and caches go through it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, mode, **open_args) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as fh:
+        fh.write(data)
 
 
 class S3Storage(Storage):
@@ -127,8 +200,12 @@ class S3Storage(Storage):
         """Download an object to ``path`` (parallel ranged GETs when large), atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.part")
-        self.client.download_file(self.bucket, self._key(key), str(tmp), Config=self.transfer)
-        os.replace(tmp, path)
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(tmp), Config=self.transfer)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     def read_bytes(self, key: str) -> bytes:
@@ -144,6 +221,38 @@ class S3Storage(Storage):
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
+
+    def list_files(self, folder: str = "") -> list[StoredFile]:
+        prefix = self._key(folder) + "/" if folder else (f"{self.prefix}/" if self.prefix else "")
+        root = f"{self.prefix}/" if self.prefix else ""
+        out = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+            for obj in page.get("Contents", []):
+                out.append(StoredFile(obj["Key"][len(root):], obj["ETag"].strip('"'),
+                                      obj["LastModified"].timestamp()))
+        return sorted(out, key=lambda f: f.key)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:  # a conditional put: S3 (and compatible servers) refuse it when the key exists
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def move(self, key: str, target: str) -> str:
+        self.client.copy_object(Bucket=self.bucket, Key=self._key(target),
+                                CopySource={"Bucket": self.bucket, "Key": self._key(key)})
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        return f"s3://{self.bucket}/{self._key(target)}"
+
+    def fetch_copy(self, key: str, folder: Path) -> Path:
+        return self.download_file(key, folder / PurePosixPath(key).name)
 
     def link(self, key: str) -> str:
         params = {"Bucket": self.bucket, "Key": self._key(key)}

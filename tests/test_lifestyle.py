@@ -77,8 +77,8 @@ def test_lora_changes_output_and_switching_brand_keeps_the_base_model(tiny, lora
     plain = render_scenes(cut, item, brand("plain", **one), PRESET, tiny)[0]
     warm_brand, cool_brand = brand("warm", loras["warm"], **one), brand("cool", loras["cool"], **one)
     warm = render_scenes(cut, item, warm_brand, PRESET, tiny)[0]
-    assert "lora:warm" in tiny.identity
-    assert models.identity(tiny.key) == tiny.identity
+    assert "lora:warm" in tiny.active_identity
+    assert models.identity(tiny.key) == tiny.active_identity
     # Same seed, different trigger words: compare against a no-LoRA brand with the same prompt instead.
     warm_prompt_only = render_scenes(cut, item, warm_brand.model_copy(update={"lora": None}), PRESET, tiny)[0]
     outside = plain.product_alpha == 0
@@ -93,7 +93,7 @@ def test_lora_changes_output_and_switching_brand_keeps_the_base_model(tiny, lora
     assert diff(warm, cool) > 1
     assert diff(warm, warm_again) < 0.5  # switching back restores the same look
     back_to_plain = render_scenes(cut, item, brand("plain", **one), PRESET, tiny)[0]
-    assert diff(plain, back_to_plain) < 0.5 and "lora" not in tiny.identity
+    assert diff(plain, back_to_plain) < 0.5 and "lora" not in tiny.active_identity
 
 
 def test_lora_touching_x_embedder_is_rejected_with_a_clear_message(tiny, loras):

@@ -176,10 +176,10 @@ def test_on_demand_form_is_the_typed_run_options():
 
 
 def test_local_inbox_claims_each_file_once_under_concurrency(tmp_path):
-    from flows.intake import LocalInbox
+    from orchestrator.inbox import open_inbox
 
-    box = LocalInbox(tmp_path / "inbox")
-    (box.root / "shop.csv").write_text("sku,title,image\n")
+    box = open_inbox(str(tmp_path / "inbox"))
+    (tmp_path / "inbox" / "shop.csv").write_text("sku,title,image\n")
     (item,) = box.new_files(settle_s=0)
     wins = []
     threads = [threading.Thread(target=lambda: wins.append(box.claim(item))) for _ in range(8)]

@@ -110,13 +110,13 @@ def test_catalog_run_reads_and_writes_s3_and_reruns_incrementally(prefect_api, s
 
 
 def test_s3_inbox_claims_a_file_exactly_once(s3):
-    from flows.intake import S3Inbox
+    from orchestrator.inbox import open_inbox
 
     s3.put_object(Bucket=BUCKET, Key="inbox/spring.csv", Body=b"sku,title,image\nA,A,a.jpg\n")
     s3.put_object(Bucket=BUCKET, Key="inbox/processed/old.csv", Body=b"x")  # not new: in a subfolder
-    first, second = S3Inbox(f"s3://{BUCKET}/inbox"), S3Inbox(f"s3://{BUCKET}/inbox")
+    first, second = open_inbox(f"s3://{BUCKET}/inbox"), open_inbox(f"s3://{BUCKET}/inbox")
     (item,) = first.new_files(settle_s=0)
-    assert item.name == "spring.csv"
+    assert item.key == "spring.csv"
     assert [first.claim(item), second.claim(item)] == [True, False]
     assert first.local_copy(item).read_bytes().startswith(b"sku,title")
     moved = first.settle(item, "processed", {".validation.txt": b"1 product ready\n"})

@@ -156,4 +156,4 @@ def test_auto_says_which_backend_it_used():
     image, _ = studio_shot(size=96, shape="ball")
     cutout = get_segmenter(SegmentSettings(backend="auto", refine_edges=False)).segment(image)
     assert cutout.backend == "classic"
-    assert "auto: no SAM checkpoint configured, used classic" in cutout.notes
+    assert "segment: auto chose classic (not sam: no SAM checkpoint configured)" in cutout.notes

@@ -26,6 +26,9 @@ def runway(monkeypatch):
         "PACKSHOT_VIDEO__POLL_MAX_INTERVAL_S": "0.05", "PACKSHOT_VIDEO__RETRY_WAIT_S": "0.01",
         "PACKSHOT_EXPORT__PRESETS_FILE": str(HERE / "small_presets.yaml"),
         "PACKSHOT_SEGMENT__BACKEND": "classic",
+        # the fake serves result files over plain http on 127.0.0.1
+        "PACKSHOT_VIDEO__DOWNLOAD__ALLOW_HTTP": "true",
+        "PACKSHOT_VIDEO__DOWNLOAD__ALLOW_PRIVATE_ADDRESSES": "true",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

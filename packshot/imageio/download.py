@@ -46,21 +46,30 @@ class _Target:
     addresses: list[str]  # resolved and checked; connections go to these only
 
 
+class HTTPStatusError(ImageLoadError):
+    """The server's final answer was not 200 (after retries of 5xx); ``status`` says which it was."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 class _TransientStatus(Exception):
     def __init__(self, status: int):
         super().__init__(f"HTTP {status}")
         self.status = status
 
 
-def fetch_url(url: str, settings: LoadSettings) -> bytes:
-    """Download an image URL under the SSRF, redirect, size and total-time rules (see module doc)."""
+def fetch_url(url: str, settings: LoadSettings, accept: str = "image/*") -> bytes:
+    """Download ``url`` under the SSRF, redirect, size and total-time rules (see module doc). Every
+    packshot download goes through here: images, feeds, and providers' result files (``accept``)."""
     deadline = time.monotonic() + settings.download_timeout_s
     shown = display_ref(url)
     current = url
     for _hop in range(settings.max_redirects + 1):
         target = check_url(current, settings, shown)
         try:
-            status, location, body = _fetch_with_retries(target, deadline, settings, shown)
+            status, location, body = _fetch_with_retries(target, deadline, settings, shown, accept)
         except httpcore.TimeoutException as exc:
             raise ImageLoadError(
                 f"Image {shown}: download did not finish within load.download_timeout_s = "
@@ -68,8 +77,8 @@ def fetch_url(url: str, settings: LoadSettings) -> bytes:
                 "PACKSHOT_LOAD__DOWNLOAD_TIMEOUT_S."
             ) from exc
         except _TransientStatus as exc:
-            raise ImageLoadError(
-                f"Image {shown}: the server kept answering HTTP {exc.status}; retry later."
+            raise HTTPStatusError(
+                f"Image {shown}: the server kept answering HTTP {exc.status}; retry later.", exc.status
             ) from exc
         except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
             tls = _tls_error(exc)
@@ -89,7 +98,7 @@ def fetch_url(url: str, settings: LoadSettings) -> bytes:
             continue
         if status != 200:
             hint = "the URL is wrong or expired" if 400 <= status < 500 else "the server failed; retry later"
-            raise ImageLoadError(f"Image {shown}: the server answered HTTP {status} ({hint}).")
+            raise HTTPStatusError(f"Image {shown}: the server answered HTTP {status} ({hint}).", status)
         return body
     raise ImageLoadError(
         f"Image {shown}: more than load.max_redirects = {settings.max_redirects} redirects; "
@@ -171,7 +180,7 @@ def blocked_reason(address: str, settings: LoadSettings) -> str | None:
     return None
 
 
-def _fetch_with_retries(target: _Target, deadline: float, settings: LoadSettings, shown: str):
+def _fetch_with_retries(target: _Target, deadline: float, settings: LoadSettings, shown: str, accept: str):
     """One hop: (status, Location header or None, body bytes). Transient errors are retried."""
     retrying = Retrying(
         retry=retry_if_exception(_is_transient),
@@ -179,7 +188,7 @@ def _fetch_with_retries(target: _Target, deadline: float, settings: LoadSettings
         wait=wait_exponential(multiplier=0.2, max=1.0),
         reraise=True,
     )
-    return retrying(_fetch_once, target, deadline, settings, shown)
+    return retrying(_fetch_once, target, deadline, settings, shown, accept)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -196,7 +205,7 @@ def _tls_error(exc: BaseException) -> ssl.SSLError | None:
     return next((cause for cause in causes if isinstance(cause, ssl.SSLError)), None)
 
 
-def _fetch_once(target: _Target, deadline: float, settings: LoadSettings, shown: str):
+def _fetch_once(target: _Target, deadline: float, settings: LoadSettings, shown: str, accept: str):
     remaining = _remaining(deadline)
     timeouts = {"connect": remaining, "read": remaining, "write": remaining, "pool": remaining}
     backend = _PinnedBackend(target.addresses, deadline)
@@ -211,7 +220,7 @@ def _fetch_once(target: _Target, deadline: float, settings: LoadSettings, shown:
         target=target.target.encode(),
     )
     headers = {
-        "Host": host_header, "User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"
+        "Host": host_header, "User-Agent": USER_AGENT, "Accept": accept, "Accept-Encoding": "identity"
     }
     ssl_context = _ssl_context(settings.ca_bundle) if target.scheme == "https" else None
     with httpcore.ConnectionPool(

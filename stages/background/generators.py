@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from packshot.backends import BackendSpec, BackendTable
 from packshot.config import GenerativeSettings, resolve_device
 from packshot.errors import ModelUnavailableError
 from packshot.registry import models
@@ -75,7 +76,7 @@ class FluxFillGenerator:
         self.pipe = pipe
         self.name = name
         self.key = key
-        self.model_identity = model_identity
+        self.identity = model_identity  # the base model; content keys record the brand (LoRA) separately
         self.licence = licence
         self.settings = settings
         self.long_side = long_side
@@ -85,11 +86,12 @@ class FluxFillGenerator:
         self.active_lora: tuple[str, float] | None = None
 
     @property
-    def identity(self) -> str:
+    def active_identity(self) -> str:
+        """The base model plus the LoRA now active (what the registry reports for the loaded pipeline)."""
         if self.active_lora is None:
-            return self.model_identity
+            return self.identity
         name, scale = self.active_lora
-        return f"{self.model_identity}+lora:{name}@{scale:g}"
+        return f"{self.identity}+lora:{name}@{scale:g}"
 
     def generation_size(self, width: int, height: int) -> tuple[int, int]:
         return generation_size(width, height, self.long_side)
@@ -99,7 +101,7 @@ class FluxFillGenerator:
         from stages.background.lora import activate_lora
 
         self.active_lora = activate_lora(self.pipe, brand, self.settings)
-        models.set_identity(self.key, self.identity)
+        models.set_identity(self.key, self.active_identity)
         if brand is not None and brand.lora is not None and brand.lora.licence:
             return [f"LoRA licence: {brand.lora.licence}"]
         return []
@@ -127,31 +129,22 @@ class FluxFillGenerator:
 BackgroundGenerator = ClassicGenerator | FluxFillGenerator
 
 
-def get_background_generator(settings: GenerativeSettings, device: str = "cpu") -> BackgroundGenerator:
-    """The backend the settings ask for; ``auto`` is ``flux`` when a model is configured, else
-    ``classic`` with a note saying why. A configured model that cannot load raises
-    :class:`ModelUnavailableError` naming the setting."""
-    device = resolve_device(device)
-    backend = settings.backend
-    if backend == "auto":
-        if not settings.flux_model:
-            return ClassicGenerator(settings, notes=[
-                f"background: no FLUX model configured (set {MODEL_SETTING}), used classic studio backgrounds"
-            ])
-        backend = "flux"
-    if backend == "classic":
-        return ClassicGenerator(settings, notes=[
-            "background: classic backend selected (PACKSHOT_GENERATIVE__BACKEND=classic), no generative model"
-        ])
-    if backend == "tiny":
-        from stages.background.tiny import ensure_tiny_fill_model
+def _classic(settings: GenerativeSettings, device: str) -> ClassicGenerator:
+    return ClassicGenerator(settings)
 
-        directory = ensure_tiny_fill_model(settings.tiny_model_dir)
-        return _fill_generator(
-            "tiny", str(directory), None, True, device, settings, TINY_LICENCE,
-            long_side=settings.generate_long_side or 64, steps=min(settings.steps, 2), max_sequence_length=64,
-            notes=["background: tiny random-weight FLUX Fill (test backend): images are noise, not products"],
-        )
+
+def _tiny(settings: GenerativeSettings, device: str) -> FluxFillGenerator:
+    from stages.background.tiny import ensure_tiny_fill_model
+
+    directory = ensure_tiny_fill_model(settings.tiny_model_dir)
+    return _fill_generator(
+        "tiny", str(directory), None, True, device, settings, TINY_LICENCE,
+        long_side=settings.generate_long_side or 64, steps=min(settings.steps, 2), max_sequence_length=64,
+        notes=["background: tiny random-weight FLUX Fill (test backend): images are noise, not products"],
+    )
+
+
+def _flux(settings: GenerativeSettings, device: str) -> FluxFillGenerator:
     if not settings.flux_model:
         raise ModelUnavailableError(
             f"PACKSHOT_GENERATIVE__BACKEND=flux needs {MODEL_SETTING}: a local directory with the "
@@ -168,6 +161,26 @@ def get_background_generator(settings: GenerativeSettings, device: str = "cpu") 
         long_side=settings.generate_long_side or 1024, steps=settings.steps,
         max_sequence_length=settings.max_sequence_length, notes=notes,
     )
+
+
+BACKENDS: BackendTable[GenerativeSettings, BackgroundGenerator] = BackendTable(
+    "background", "PACKSHOT_GENERATIVE__BACKEND"
+)
+BACKENDS.register(BackendSpec(
+    "flux", _flux, f"FLUX.1 Fill from {MODEL_SETTING}",
+    unavailable=lambda s: None if s.flux_model else f"no FLUX model configured (set {MODEL_SETTING})",
+))
+BACKENDS.register(BackendSpec("classic", _classic, "no model: studio sweeps and brand palette gradients"))
+BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight tiny FLUX Fill (tests)", auto=False))
+
+
+def get_background_generator(settings: GenerativeSettings, device: str = "cpu") -> BackgroundGenerator:
+    """The backend the settings ask for (:data:`BACKENDS`); ``auto`` is ``flux`` when a model is
+    configured, else ``classic`` with a note saying why. A configured model that cannot load raises
+    :class:`ModelUnavailableError` naming the setting."""
+    generator, notes = BACKENDS.create(settings.backend, settings, resolve_device(device))
+    generator.notes[:0] = notes
+    return generator
 
 
 def _locate(model: str) -> tuple[str, bool]:

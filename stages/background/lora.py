@@ -129,25 +129,22 @@ def resolve_lora_source(
 
 
 def _download_s3(url: str, cache_dir: Path, where: str) -> Path:
-    """Fetch ``s3://bucket/key`` once (boto3 reads credentials and ``AWS_ENDPOINT_URL`` from the env)."""
+    """Fetch ``s3://bucket/key`` once, through the one S3 client factory (PACKSHOT_STORAGE__S3_ENDPOINT_URL,
+    path-style addressing, SigV4), written atomically into the LoRA cache."""
     bucket, _, key = url[len("s3://"):].partition("/")
     if not bucket or not key:
         raise ConfigError(f"{where}: {url} is not s3://bucket/key")
     target = cache_dir / bucket / key
     if target.is_file():
         return target
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    from packshot.storage import S3Storage
+
     try:
-        boto3.client("s3").download_file(bucket, key, str(partial))
+        return S3Storage(f"s3://{bucket}").download_file(key, target)
     except (BotoCoreError, ClientError) as exc:
-        partial.unlink(missing_ok=True)
         raise ModelUnavailableError(f"{where}: cannot download LoRA {url}: {exc}") from exc
-    partial.rename(target)
-    return target
 
 
 def _loaded_adapters(pipe: Any) -> list[str]:

@@ -1,6 +1,7 @@
 """Cut the product out of its photo.
 
-``get_segmenter(settings, device)`` returns a backend chosen by ``settings.backend``:
+``get_segmenter(settings, device)`` returns a backend chosen by ``settings.backend`` from the table
+:data:`BACKENDS`:
 
 - ``sam``: Segment Anything with the checkpoint in ``PACKSHOT_SEGMENT__SAM_CHECKPOINT``;
 - ``classic``: no weights, for studio shots on plain light backgrounds;
@@ -17,16 +18,21 @@ from typing import Protocol
 
 import numpy as np
 
-from packshot.errors import ConfigError
+from packshot.backends import BackendSpec, BackendTable
 from packshot.types import Cutout
 from stages.segment.estimate import Box
 from stages.segment.settings import SegmentSettings
 
-__all__ = ["Box", "Segmenter", "get_segmenter"]
+__all__ = ["BACKENDS", "Box", "Segmenter", "get_segmenter"]
 
 
 class Segmenter(Protocol):
+    """A segment backend (:class:`packshot.backends.Backend` plus the two calls)."""
+
     name: str
+    identity: str
+    licence: str
+    generated: bool
 
     def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout: ...
 
@@ -34,41 +40,53 @@ class Segmenter(Protocol):
 
 
 class _Noted:
-    """Wraps a backend and adds a note to every cutout (how ``auto`` reports its choice)."""
+    """Wraps a backend and adds notes to every cutout (how ``auto`` reports its choice)."""
 
-    def __init__(self, inner: Segmenter, note: str):
-        self.inner, self.note, self.name = inner, note, inner.name
+    def __init__(self, inner: Segmenter, notes: list[str]):
+        self.inner, self.notes = inner, notes
+        self.name, self.identity, self.licence = inner.name, inner.identity, inner.licence
+        self.generated = False
 
     def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout:
         cutout = self.inner.segment(image, box)
-        cutout.notes.append(self.note)
+        cutout.notes.extend(self.notes)
         return cutout
 
     def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
         cutouts = self.inner.segment_batch(images, boxes)
         for cutout in cutouts:
-            cutout.notes.append(self.note)
+            cutout.notes.extend(self.notes)
         return cutouts
+
+
+def _classic(settings: SegmentSettings, device: str) -> Segmenter:
+    from stages.segment.classic import ClassicSegmenter
+
+    return ClassicSegmenter(settings)
+
+
+def _sam(settings: SegmentSettings, device: str) -> Segmenter:
+    from stages.segment.sam import SamSegmenter
+
+    return SamSegmenter(settings, device)
+
+
+def _tiny(settings: SegmentSettings, device: str) -> Segmenter:
+    from stages.segment.sam import SamSegmenter
+
+    return SamSegmenter(settings, device, tiny=True)
+
+
+BACKENDS: BackendTable[SegmentSettings, Segmenter] = BackendTable("segment", "PACKSHOT_SEGMENT__BACKEND")
+BACKENDS.register(BackendSpec(
+    "sam", _sam, "Segment Anything with the checkpoint in PACKSHOT_SEGMENT__SAM_CHECKPOINT",
+    unavailable=lambda s: None if s.sam_checkpoint else "no SAM checkpoint configured",
+))
+BACKENDS.register(BackendSpec("classic", _classic, "no weights, for studio shots on plain light backgrounds"))
+BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)", auto=False))
 
 
 def get_segmenter(settings: SegmentSettings, device: str = "cpu") -> Segmenter:
     """The backend ``settings.backend`` names; model weights load once per process (registry)."""
-    from stages.segment.classic import ClassicSegmenter
-
-    backend = settings.backend
-    if backend == "classic":
-        return ClassicSegmenter(settings)
-    if backend == "auto":
-        if settings.sam_checkpoint is None:
-            return _Noted(ClassicSegmenter(settings), "auto: no SAM checkpoint configured, used classic")
-        from stages.segment.sam import SamSegmenter
-
-        sam = SamSegmenter(settings, device)
-        return _Noted(sam, f"auto: used SAM {settings.sam_model_type} from {settings.sam_checkpoint}")
-    if backend in ("sam", "tiny"):
-        from stages.segment.sam import SamSegmenter
-
-        return SamSegmenter(settings, device, tiny=backend == "tiny")
-    raise ConfigError(
-        f"PACKSHOT_SEGMENT__BACKEND={backend!r} is not a backend: use sam, classic, tiny or auto"
-    )
+    segmenter, notes = BACKENDS.create(settings.backend, settings, device)
+    return _Noted(segmenter, notes) if notes else segmenter

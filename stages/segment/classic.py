@@ -29,7 +29,12 @@ BAND_PX = 3  # half-width (working px) of the band GrabCut decides along the sil
 
 
 class ClassicSegmenter:
+    """Classic computer vision (backdrop fit, GrabCut band, matting): no weights, studio shots only."""
+
     name = "classic"
+    identity = "classic"
+    licence = "no model: classic computer vision in packshot (Apache-2.0)"
+    generated = False
 
     def __init__(self, settings: SegmentSettings):
         self.settings = settings

@@ -8,8 +8,6 @@ rest of the folder still gets done.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from PIL import Image
 from packshot.config import LoadSettings
 from packshot.errors import ImageLoadError, PackshotError
 from packshot.imageio import decode_image
+from packshot.storage import atomic_file
 from stages.segment import get_segmenter
 from stages.segment.settings import SegmentSettings
 
@@ -36,14 +35,8 @@ def list_images(images_dir: Path) -> list[Path]:
 
 def write_png_atomic(rgba: np.ndarray, path: Path) -> None:
     """Write ``rgba`` (HxWx4 uint8) to ``path`` through a temp file in the same folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(rgba, "RGBA").save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        Image.fromarray(rgba, "RGBA").save(fh, format="PNG")
 
 
 def segment_folder(

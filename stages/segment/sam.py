@@ -188,13 +188,19 @@ def derive_prompts(
     return box, np.array(points, np.float32).reshape(-1, 2), np.array(labels, np.int64)
 
 
+SAM_LICENCE = "Apache-2.0 (Segment Anything, Meta AI: github.com/facebookresearch/segment-anything)"
+TINY_LICENCE = "tiny random-weight SAM built locally for tests (no licence terms; not for production)"
+
+
 class SamSegmenter:
     """SAM cutouts. ``tiny=True`` uses the random-weight tiny model (tests; garbage masks)."""
 
     def __init__(self, settings: SegmentSettings, device: str = "cpu", tiny: bool = False):
         sa = import_segment_anything()
         self.settings, self.device = settings, device
-        self.name = "tiny" if tiny else "sam"
+        self.name = self.identity = "tiny" if tiny else "sam"
+        self.licence = TINY_LICENCE if tiny else SAM_LICENCE
+        self.generated = False
         if tiny:
             model_type, checkpoint = "tiny", tiny_checkpoint()
         else:

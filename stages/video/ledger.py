@@ -13,14 +13,13 @@ the spending cap: the estimate while the job runs, the provider's final charge w
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from packshot.errors import PackshotError
+from packshot.storage import atomic_file
 from stages.video.spec import ClipSpec
 
 LEDGER_NAME = "video_jobs.json"
@@ -93,13 +92,5 @@ class JobLedger:
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"version": 1, "clips": self._entries}, indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".video_jobs.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(self.path, "w") as fh:
+            fh.write(payload)

@@ -10,7 +10,7 @@ import numpy as np
 from packshot.errors import ConfigError, PackshotError
 from stages.video.framing import choose_size, decode_image
 from stages.video.prompts import build_prompt
-from stages.video.providers import get_provider_class
+from stages.video.providers import make_provider
 from stages.video.providers.base import VideoProvider
 from stages.video.settings import VideoSettings
 from stages.video.spec import BrandVideoStyle, ClipRequest, ClipSpec, CostEstimate, EstimateLine
@@ -41,7 +41,7 @@ def resolve_clip(
         )
     provider = providers.get(name)
     if provider is None:
-        provider = providers[name] = get_provider_class(name)(settings)
+        provider = providers[name] = make_provider(name, settings)
     model = (
         request.model
         or (brand.model if brand.provider in (None, name) else None)

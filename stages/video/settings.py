@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from packshot.config import LoadSettings
+
 
 class VideoSettings(BaseModel):
     """Image-to-video ad clips (``stages.video``). Secrets never live here: see ``packshot.secrets``."""
@@ -29,6 +31,10 @@ class VideoSettings(BaseModel):
     retry_wait_s: float = 2.0
     retry_max_wait_s: float = 60.0
     request_timeout_s: float = 60.0
+    download: LoadSettings = Field(
+        default_factory=lambda: LoadSettings(max_download_bytes=2_000_000_000, download_timeout_s=600.0),
+        description="limits of result-file downloads (the same SSRF-safe downloader as images)",
+    )
     runway_base_url: str | None = None
     openai_base_url: str | None = None
     runway_secret_block: str | None = Field(None, description="Prefect Secret if RUNWAYML_API_SECRET unset")

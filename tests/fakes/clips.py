@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 
+from packshot.config import LoadSettings
 from stages.video.settings import VideoSettings
 
 RUNWAY_KEY = "rwsk_test_5f1e9c0b7a3d4e2f"
@@ -33,6 +34,8 @@ def fast_settings(**overrides) -> VideoSettings:
         retry_max_wait_s=0.05,
         request_timeout_s=3.0,
         max_retries=3,
+        # the fakes serve result files over plain http on 127.0.0.1
+        download=LoadSettings(allow_http=True, allow_private_addresses=True, download_timeout_s=10.0),
     )
     values.update(overrides)
     return VideoSettings(**values)

@@ -23,7 +23,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from packshot.errors import PackshotError
+from packshot.errors import ImageLoadError, PackshotError
 from stages.video.settings import VideoSettings
 from stages.video.spec import ClipSpec
 
@@ -81,8 +81,10 @@ class VideoProvider(ABC):
     """Submit, poll, download. ``remote=False`` providers render inside ``submit`` instead."""
 
     name: str
+    licence: str  # for the run report
     default_model: str
     remote: bool = True
+    generated = True  # every clip is synthesised
     max_prompt_chars: int = 1000
 
     def __init__(self, settings: VideoSettings):
@@ -221,29 +223,23 @@ def looks_gone(status: int, message: str, code: str | None, *, submitting: bool)
     return submitting and (status == 404 or any(word in text for word in MISSING_WORDS))
 
 
-def fetch_url(url: str, settings: VideoSettings, max_bytes: int = 2_000_000_000) -> bytes:
-    """GET a result file without credentials; expired signed URLs raise ``OutputExpiredError``."""
-    import httpx
+def fetch_url(url: str, settings: VideoSettings) -> bytes:
+    """GET a result file through packshot's one SSRF-safe downloader (checked addresses, every redirect
+    checked again, size and time capped by ``settings.download``); expired signed URLs raise
+    ``OutputExpiredError``, 429/5xx and network failures are transient."""
+    from packshot.imageio.download import HTTPStatusError
+    from packshot.imageio.download import fetch_url as safe_fetch
 
     try:
-        with (
-            httpx.Client(timeout=settings.request_timeout_s, follow_redirects=True) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code in (401, 403, 404, 410):
-                raise OutputExpiredError(f"output URL answered {response.status_code}")
-            if response.status_code == 429 or response.status_code >= 500:
-                raise TransientProviderError(
-                    f"output download answered {response.status_code}", retry_after_seconds(response.headers)
-                )
-            if response.status_code >= 400:
-                raise ClipFailedError(f"output download answered {response.status_code}", charged=True)
-            chunks, total = [], 0
-            for chunk in response.iter_bytes():
-                total += len(chunk)
-                if total > max_bytes:
-                    raise ClipFailedError(f"the result file is larger than {max_bytes} bytes", charged=True)
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.TransportError as exc:
-        raise TransientProviderError(f"output download failed: {type(exc).__name__}") from None
+        return safe_fetch(url, settings.download, accept="video/*, */*")
+    except HTTPStatusError as exc:
+        if exc.status in (401, 403, 404, 410):
+            raise OutputExpiredError(f"output URL answered {exc.status}") from None
+        if exc.status == 429 or exc.status >= 500:
+            raise TransientProviderError(f"output download answered {exc.status}") from None
+        raise ClipFailedError(f"output download answered {exc.status}", charged=True) from None
+    except ImageLoadError as exc:
+        text = str(exc)
+        if "network error" in text or "did not finish" in text:
+            raise TransientProviderError(f"output download failed: {text}") from None
+        raise ClipFailedError(f"output download refused: {text}", charged=True) from None

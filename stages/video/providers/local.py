@@ -33,6 +33,7 @@ def _round32(x: float) -> int:
 
 class LocalProvider(VideoProvider):
     name = "local"
+    licence = "the licence on the model card of PACKSHOT_VIDEO__LOCAL_MODEL (LTX-Video: LTXV Open Weights)"
     remote = False
 
     def __init__(self, settings: VideoSettings):
