@@ -30,6 +30,29 @@ class LoadSettings(BaseModel):
     ca_bundle: Path | None = Field(None, description="PEM file of extra CAs trusted for https image URLs")
 
 
+class FluxSpeedSettings(BaseModel):
+    """Speed options of the FLUX Fill pipeline (``stages.background.speed``). Options that change the
+    output, even by rounding, are off by default; the prompt cache is exact and on."""
+
+    compile: bool = Field(False, description="torch.compile the transformer's repeated blocks (regional)")
+    compile_backend: str = Field("inductor", description="torch.compile backend (tests use aot_eager)")
+    lora_hotswap: bool = Field(
+        False, description="one pre-sized LoRA slot swapped in place: switching brands never recompiles"
+    )
+    lora_max_rank: int = Field(64, ge=1, description="largest brand LoRA rank accepted by the hot-swap slot")
+    attention_backend: str = Field(
+        "native", description="diffusers attention backend; auto picks FA3 / flash / cuDNN per card"
+    )
+    prompt_cache: int = Field(64, ge=0, description="distinct prompts whose embeddings are kept (0: none)")
+    text_encoder_device: Literal["same", "cpu"] = Field(
+        "same", description="where CLIP and T5 run; cpu keeps 9 GiB of T5 off the card"
+    )
+    batch_size: int = Field(1, ge=1, description="images of equal size generated per pipeline call")
+    fp8: Literal["off", "dynamic", "weight_only"] = Field(
+        "off", description="torchao FP8 of the transformer's linear layers (dynamic needs CUDA cc>=8.9)"
+    )
+
+
 class GenerativeSettings(BaseModel):
     backend: Literal["auto", "classic", "flux", "tiny"] = "auto"
     flux_model: str | None = Field(
@@ -54,6 +77,7 @@ class GenerativeSettings(BaseModel):
     lora_cache_dir: Path = Field(
         Path.home() / ".cache" / "packshot" / "loras", description="where s3:// LoRAs are downloaded"
     )
+    speed: FluxSpeedSettings = FluxSpeedSettings()
 
 
 class StorageSettings(BaseSettings):

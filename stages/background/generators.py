@@ -50,11 +50,25 @@ class ClassicGenerator:
         return []
 
 
+@dataclass(frozen=True)
+class FillRequest:
+    """One image to generate: ``image`` ``HxWx3 uint8`` guide, ``mask`` ``HxW bool`` (True = generate)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    prompt: str
+    seed: int
+
+
 class FluxFillGenerator:
     """A loaded ``FluxFillPipeline`` plus the settings of how this backend calls it.
 
     ``fill`` takes an ``HxWx3 uint8`` guide image and an ``HxW bool`` mask (True = generate) at a
-    size from :meth:`generation_size` and returns the generated ``HxWx3 uint8`` image.
+    size from :meth:`generation_size` and returns the generated ``HxWx3 uint8`` image;
+    ``fill_batch`` does the same for several equal-size requests, ``speed.batch_size`` per pipeline
+    call, each with its own seed, so a batched image equals the same image rendered alone (up to
+    floating-point rounding). The speed options (``settings.speed``) are applied to the pipe once
+    (:func:`stages.background.speed.prepare_pipeline`); ``speed_state`` reports them.
     """
 
     generated = True
@@ -72,7 +86,11 @@ class FluxFillGenerator:
         steps: int,
         max_sequence_length: int,
         notes: list[str] | None = None,
+        device: str | None = None,
     ):
+        from stages.background.prompts import PromptEmbeddings
+        from stages.background.speed import prepare_pipeline
+
         self.pipe = pipe
         self.name = name
         self.key = key
@@ -82,7 +100,10 @@ class FluxFillGenerator:
         self.long_side = long_side
         self.steps = steps
         self.max_sequence_length = max_sequence_length
-        self.notes = list(notes or [])
+        self.device = device or str(pipe.transformer.device)
+        self.speed_state = prepare_pipeline(pipe, settings.speed, self.device)
+        self.notes = [*(notes or []), *self.speed_state.notes]
+        self.prompts = _shared_prompt_cache(pipe, settings.speed.prompt_cache, self.device, PromptEmbeddings)
         self.active_lora: tuple[str, float] | None = None
 
     @property
@@ -93,11 +114,20 @@ class FluxFillGenerator:
         name, scale = self.active_lora
         return f"{self.identity}+lora:{name}@{scale:g}"
 
+    @property
+    def attention_backend(self) -> str:
+        return self.speed_state.attention_backend
+
+    @property
+    def recompiles(self) -> int:
+        """Graphs compiled after the first generation (brand switches should cause none)."""
+        return self.speed_state.recompiles
+
     def generation_size(self, width: int, height: int) -> tuple[int, int]:
         return generation_size(width, height, self.long_side)
 
     def use_brand(self, brand: BrandStyle | None) -> list[str]:
-        """Activate the brand's LoRA (loaded once, then switched by adapter name) or none."""
+        """Activate the brand's LoRA (loaded once, then switched by adapter name or hot-swapped) or none."""
         from stages.background.lora import activate_lora
 
         self.active_lora = activate_lora(self.pipe, brand, self.settings)
@@ -107,23 +137,54 @@ class FluxFillGenerator:
         return []
 
     def fill(self, image: np.ndarray, mask: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        return self.fill_batch([FillRequest(image, mask, prompt, seed)])[0]
+
+    def fill_batch(self, requests: list[FillRequest | tuple]) -> list[np.ndarray]:
+        """Generated ``HxWx3 uint8`` images, one per request, in order. All requests must share one size."""
+        requests = [r if isinstance(r, FillRequest) else FillRequest(*r) for r in requests]
+        shapes = {r.mask.shape for r in requests}
+        if len(shapes) > 1:
+            raise ValueError(f"fill_batch needs requests of one size, got {sorted(shapes)}")
+        size = self.settings.speed.batch_size
+        images: list[np.ndarray] = []
+        for start in range(0, len(requests), size):
+            images += self._call(requests[start : start + size])
+        return images
+
+    def free_text_encoders(self) -> None:
+        """Release CLIP and T5 once every prompt is cached (see :class:`PromptEmbeddings`)."""
+        self.prompts.free_encoders()
+
+    def _call(self, requests: list[FillRequest]) -> list[np.ndarray]:
         import torch
         from PIL import Image
 
-        h, w = mask.shape
+        h, w = requests[0].mask.shape
+        prompt_embeds, pooled = self.prompts.batch([r.prompt for r in requests], self.max_sequence_length)
         result = self.pipe(
-            prompt=prompt,
-            image=Image.fromarray(image, "RGB"),  # never RGBA: Fill expects 3 channels
-            mask_image=Image.fromarray(mask.astype(np.uint8) * 255, "L"),  # white = generate
+            prompt_embeds=prompt_embeds,
+            pooled_prompt_embeds=pooled,
+            image=[Image.fromarray(r.image, "RGB") for r in requests],  # never RGBA: Fill expects 3 channels
+            mask_image=[Image.fromarray(r.mask.astype(np.uint8) * 255, "L") for r in requests],  # white=fill
             height=h,
             width=w,
             num_inference_steps=self.steps,
             guidance_scale=self.settings.guidance_scale,
-            generator=torch.Generator("cpu").manual_seed(seed),  # same noise on any device
+            generator=[torch.Generator("cpu").manual_seed(r.seed) for r in requests],  # same noise anywhere
             max_sequence_length=self.max_sequence_length,
             output_type="np",
         )
-        return np.clip(np.round(result.images[0] * 255), 0, 255).astype(np.uint8)
+        self.speed_state.mark_warm()
+        return [np.clip(np.round(img * 255), 0, 255).astype(np.uint8) for img in result.images]
+
+
+def _shared_prompt_cache(pipe: Any, max_entries: int, device: str, factory):
+    """One prompt cache per pipe, shared by every generator made on it (runs, scenes, backgrounds)."""
+    cache = getattr(pipe, "_packshot_prompts", None)
+    if cache is None or cache.max_entries != max_entries:
+        cache = factory(pipe, max_entries, device)
+        pipe._packshot_prompts = cache
+    return cache
 
 
 BackgroundGenerator = ClassicGenerator | FluxFillGenerator
@@ -204,8 +265,11 @@ def _locate(model: str) -> tuple[str, bool]:
 
 def _fill_generator(name, source, revision, local, device, settings, licence, *, long_side, steps,
                     max_sequence_length, notes) -> FluxFillGenerator:
+    from stages.background.speed import speed_signature
+
     offload = settings.cpu_offload and device.startswith("cuda")
-    key = f"flux-fill:{source}@{revision or 'main'}:{device}{':offload' if offload else ''}"
+    key = (f"flux-fill:{source}@{revision or 'main'}:{device}{':offload' if offload else ''}"
+           f":{speed_signature(settings.speed)}")
     identity = f"{name}:{source}@{revision or 'main'}"
     pipe = models.get(
         key,
@@ -220,6 +284,7 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
     return FluxFillGenerator(
         pipe, name=name, key=key, model_identity=identity, licence=licence, settings=settings,
         long_side=long_side, steps=steps, max_sequence_length=max_sequence_length, notes=notes,
+        device=device,
     )
 
 

@@ -1,9 +1,14 @@
 """Brand LoRAs on the already loaded FLUX Fill pipeline.
 
 Each brand's LoRA is loaded once under its own adapter name; switching brand switches adapters
-(``set_adapters``) and never reloads the base model. Before loading, every LoRA matrix is checked
-against the Fill transformer's layer shapes: diffusers would otherwise zero-pad a FLUX-dev LoRA
-that touches ``x_embedder`` (64 inputs) into Fill's 384-input layer and apply it silently wrong.
+(``set_adapters``) and never reloads the base model. With ``speed.lora_hotswap`` there is a single
+pre-sized adapter slot instead (:func:`stages.background.speed.add_hotswap_slot`): a brand's
+weights, scaled by its ``lora.scale``, are copied into it in place, so a compiled transformer
+never recompiles; the state dicts are kept in memory, so switching back reads no file.
+
+Before loading, every LoRA matrix is checked against the Fill transformer's layer shapes:
+diffusers would otherwise zero-pad a FLUX-dev LoRA that touches ``x_embedder`` (64 inputs) into
+Fill's 384-input layer and apply it silently wrong.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ def activate_lora(
 ) -> tuple[str, float] | None:
     """Make ``brand``'s LoRA the only active adapter (loading it the first time); with no brand or
     no LoRA, disable all adapters. Returns ``(adapter_name, scale)`` or None."""
+    if getattr(pipe, "_packshot_slot_holds", "absent") != "absent":
+        return _activate_hotswap(pipe, brand, settings)
     loaded = set(_loaded_adapters(pipe))
     if brand is None or brand.lora is None:
         if loaded:
@@ -48,6 +55,16 @@ def activate_lora(
 
 
 def load_brand_lora(pipe: Any, brand: BrandStyle, name: str, settings: GenerativeSettings) -> None:
+    where, source, kwargs, _state_dict = read_brand_lora(pipe, brand, settings)
+    log.info("loading LoRA %s as adapter %s", brand.lora.source, name)
+    try:
+        pipe.load_lora_weights(source, adapter_name=name, **kwargs)
+    except Exception as exc:
+        raise ConfigError(f"{where}: LoRA {brand.lora.source} failed to load into FLUX Fill: {exc}") from exc
+
+
+def read_brand_lora(pipe: Any, brand: BrandStyle, settings: GenerativeSettings):
+    """(where, source, load kwargs, diffusers-format state dict) of the brand's LoRA, checked to fit."""
     where = f"{brand.source_file or brand.name}: field 'lora.source'"
     source, weight_name = resolve_lora_source(brand.lora, brand.source_file, settings.lora_cache_dir, where)
     kwargs = {"weight_name": weight_name} if weight_name else {}
@@ -56,11 +73,66 @@ def load_brand_lora(pipe: Any, brand: BrandStyle, name: str, settings: Generativ
     except Exception as exc:  # unknown trainer format, missing file in a repo, unreachable hub id
         raise ConfigError(f"{where}: cannot read LoRA {brand.lora.source}: {exc}") from exc
     check_lora_fits(state_dict, pipe.transformer, f"{where}: LoRA {brand.lora.source}")
-    log.info("loading LoRA %s as adapter %s", brand.lora.source, name)
-    try:
-        pipe.load_lora_weights(source, adapter_name=name, **kwargs)
-    except Exception as exc:
-        raise ConfigError(f"{where}: LoRA {brand.lora.source} failed to load into FLUX Fill: {exc}") from exc
+    return where, source, kwargs, state_dict
+
+
+def _activate_hotswap(pipe: Any, brand: BrandStyle | None, settings: GenerativeSettings):
+    """Copy ``brand``'s LoRA into the hot-swap slot (zero it for no LoRA); no module is added or removed."""
+    from stages.background.speed import HOTSWAP_SLOT, clear_hotswap_slot
+
+    if brand is None or brand.lora is None:
+        if pipe._packshot_slot_holds is not None:
+            clear_hotswap_slot(pipe)
+        return None
+    name = adapter_name(brand)
+    if pipe._packshot_slot_holds != name:
+        cache = pipe.__dict__.setdefault("_packshot_hotswap_loras", {})
+        if name not in cache:
+            cache[name] = _hotswap_state_dict(pipe, brand, settings)
+        log.info("hot-swapping LoRA %s into slot %s", brand.lora.source, HOTSWAP_SLOT)
+        try:
+            pipe.load_lora_weights(dict(cache[name]), adapter_name=HOTSWAP_SLOT, hotswap=True)
+        except Exception as exc:
+            where = f"{brand.source_file or brand.name}: field 'lora.source'"
+            raise ConfigError(
+                f"{where}: LoRA {brand.lora.source} cannot be hot-swapped ({exc}); set "
+                "PACKSHOT_GENERATIVE__SPEED__LORA_HOTSWAP=false to load it as its own adapter"
+            ) from exc
+        pipe._packshot_slot_holds = name
+    return name, brand.lora.scale
+
+
+def _hotswap_state_dict(pipe: Any, brand: BrandStyle, settings: GenerativeSettings) -> dict:
+    """The brand's transformer LoRA with ``lora.scale`` folded into the B matrices, checked against
+    the slot: same or fewer layers, rank at most ``speed.lora_max_rank``, no text-encoder weights."""
+    from stages.background.speed import slot_modules
+
+    where, _source, _kwargs, state_dict = read_brand_lora(pipe, brand, settings)
+    label = f"{where}: LoRA {brand.lora.source}"
+    text_keys = [k for k in state_dict if not k.startswith("transformer.")]
+    if text_keys:
+        raise ConfigError(
+            f"{label} also adapts the text encoders ({text_keys[0]} ...), which LoRA hot-swap cannot do; "
+            "set PACKSHOT_GENERATIVE__SPEED__LORA_HOTSWAP=false for this brand set"
+        )
+    slot = slot_modules(pipe)
+    max_rank = settings.speed.lora_max_rank
+    scaled = {}
+    for key, tensor in state_dict.items():
+        module = key[len("transformer."):].split(".lora_")[0]
+        if ".lora_" in key and module not in slot:
+            raise ConfigError(
+                f"{label} adapts {module}, outside the hot-swap slot (every linear layer of the "
+                "transformer); set PACKSHOT_GENERATIVE__SPEED__LORA_HOTSWAP=false to load it as its own "
+                "adapter"
+            )
+        if ".lora_A." in key and tensor.shape[0] > max_rank:
+            raise ConfigError(
+                f"{label} has rank {tensor.shape[0]} at {module}, above the hot-swap slot's "
+                f"PACKSHOT_GENERATIVE__SPEED__LORA_MAX_RANK={max_rank}; raise that setting"
+            )
+        scaled[key] = tensor * brand.lora.scale if ".lora_B." in key else tensor
+    return scaled
 
 
 def check_lora_fits(state_dict: dict, transformer: Any, label: str) -> None:

@@ -78,6 +78,9 @@ def build_tiny_fill_pipeline(seed: int = 0):
         block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4, sample_size=64,
         use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611,
     )
+    transformer = build_transformer(FILL_IN_CHANNELS, seed)
+    for module in (text_encoder, text_encoder_2, vae, transformer):
+        module.eval()  # built modules start in training mode: T5's dropout would make every call random
     return FluxFillPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True),
         vae=vae,
@@ -85,7 +88,7 @@ def build_tiny_fill_pipeline(seed: int = 0):
         tokenizer=clip_tokenizer,
         text_encoder_2=text_encoder_2,
         tokenizer_2=t5_tokenizer,
-        transformer=build_transformer(FILL_IN_CHANNELS, seed),
+        transformer=transformer,
     )
 
 

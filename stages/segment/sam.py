@@ -1,8 +1,9 @@
 """Segment Anything backend.
 
 The model is loaded once per process through ``packshot.registry.models`` and shared by every
-product. Each image is embedded once (``set_image``, or one encoder call per batch on a GPU) and
-prompted without a human: the catalog's box when the row has one, else a box and points derived
+product. Images are embedded ``batch_size`` at a time in one image-encoder call (bfloat16 on
+CUDA, float32 on the CPU, ``SegmentSettings.dtype``), and each is prompted on its cached
+embedding without a human: the catalog's box when the row has one, else a box and points derived
 from the cheap studio foreground estimate (:mod:`stages.segment.estimate`). Of SAM's three
 masks the one with the best mix of predicted quality and agreement with that estimate wins.
 """
@@ -127,6 +128,38 @@ def load_sam(model_type: str, checkpoint: Path, device: str = "cpu") -> torch.nn
     return model.to(device).eval()
 
 
+def sam_dtype(settings: SegmentSettings, device: str) -> torch.dtype:
+    """The image encoder's dtype: ``settings.dtype``, where auto is bfloat16 on CUDA, else float32."""
+    if settings.dtype == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    return getattr(torch, settings.dtype)
+
+
+def embed_batch_size(settings: SegmentSettings, device: str) -> int:
+    """Images per encoder call: the setting, else 4 on a GPU and 1 on a CPU (where batches only raise
+    peak memory)."""
+    if settings.batch_size is not None:
+        return settings.batch_size
+    return 4 if str(device).startswith("cuda") else 1
+
+
+@torch.no_grad()
+def embed_images(model: torch.nn.Module, transform, images: list[np.ndarray]):
+    """One image-encoder call for several RGB ``HxWx3 uint8`` images (what ``SamPredictor.set_image``
+    does, batched): (features ``N x C x h x w`` float32, input sizes after resizing)."""
+    encoder = model.image_encoder
+    dtype = next(encoder.parameters()).dtype
+    device = next(encoder.parameters()).device
+    batch, input_sizes = [], []
+    for image in images:
+        resized = transform.apply_image(image)
+        tensor = torch.as_tensor(resized, device=device).permute(2, 0, 1).contiguous()
+        input_sizes.append(tuple(tensor.shape[-2:]))
+        batch.append(model.preprocess(tensor[None]))  # normalise and pad to a square
+    features = encoder(torch.cat(batch).to(dtype))
+    return features.float(), input_sizes  # the prompt encoder and mask decoder stay float32
+
+
 def tiny_checkpoint(seed: int = 0) -> Path:
     """Write (once) a random-weight tiny SAM checkpoint to the temp folder and return its path."""
     path = Path(tempfile.gettempdir()) / f"packshot-tiny-sam-{seed}.pt"
@@ -138,6 +171,12 @@ def tiny_checkpoint(seed: int = 0) -> Path:
         torch.save(state, tmp)
         tmp.replace(path)
     return path
+
+
+def _load_with_encoder_dtype(model_type: str, checkpoint: Path, device: str, dtype: torch.dtype):
+    model = load_sam(model_type, checkpoint, device)
+    model.image_encoder.to(dtype)  # the expensive part; prompts and masks stay float32
+    return model
 
 
 def choose_mask(masks: np.ndarray, quality: np.ndarray, estimate: np.ndarray | None) -> int:
@@ -210,12 +249,13 @@ class SamSegmenter:
                     f"The sam backend needs a checkpoint. {_checkpoint_help(model_type)}"
                 )
             checkpoint = Path(settings.sam_checkpoint).expanduser().resolve()
-        key = f"segment:sam:{model_type}:{checkpoint}:{device}"
-        self.model = models.get(key, lambda: load_sam(model_type, checkpoint, device),
+        dtype = sam_dtype(settings, device)
+        key = f"segment:sam:{model_type}:{checkpoint}:{device}:{str(dtype).removeprefix('torch.')}"
+        self.model = models.get(key, lambda: _load_with_encoder_dtype(model_type, checkpoint, device, dtype),
                                 identity=f"sam {model_type} {checkpoint.name}")
         self.predictor = sa.SamPredictor(self.model)
-        # batches help on a GPU; on a CPU they only raise peak memory
-        self.embed_batch = max(1, settings.batch_size) if str(device).startswith("cuda") else 1
+        self.embed_batch = embed_batch_size(settings, device)
+        self.dtype = dtype
 
     def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout:
         return self.segment_batch([image], [box])[0]
@@ -227,25 +267,11 @@ class SamSegmenter:
         cutouts = []
         for start in range(0, len(images), self.embed_batch):
             chunk = images[start : start + self.embed_batch]
-            embeddings = self._embed(chunk) if len(chunk) > 1 else None
+            embeddings = embed_images(self.model, self.predictor.transform, chunk)
             for i, image in enumerate(chunk):
-                if embeddings is None:
-                    self.predictor.set_image(image)
-                else:
-                    self._set_embedding(image, embeddings, i)
+                self._set_embedding(image, embeddings, i)
                 cutouts.append(self._cut(image, boxes[start + i]))
         return cutouts
-
-    @torch.no_grad()
-    def _embed(self, images: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-        """One image-encoder call for several images (what ``set_image`` does, batched)."""
-        batch, input_sizes = [], []
-        for image in images:
-            resized = self.predictor.transform.apply_image(image)
-            tensor = torch.as_tensor(resized, device=self.predictor.device).permute(2, 0, 1).contiguous()
-            input_sizes.append(tuple(tensor.shape[-2:]))
-            batch.append(self.model.preprocess(tensor[None]))  # normalise and pad to a square
-        return self.model.image_encoder(torch.cat(batch)), input_sizes
 
     def _set_embedding(self, image: np.ndarray, embeddings, index: int) -> None:
         features, input_sizes = embeddings
