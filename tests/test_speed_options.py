@@ -23,9 +23,9 @@ from tests.studio import studio_shot
 SIZE = 64
 
 
-def generator(steps: int = 1, **speed) -> FluxFillGenerator:
+def generator(steps: int = 1, dtype=torch.float32, **speed) -> FluxFillGenerator:
     """A tiny generator on its own fresh pipe (speed options are applied to a pipe once)."""
-    pipe = build_tiny_fill_pipeline()
+    pipe = build_tiny_fill_pipeline().to(dtype)
     pipe.set_progress_bar_config(disable=True)
     settings = GenerativeSettings(backend="tiny", steps=steps, speed=FluxSpeedSettings(**speed))
     return FluxFillGenerator(pipe, name="tiny", key=f"test:{speed}", model_identity="tiny:test",
@@ -162,7 +162,8 @@ def test_attention_backend_is_chosen_per_device_and_reported():
 def test_fp8_names_the_setting_where_it_cannot_run(monkeypatch):
     transformer = torch.nn.Sequential(torch.nn.Linear(8, 8))
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "torchao" else real_find_spec(n, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torchao" else real_find_spec(name, *a))
     with pytest.raises(ConfigError, match="FP8=weight_only needs the torchao package"):
         quantize_fp8(transformer, "weight_only", "cpu")
     monkeypatch.undo()
@@ -176,8 +177,7 @@ def test_fp8_weight_only_stays_close_to_bf16():
     req = requests(["a cup"])[0]
     outputs = []
     for fp8 in ("off", "weight_only"):
-        gen = generator(fp8=fp8)
-        gen.pipe.to(torch.bfloat16)
+        gen = generator(dtype=torch.bfloat16, fp8=fp8)
         outputs.append(gen.fill(req.image, req.mask, req.prompt, req.seed).astype(float))
     psnr = 10 * np.log10(255**2 / max(((outputs[0] - outputs[1]) ** 2).mean(), 1e-9))
     assert 25 < psnr < 100
