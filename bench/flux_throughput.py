@@ -1,17 +1,19 @@
-"""FLUX Fill background replacement: our stage against plain diffusers usage, side by side.
+"""FLUX Fill throughput: diffusers as a user writes it against our stage and its speed options.
 
-On a GPU (no weights needed: the full-size FLUX.1 Fill architecture is built with random weights
-directly on the device, bf16):
+On a GPU (no weights, no network: the full-size FLUX.1 Fill architecture is built with random
+bf16 weights directly on the device; the machine needs the wheels from bench/fetch_gpu_wheels.sh):
 
-    python bench/flux_throughput.py --out bench/results/flux_throughput.json
+    python bench/flux_throughput.py --out $OUT/flux_throughput.json
 
-On CPU, an end-to-end check of the same code with the tiny model:
+runs the arms of bench/flux_gpu.py (plain diffusers, SAM ViT-H, our stage with each speed option
+added in turn and a brand LoRA switched A-B, the 24 GB plan) within --budget-s seconds, saving the
+JSON after every arm. On CPU, with the tiny model:
 
-    python bench/flux_throughput.py --tiny
+    python bench/flux_throughput.py --tiny                  # plain vs stage, plumbing only
+    python bench/flux_throughput.py --tiny --check-options  # every speed option vs its promise
 
-Both arms generate the same size with the same steps and guidance in one process; the stage adds
-composition, the fill mask, color matching and the product paste-back. Random weights give noise
-images, which does not change the work done per step.
+The last line of --check-options is ``options ok: <names>`` or ``option failed: <name>: <why>``.
+Random weights give noise images, which does not change the work done per step.
 """
 
 from __future__ import annotations
@@ -148,6 +150,9 @@ def main() -> None:
     ap.add_argument(
         "--tiny", action="store_true", help="tiny random model on CPU (plumbing check, not a speed)"
     )
+    ap.add_argument("--check-options", action="store_true", help="with --tiny: check every speed option")
+    ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend for --check-options")
+    ap.add_argument("--budget-s", type=float, default=510, help="GPU: stop starting arms after this long")
     ap.add_argument(
         "--size", type=int, default=None, help="square image side (default 1024; 128 with --tiny)"
     )
@@ -155,23 +160,54 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=None, help="timed runs per arm (default 3; 2 with --tiny)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
+    if args.check_options:
+        sys.exit(check_options(args))
+    if not args.tiny:
+        import torch
 
+        if not torch.cuda.is_available():
+            sys.exit("no CUDA GPU visible: run with --tiny for the CPU check")
+        from bench.flux_gpu import run_gpu
+
+        run_gpu(args, lambda: full_size_pipeline("cuda"))
+        return
+    tiny_plain_vs_stage(args)
+
+
+def check_options(args) -> int:
+    """Every speed option on the tiny models; prints ``options ok: ...`` or ``option failed: ...``."""
+    import tempfile
+
+    from bench.speed_check import run_checks
+
+    if not args.tiny:
+        print("option failed: --check-options runs with --tiny (the tiny models on CPU)")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="packshot-speed-check-") as work:
+        try:
+            passed, figures = run_checks(Path(work), args.compile_backend)
+        except Exception as exc:
+            print(f"option failed: {exc}")
+            return 1
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"options ok: {', '.join(passed)}")
+    return 0
+
+
+def tiny_plain_vs_stage(args) -> None:
     import torch
     from PIL import Image
 
-    device = "cpu" if args.tiny else "cuda"
-    size = args.size or (128 if args.tiny else 1024)
-    steps = args.steps or (2 if args.tiny else 28)
-    runs = args.runs or (2 if args.tiny else 3)
-    if device == "cuda" and not torch.cuda.is_available():
-        sys.exit("no CUDA GPU visible: run with --tiny for the CPU check")
+    size = args.size or 128
+    steps = args.steps or 2
+    runs = args.runs or 2
 
     t0 = time.perf_counter()
-    pipe = tiny_pipeline() if args.tiny else full_size_pipeline(device)
+    pipe = tiny_pipeline()
     build_s = time.perf_counter() - t0
-    settings = GenerativeSettings(
-        backend="tiny" if args.tiny else "flux", steps=steps, generate_long_side=size
-    )
+    settings = GenerativeSettings(backend="tiny", steps=steps, generate_long_side=size)
     generator = FluxFillGenerator(
         pipe,
         name=settings.backend,
@@ -182,6 +218,7 @@ def main() -> None:
         long_side=size,
         steps=steps,
         max_sequence_length=512,
+        device="cpu",
     )
     preset = Preset(name="bench", width=size, height=size)
     cutout = sample_cutout(size)
@@ -196,10 +233,6 @@ def main() -> None:
     prompt = "glass bottle, standing on a marble kitchen counter, soft morning light, high detail"
     image = Image.fromarray(np.full((size, size, 3), 128, np.uint8))
     mask = Image.fromarray(np.full((size, size), 255, np.uint8))
-
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
 
     def plain():
         pipe(
@@ -220,23 +253,16 @@ def main() -> None:
     arms = {"diffusers_plain": plain, "packshot_stage": stage}
     for fn in arms.values():  # warm-up (allocations, kernels)
         fn()
-        sync()
     times: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(runs):  # interleaved so drift affects both arms alike
         for name, fn in arms.items():
-            sync()
             t = time.perf_counter()
             fn()
-            sync()
             times[name].append(time.perf_counter() - t)
 
     result = {
-        "device": torch.cuda.get_device_name()
-        if device == "cuda"
-        else f"cpu ({platform.processor() or 'unknown'})",
-        "model": "tiny random FLUX Fill"
-        if args.tiny
-        else "full-size FLUX.1 Fill architecture, random bf16 weights",
+        "device": f"cpu ({platform.processor() or 'unknown'})",
+        "model": "tiny random FLUX Fill",
         "size": size,
         "steps": steps,
         "runs": runs,
@@ -247,8 +273,6 @@ def main() -> None:
     base, ours = (result["seconds_per_image"][k] for k in ("diffusers_plain", "packshot_stage"))
     result["stage_overhead_pct"] = round(100 * (ours - base) / base, 1)
     result["images_per_hour_stage"] = round(3600 / ours)
-    if device == "cuda":
-        result["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 1)
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
