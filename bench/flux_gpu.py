@@ -25,12 +25,44 @@ import numpy as np
 import torch
 
 from packshot.config import FluxSpeedSettings, GenerativeSettings
+from packshot.schemas.brand import BrandStyle
 from stages.background.generators import FillRequest, FluxFillGenerator
-from stages.lifestyle.brand import BrandStyle
 
+CUDA = torch.cuda.is_available()
 PRICE_PER_GPU_HOUR = 2.5
 PROMPTS = {"A": "glass bottle on a marble kitchen counter, soft morning light, high detail",
            "B": "glass bottle on weathered oak, warm evening light, shallow depth of field"}
+
+
+class _CpuEvent:
+    """``torch.cuda.Event`` stand-in for the CPU dry run (``--tiny --gpu-arms``)."""
+
+    def record(self):
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, other) -> float:
+        return (other.t - self.t) * 1000
+
+
+def event():
+    return torch.cuda.Event(enable_timing=True) if CUDA else _CpuEvent()
+
+
+def sync() -> None:
+    if CUDA:
+        torch.cuda.synchronize()
+
+
+def peak_gib(kind: str) -> float | None:
+    if not CUDA:
+        return None
+    value = torch.cuda.max_memory_allocated() if kind == "allocated" else torch.cuda.max_memory_reserved()
+    return round(value / 1024**3, 2)
+
+
+def reset_peak() -> None:
+    if CUDA:
+        torch.cuda.reset_peak_memory_stats()
 
 
 class Splits:
@@ -56,21 +88,21 @@ class Splits:
         object.__setattr__(owner, method, timed)
 
     def _start(self, name):
-        event = torch.cuda.Event(enable_timing=True)
-        event.record()
-        self.events[name].append([event, None])
+        start = event()
+        start.record()
+        self.events[name].append([start, None])
 
     def _stop(self, name):
-        event = torch.cuda.Event(enable_timing=True)
-        event.record()
-        self.events[name][-1][1] = event
+        stop = event()
+        stop.record()
+        self.events[name][-1][1] = stop
 
     def reset(self):
         for v in self.events.values():
             v.clear()
 
     def seconds(self) -> dict[str, float]:
-        torch.cuda.synchronize()
+        sync()
         return {k: round(sum(a.elapsed_time(b) for a, b in v if b is not None) / 1000, 4)
                 for k, v in self.events.items()}
 
@@ -93,11 +125,13 @@ def random_lora(pipe, path: Path, seed: int, rank: int = 16) -> Path:
 
 
 class GpuBench:
-    def __init__(self, out: Path, budget_s: float, runs: int, size: int, steps: int, command: str):
-        self.out, self.runs, self.size, self.steps = out, runs, size, steps
+    def __init__(self, out: Path, budget_s: float, runs: int, size: int, steps: int, command: str,
+                 device: str = "cuda"):
+        self.out, self.runs, self.size, self.steps, self.device = out, runs, size, steps, device
         self.deadline = time.monotonic() + budget_s
         self.results: dict = {
-            "device": torch.cuda.get_device_name(), "command": command, "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if CUDA else "cpu (dry run of the GPU arms)",
+            "command": command, "torch": torch.__version__,
             "model": "full-size FLUX.1 Fill architecture, random bf16 weights built on the GPU",
             "size": size, "steps": steps, "timed_runs": runs, "warmup_runs": 1,
             "price_per_gpu_hour_usd": PRICE_PER_GPU_HOUR, "arms": {}, "skipped": {}, "errors": {},
@@ -128,21 +162,22 @@ class GpuBench:
         self.save()
 
     def record(self, name: str, pipe, splits: Splits, calls, images_per_call: int = 1, extra=None) -> None:
-        """1 warm-up + ``runs`` timed calls (``calls(i)`` runs call i); seconds per image and memory."""
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        """1 warm-up + ``runs`` timed calls (``calls(i)`` runs call i, -1 the warm-up); seconds per
+        image, memory, and ``extra()`` read after the runs (compile counts)."""
+        sync()
+        reset_peak()
         warm_t = time.perf_counter()
         calls(-1)
-        torch.cuda.synchronize()
+        sync()
         warmup_s = time.perf_counter() - warm_t
         totals, parts = [], []
         for i in range(self.runs):
             splits.reset()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start, end = event(), event()
             start.record()
             calls(i)
             end.record()
-            torch.cuda.synchronize()
+            sync()
             totals.append(start.elapsed_time(end) / 1000)
             parts.append(splits.seconds())
         per_image = float(np.median(totals)) / images_per_call
@@ -155,9 +190,9 @@ class GpuBench:
             "split_seconds_median_per_call": {k: round(float(np.median([p[k] for p in parts])), 4)
                                               for k in parts[0]},
             "warmup_s": round(warmup_s, 1),
-            "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / 1024**3, 2),
-            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 1024**3, 2),
-            **(extra or {}),
+            "peak_allocated_gib": peak_gib("allocated"),
+            "peak_reserved_gib": peak_gib("reserved"),
+            **(extra() if extra else {}),
         }
         self.results["arms"][name] = arm
         peak = arm["peak_allocated_gib"]
@@ -191,17 +226,17 @@ class GpuBench:
         from stages.background.memory_plan import apply_memory_plan
 
         pipe = build()
-        brands = {b: BrandStyle(name=f"brand{b}", scene_prompts=["x"], lora={
+        brands = {b: BrandStyle(name=f"brand-{b.lower()}", scene_prompts=["x"], lora={
             "source": str(self.lora_file(pipe, b, seed=i)), "scale": 1.0}) for i, b in enumerate("AB")}
         notes: list[str] = []
         if plan is not None:
-            speed, notes = apply_memory_plan(pipe, plan)
+            speed, notes = apply_memory_plan(pipe, plan, self.device)
         splits = Splits(pipe)
         settings = GenerativeSettings(backend="flux", steps=self.steps, speed=speed.model_copy(
             update={"batch_size": batch}))
         gen = FluxFillGenerator(pipe, name="flux", key=f"bench:{name}", model_identity="bench:random",
                                 licence="random weights", settings=settings, long_side=self.size,
-                                steps=self.steps, max_sequence_length=512, device="cuda")
+                                steps=self.steps, max_sequence_length=512, device=self.device)
         if plan is not None:  # steady state after loading: the load path itself is issue 13's
             free_cuda()
             total = torch.cuda.get_device_properties(0).total_memory
@@ -210,11 +245,14 @@ class GpuBench:
 
         def call(i):
             brand = order[(i + 1) % len(order)]  # warm-up A, then B, A, B: every timed run switches
+            if i < 0:  # load B's LoRA and encode its prompt once, so timed runs measure switches only
+                gen.use_brand(brands["B"])
+                gen.prompts.get(PROMPTS["B"], 512)
             gen.use_brand(brands[brand])
             gen.fill_batch([self.request(brand)] * batch)
 
         try:
-            self.record(name, pipe, splits, call, images_per_call=batch, extra={
+            self.record(name, pipe, splits, call, images_per_call=batch, extra=lambda: {
                 "attention_backend": gen.attention_backend, "recompiles_after_warmup": gen.recompiles,
                 "graphs_compiled": gen.speed_state.graphs_compiled, "notes": [*notes, *gen.notes],
                 "lora": "random rank-16 LoRA on to_q/to_k/to_v, brands A and B switched every run",
@@ -235,38 +273,47 @@ class GpuBench:
         sa = import_segment_anything()
         from segment_anything.utils.transforms import ResizeLongestSide
 
-        model = sa.sam_model_registry["vit_h"](checkpoint=None).to("cuda").eval()
+        if CUDA:
+            model = sa.sam_model_registry["vit_h"](checkpoint=None).to(self.device).eval()
+        else:  # dry run: the tiny SAM, 256 px
+            from stages.segment.sam import build_tiny_sam
+
+            model = build_tiny_sam()
         model.image_encoder.to(torch.bfloat16)
         transform = ResizeLongestSide(model.image_encoder.img_size)
         rng = np.random.default_rng(0)
         image = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
         arm: dict = {"model": "SAM ViT-H, random weights, image encoder bf16 (prompts on the embedding)"}
-        torch.cuda.reset_peak_memory_stats()
+        reset_peak()
         for batch in (1, 8):
             images = [image] * batch
             embed_images(model, transform, images)  # warm-up
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            sync()
+            start, end = event(), event()
             start.record()
             for _ in range(self.runs):
                 embed_images(model, transform, images)
             end.record()
-            torch.cuda.synchronize()
+            sync()
             arm[f"images_per_s_batch{batch}"] = round(batch * self.runs / (start.elapsed_time(end) / 1000), 1)
-        arm["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
+        arm["peak_allocated_gib"] = peak_gib("allocated")
         self.results["arms"]["sam_vit_h"] = arm
         print(f"   sam: {arm}", flush=True)
 
 
 def free_cuda() -> None:
     gc.collect()
-    torch.cuda.empty_cache()
+    if CUDA:
+        torch.cuda.empty_cache()
 
 
-def run_gpu(args, build) -> dict:
+def run_gpu(args, build, device: str = "cuda") -> dict:
+    """All arms; ``device="cpu"`` with the tiny ``build`` is the dry run that checks this script."""
     out = args.out or Path(os.environ.get("OUT", "bench/results")) / "flux_throughput.json"
-    bench = GpuBench(out, args.budget_s, args.runs or 3, args.size or 1024, args.steps or 28,
-                     command=" ".join(["python", *sys.argv]))
+    tiny = device == "cpu"
+    bench = GpuBench(out, args.budget_s, args.runs or (1 if tiny else 3), args.size or (64 if tiny else 1024),
+                     args.steps or (2 if tiny else 28), command=" ".join(["python", *sys.argv]),
+                     device=device)
     bench.save()
     eager = FluxSpeedSettings()
     auto = eager.model_copy(update={"attention_backend": "auto"})

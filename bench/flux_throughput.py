@@ -11,6 +11,7 @@ JSON after every arm. On CPU, with the tiny model:
 
     python bench/flux_throughput.py --tiny                  # plain vs stage, plumbing only
     python bench/flux_throughput.py --tiny --check-options  # every speed option vs its promise
+    python bench/flux_throughput.py --tiny --gpu-arms --out /tmp/arms.json  # the GPU script, on CPU
 
 The last line of --check-options is ``options ok: <names>`` or ``option failed: <name>: <why>``.
 Random weights give noise images, which does not change the work done per step.
@@ -151,6 +152,7 @@ def main() -> None:
         "--tiny", action="store_true", help="tiny random model on CPU (plumbing check, not a speed)"
     )
     ap.add_argument("--check-options", action="store_true", help="with --tiny: check every speed option")
+    ap.add_argument("--gpu-arms", action="store_true", help="with --tiny: dry run of the GPU arms on CPU")
     ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend for --check-options")
     ap.add_argument("--budget-s", type=float, default=510, help="GPU: stop starting arms after this long")
     ap.add_argument(
@@ -162,6 +164,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.check_options:
         sys.exit(check_options(args))
+    if args.tiny and args.gpu_arms:
+        from bench.flux_gpu import run_gpu
+
+        run_gpu(args, tiny_pipeline, device="cpu")
+        return
     if not args.tiny:
         import torch
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from packshot.config import FluxSpeedSettings, GenerativeSettings, SegmentSettings
+from packshot.config import FluxSpeedSettings, GenerativeSettings
 from packshot.errors import ConfigError
+from packshot.schemas.brand import BrandStyle
 from stages.background.generators import FillRequest, FluxFillGenerator
 from stages.background.tiny import build_tiny_fill_pipeline, save_tiny_lora
-from stages.lifestyle.brand import BrandStyle
+from stages.segment.settings import SegmentSettings
 
 SIZE, TOLERANCE = 64, 2  # uint8 levels: rounding differences between kernels and batch shapes
 
@@ -47,7 +48,7 @@ def diff(a: np.ndarray, b: np.ndarray) -> int:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a.astype(float) - b.astype(float)) ** 2).mean())
-    return round(10 * np.log10(255**2 / mse), 1) if mse else float("inf")
+    return round(float(10 * np.log10(255**2 / mse)), 1) if mse else float("inf")
 
 
 def expect(condition: bool, message: str) -> None:
@@ -74,8 +75,9 @@ def run_checks(work: Path, compile_backend: str) -> tuple[list[str], dict]:
         print(f"  {name}: ok {figures[name]}", flush=True)
 
     def prompt_cache():
-        fresh, pooled, _ = eager.pipe.encode_prompt(prompt=reqs[0].prompt, prompt_2=None, device="cpu",
-                                                    max_sequence_length=32)
+        with torch.no_grad():  # as inside the pipeline call
+            fresh, pooled, _ = eager.pipe.encode_prompt(prompt=reqs[0].prompt, prompt_2=None, device="cpu",
+                                                        max_sequence_length=32)
         cached = eager.prompts.get(reqs[0].prompt, 32)
         expect(torch.equal(cached.prompt_embeds, fresh) and torch.equal(cached.pooled, pooled),
                "cached embedding differs from a fresh one")

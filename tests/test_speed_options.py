@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from packshot.config import FluxSpeedSettings, GenerativeSettings, SegmentSettings
+from packshot.config import FluxSpeedSettings, GenerativeSettings
 from packshot.errors import ConfigError, ModelUnavailableError
+from packshot.schemas.brand import BrandStyle
 from stages.background.generators import FillRequest, FluxFillGenerator
 from stages.background.speed import choose_attention_backend, quantize_fp8
 from stages.background.tiny import build_tiny_fill_pipeline, save_tiny_lora
-from stages.lifestyle import BrandStyle
 from stages.segment import get_segmenter
+from stages.segment.settings import SegmentSettings
 from tests.studio import studio_shot
 
 SIZE = 64
@@ -214,3 +215,32 @@ def test_speed_settings_are_part_of_the_model_key(tmp_path: Path):
         backend="tiny", tiny_model_dir=tmp_path / "m", speed=FluxSpeedSettings(lora_hotswap=True)), "cpu")
     assert plain.pipe is not cached.pipe and plain.key != cached.key
     assert cached.speed_state.hotswap and not plain.speed_state.hotswap
+
+
+def test_render_backgrounds_batches_a_products_shots_like_one_at_a_time(tmp_path: Path):
+    from packshot.schemas.presets import Preset
+    from packshot.schemas.scenes import ScenePlan
+    from stages.background import get_background_generator, render_background, render_backgrounds
+    from tests.test_background import product, vase_cutout
+
+    preset = Preset(name="test", width=96, height=80, fill_fraction=0.7)
+    settings = GenerativeSettings(backend="tiny", steps=1, tiny_model_dir=tmp_path / "m",
+                                  speed=FluxSpeedSettings(batch_size=3))
+    gen = get_background_generator(settings, "cpu")
+    item, cut = product(), vase_cutout()
+    scenes = [None, ScenePlan(template="on oak, {title}", seed=11, index=0),
+              ScenePlan(template="on slate", seed=12, index=1)]
+    calls = []  # batch size of each transformer call (1 step: one call per pipeline call)
+    hook = gen.pipe.transformer.register_forward_pre_hook(
+        lambda _m, _a, kw: calls.append(kw["hidden_states"].shape[0]), with_kwargs=True)
+    try:
+        together = render_backgrounds(cut, item, None, preset, gen, scenes)
+        assert calls == [3]
+        for scene, image in zip(scenes, together, strict=True):
+            alone = render_background(cut, item, None, preset, gen, scene=scene)
+            assert (image.kind, image.scene, image.notes) == (alone.kind, alone.scene, alone.notes)
+            assert max_diff(image.rgb, alone.rgb) <= 2
+    finally:
+        hook.remove()
+    assert calls == [3, 1, 1, 1]
+    assert together[1].notes != together[2].notes  # two scenes, two prompts and seeds

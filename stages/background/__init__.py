@@ -2,7 +2,8 @@
 
 ``get_background_generator(settings, device)`` picks the backend (``flux``, ``tiny``, ``classic``,
 ``auto``); ``render_background(cutout, product, brand, preset, generator)`` returns a
-:class:`~packshot.types.Rendered` whose fully opaque product pixels equal the placed cutout's.
+:class:`~packshot.types.Rendered` whose fully opaque product pixels equal the placed cutout's;
+``render_backgrounds(..., scenes)`` renders a product's background and scenes in one batched fill.
 """
 
 from stages.background.generators import (
@@ -11,7 +12,7 @@ from stages.background.generators import (
     FluxFillGenerator,
     get_background_generator,
 )
-from stages.background.render import build_prompt, render_background
+from stages.background.render import build_prompt, render_background, render_backgrounds
 
 __all__ = [
     "BackgroundGenerator",
@@ -19,5 +20,6 @@ __all__ = [
     "FluxFillGenerator",
     "get_background_generator",
     "render_background",
+    "render_backgrounds",
     "build_prompt",
 ]
