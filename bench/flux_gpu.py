@@ -6,10 +6,12 @@ Arms, in order of importance (later ones are skipped when the time budget runs o
 1. ``diffusers_plain``: bf16, eager, default attention, the pipeline encoding the prompt each call;
 2. SAM ViT-H image-encoder images/s at batch 1 and 8 (bf16);
 3. our stage, a brand LoRA active and brands switched A-B-A between runs, options added in turn:
-   ``stage_defaults`` (prompt cache), ``+attention_auto``, ``+compile_hotswap``, ``+fp8``,
-   ``+batch4`` (= all together);
+   ``stage_defaults`` (prompt cache), ``+attention_auto``, ``+compile_hotswap``, ``+fp8`` (all
+   options at batch 1; its image is compared with ``+compile_hotswap``'s: same seeded random
+   weights, LoRA, prompt and seed, so the PSNR is FP8's error alone);
 4. ``plan_24gb``: :func:`stages.background.memory_plan.apply_memory_plan` with the process capped
-   at 23.5 GiB (``torch.cuda.set_per_process_memory_fraction``).
+   at 23.5 GiB (``torch.cuda.set_per_process_memory_fraction``);
+5. ``+batch4_all``: all options, 4 images per pipeline call.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class GpuBench:
             "price_per_gpu_hour_usd": PRICE_PER_GPU_HOUR, "arms": {}, "skipped": {}, "errors": {},
         }
         self.lora_dir = Path(f"/tmp/packshot-bench-loras-{os.getpid()}")
+        self.images: dict[str, np.ndarray] = {}  # brand A's image per arm, for the FP8-vs-bf16 PSNR
 
     def save(self) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +225,7 @@ class GpuBench:
         self.record("diffusers_plain", pipe, splits, call)
 
     def stage(self, build, name: str, speed: FluxSpeedSettings, batch: int = 1,
-              plan: str | None = None) -> None:
+              plan: str | None = None, keep_image: bool = False, compare_with: str = "") -> None:
         from stages.background.memory_plan import apply_memory_plan
 
         pipe = build()
@@ -257,6 +260,15 @@ class GpuBench:
                 "graphs_compiled": gen.speed_state.graphs_compiled, "notes": [*notes, *gen.notes],
                 "lora": "random rank-16 LoRA on to_q/to_k/to_v, brands A and B switched every run",
                 "memory_cap_gib": 23.5 if plan else None})
+            if keep_image:  # same weights (seeded build), LoRA, prompt and seed in every arm
+                gen.use_brand(brands["A"])
+                self.images[name] = gen.fill_batch([self.request("A")])[0]
+            if compare_with in self.images and name in self.images:
+                a, b = self.images[compare_with].astype(float), self.images[name].astype(float)
+                mse = float(((a - b) ** 2).mean())
+                self.results["arms"][name][f"psnr_db_vs_{compare_with}"] = (
+                    round(10 * float(np.log10(255**2 / mse)), 2) if mse else None)
+                self.results["arms"][name]["psnr_note"] = "random weights: kernel error, not image quality"
         finally:
             if plan is not None:
                 torch.cuda.set_per_process_memory_fraction(1.0)
@@ -302,6 +314,7 @@ class GpuBench:
 
 
 def free_cuda() -> None:
+    torch._dynamo.reset()  # compiled graphs keep the previous arm's modules alive
     gc.collect()
     if CUDA:
         torch.cuda.empty_cache()
@@ -323,9 +336,11 @@ def run_gpu(args, build, device: str = "cuda") -> dict:
     bench.section("sam_vit_h", 40, bench.sam)
     bench.section("stage_defaults", 60, lambda: bench.stage(build, "stage_defaults", eager))
     bench.section("+attention_auto", 60, lambda: bench.stage(build, "+attention_auto", auto))
-    bench.section("+compile_hotswap", 120, lambda: bench.stage(build, "+compile_hotswap", fast))
-    bench.section("+fp8", 120, lambda: bench.stage(build, "+fp8", fp8))
-    bench.section("+batch4_all", 120, lambda: bench.stage(build, "+batch4_all", fp8, batch=4))
+    bench.section("+compile_hotswap", 120,
+                  lambda: bench.stage(build, "+compile_hotswap", fast, keep_image=True))
+    bench.section("+fp8", 120, lambda: bench.stage(build, "+fp8", fp8, keep_image=True,
+                                                   compare_with="+compile_hotswap"))
     bench.section("plan_24gb", 60, lambda: bench.stage(build, "plan_24gb", eager, plan="24gb"))
+    bench.section("+batch4_all", 120, lambda: bench.stage(build, "+batch4_all", fp8, batch=4))
     print(f"results: {out}")
     return bench.results

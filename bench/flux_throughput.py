@@ -52,6 +52,7 @@ def full_size_pipeline(device: str):
     from stages.background.tiny import _build_tokenizers
 
     clip_tok, t5_tok = _build_tokenizers()  # small local vocabularies: token ids fit the real embeddings
+    torch.manual_seed(0)  # the same random weights in every arm, so arms' images can be compared
     torch.set_default_dtype(torch.bfloat16)
     with torch.device(device):
         transformer = FluxTransformer2DModel(
