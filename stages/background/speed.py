@@ -41,12 +41,13 @@ class SpeedState:
     @property
     def graphs_compiled(self) -> int:
         """Graphs dynamo compiled since this pipe was prepared (process-wide counter)."""
-        return compiled_graphs() - self.graphs_at_setup
+        return max(0, compiled_graphs() - self.graphs_at_setup)
 
     @property
     def recompiles(self) -> int:
         """Graphs compiled after the first generation: each one is a stall a brand switch caused."""
-        return 0 if self.graphs_when_warm is None else compiled_graphs() - self.graphs_when_warm
+        # max: ``torch._dynamo.reset()`` clears the process-wide counter
+        return 0 if self.graphs_when_warm is None else max(0, compiled_graphs() - self.graphs_when_warm)
 
     def mark_warm(self) -> None:
         if self.graphs_when_warm is None:
