@@ -331,7 +331,7 @@ def run_gpu(args, build, device: str = "cuda") -> dict:
     eager = FluxSpeedSettings()
     auto = eager.model_copy(update={"attention_backend": "auto"})
     fast = auto.model_copy(update={"compile": True, "lora_hotswap": True, "lora_max_rank": 16})
-    fp8 = fast.model_copy(update={"fp8": "dynamic"})
+    fp8 = fast.model_copy(update={"fp8": "dynamic" if CUDA else "weight_only"})  # CPU dry run: weight-only
     bench.section("diffusers_plain", 60, lambda: bench.plain(build))
     bench.section("sam_vit_h", 40, bench.sam)
     bench.section("stage_defaults", 60, lambda: bench.stage(build, "stage_defaults", eager))
