@@ -150,6 +150,12 @@ class GpuBench:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
+    def need(self, images: int, fixed_s: float) -> float:
+        """Seconds an arm of ``images`` generations is expected to take: from the plain arm's
+        seconds per image once measured (10 s before), plus ``fixed_s`` for building and compiling."""
+        plain = self.results["arms"].get("diffusers_plain", {}).get("seconds_per_image") or 10.0
+        return images * plain + fixed_s
+
     def section(self, name: str, need_s: float, fn) -> None:
         if self.left() < need_s:
             left = self.left()
@@ -332,15 +338,19 @@ def run_gpu(args, build, device: str = "cuda") -> dict:
     auto = eager.model_copy(update={"attention_backend": "auto"})
     fast = auto.model_copy(update={"compile": True, "lora_hotswap": True, "lora_max_rank": 16})
     fp8 = fast.model_copy(update={"fp8": "dynamic" if CUDA else "weight_only"})  # CPU dry run: weight-only
-    bench.section("diffusers_plain", 60, lambda: bench.plain(build))
+    runs = 1 + bench.runs
+    bench.section("diffusers_plain", bench.need(runs, 30), lambda: bench.plain(build))
     bench.section("sam_vit_h", 40, bench.sam)
-    bench.section("stage_defaults", 60, lambda: bench.stage(build, "stage_defaults", eager))
-    bench.section("+attention_auto", 60, lambda: bench.stage(build, "+attention_auto", auto))
-    bench.section("+compile_hotswap", 120,
+    bench.section("stage_defaults", bench.need(runs, 30), lambda: bench.stage(build, "stage_defaults", eager))
+    bench.section("+attention_auto", bench.need(runs, 30),
+                  lambda: bench.stage(build, "+attention_auto", auto))
+    bench.section("+compile_hotswap", bench.need(runs + 1, 120),
                   lambda: bench.stage(build, "+compile_hotswap", fast, keep_image=True))
-    bench.section("+fp8", 120, lambda: bench.stage(build, "+fp8", fp8, keep_image=True,
-                                                   compare_with="+compile_hotswap"))
-    bench.section("plan_24gb", 60, lambda: bench.stage(build, "plan_24gb", eager, plan="24gb"))
-    bench.section("+batch4_all", 120, lambda: bench.stage(build, "+batch4_all", fp8, batch=4))
+    bench.section("+fp8", bench.need(runs + 1, 130), lambda: bench.stage(build, "+fp8", fp8, keep_image=True,
+                                                                       compare_with="+compile_hotswap"))
+    bench.section("plan_24gb", bench.need(runs, 60),
+                  lambda: bench.stage(build, "plan_24gb", eager, plan="24gb"))
+    bench.section("+batch4_all", bench.need(4 * runs, 130),
+                  lambda: bench.stage(build, "+batch4_all", fp8, batch=4))
     print(f"results: {out}")
     return bench.results

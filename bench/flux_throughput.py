@@ -155,7 +155,7 @@ def main() -> None:
     ap.add_argument("--check-options", action="store_true", help="with --tiny: check every speed option")
     ap.add_argument("--gpu-arms", action="store_true", help="with --tiny: dry run of the GPU arms on CPU")
     ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend for --check-options")
-    ap.add_argument("--budget-s", type=float, default=510, help="GPU: stop starting arms after this long")
+    ap.add_argument("--budget-s", type=float, default=480, help="GPU: start no arm that would end after this")
     ap.add_argument(
         "--size", type=int, default=None, help="square image side (default 1024; 128 with --tiny)"
     )
