@@ -139,7 +139,7 @@ def test_lora_hotswap_after_compile_gives_each_loras_eager_output_without_recomp
         out = fast.fill(req.image, req.mask, req.prompt, req.seed)
         assert max_diff(out, expected[name]) <= 2, name
     assert fast.recompiles == 0
-    assert "lora:cool" in fast.identity
+    assert "lora:cool" in fast.active_identity
 
 
 def test_hotswap_refuses_a_lora_above_the_slot_rank(loras):
