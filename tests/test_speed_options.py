@@ -138,8 +138,11 @@ def test_lora_hotswap_after_compile_gives_each_loras_eager_output_without_recomp
         fast.use_brand(loras[name] if name else None)
         out = fast.fill(req.image, req.mask, req.prompt, req.seed)
         assert max_diff(out, expected[name]) <= 2, name
-    assert fast.recompiles == 0
     assert "lora:cool" in fast.active_identity
+    half = loras["warm"].model_copy(update={"lora": loras["warm"].lora.model_copy(update={"scale": 0.1})})
+    fast.use_brand(half)  # the scale is folded into the swapped weights: a new scale is a new swap
+    assert max_diff(fast.fill(req.image, req.mask, req.prompt, req.seed), expected["warm"]) > 2
+    assert fast.recompiles == 0
 
 
 def test_hotswap_refuses_a_lora_above_the_slot_rank(loras):

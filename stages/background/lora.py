@@ -85,21 +85,22 @@ def _activate_hotswap(pipe: Any, brand: BrandStyle | None, settings: GenerativeS
             clear_hotswap_slot(pipe)
         return None
     name = adapter_name(brand)
-    if pipe._packshot_slot_holds != name:
+    held = (name, brand.lora.scale)  # the scale is folded into the weights: a new scale is a new swap
+    if pipe._packshot_slot_holds != held:
         cache = pipe.__dict__.setdefault("_packshot_hotswap_loras", {})
-        if name not in cache:
-            cache[name] = _hotswap_state_dict(pipe, brand, settings)
+        if held not in cache:
+            cache[held] = _hotswap_state_dict(pipe, brand, settings)
         log.info("hot-swapping LoRA %s into slot %s", brand.lora.source, HOTSWAP_SLOT)
         try:
-            pipe.load_lora_weights(dict(cache[name]), adapter_name=HOTSWAP_SLOT, hotswap=True)
+            pipe.load_lora_weights(dict(cache[held]), adapter_name=HOTSWAP_SLOT, hotswap=True)
         except Exception as exc:
             where = f"{brand.source_file or brand.name}: field 'lora.source'"
             raise ConfigError(
                 f"{where}: LoRA {brand.lora.source} cannot be hot-swapped ({exc}); set "
                 "PACKSHOT_GENERATIVE__SPEED__LORA_HOTSWAP=false to load it as its own adapter"
             ) from exc
-        pipe._packshot_slot_holds = name
-    return name, brand.lora.scale
+        pipe._packshot_slot_holds = held
+    return held
 
 
 def _hotswap_state_dict(pipe: Any, brand: BrandStyle, settings: GenerativeSettings) -> dict:
