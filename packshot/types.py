@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-CatalogFormat = Literal["packshot", "shopify", "woocommerce"]
+CatalogFormat = Literal["packshot", "shopify", "woocommerce", "gmc", "shopify-store", "woocommerce-store"]
 
 
 class ColorVariant(BaseModel):
@@ -47,6 +47,14 @@ class Product(BaseModel):
     recolor_mask: str | None = Field(default=None, description="mask file of the main material, optional")
     source_file: str
     source_line: int = Field(description="1-based line of the CSV where the product starts (header is 1)")
+    source_ref: str | None = Field(
+        default=None, description="the store's own id of the product (Shopify gid, WooCommerce id, feed id)"
+    )
+    source_version: str | None = Field(
+        default=None,
+        description="the store's version marker (Shopify updatedAt, WooCommerce date_modified_gmt, feed "
+        "item hash + image ETag/Last-Modified); None when the source cannot tell without downloading",
+    )
 
 
 class RowError(BaseModel):

@@ -69,7 +69,7 @@ def validation_report(catalog: Catalog) -> str:
     """Plain-text report for a merchant: counts, then one line per problem and what to do."""
     bad_rows = len({(e.file, e.line) for e in catalog.errors})
     lines = [
-        f"{catalog.path}: {FORMATS[catalog.format].label}",
+        f"{catalog.path}: {_label(catalog.format)}",
         f"  {plural(len(catalog.products), 'product')} ready, "
         f"{plural(len(catalog.errors), 'problem')} in {plural(bad_rows, 'row')}",
     ]
@@ -79,13 +79,35 @@ def validation_report(catalog: Catalog) -> str:
     if catalog.errors:
         lines.append("Problems:")
         lines += [f"  {error}" for error in catalog.errors]
-        lines.append(
-            "What to do: fix the rows above in the CSV (line numbers count the header as line 1) and run "
-            "`packshot validate` again. Rows with problems are skipped; the other products are processed."
-        )
+        lines.append(_WHAT_TO_DO.get(catalog.format, _WHAT_TO_DO["csv"]))
     else:
         lines.append("No problems found.")
     return "\n".join(lines)
+
+
+# Catalogs read by packshot.sources rather than from a CSV format
+_SOURCE_LABELS = {
+    "gmc": "Google Merchant Center feed",
+    "shopify-store": "Shopify store (Admin API)",
+    "woocommerce-store": "WooCommerce store (REST API)",
+}
+_STORE_FIX = (
+    "What to do: fix the products above in the store's admin (the number after the store is the product's "
+    "position in its listing) and run `packshot validate` again. Products with problems are skipped; the "
+    "other products are processed."
+)
+_WHAT_TO_DO = {
+    "csv": "What to do: fix the rows above in the CSV (line numbers count the header as line 1) and run "
+    "`packshot validate` again. Rows with problems are skipped; the other products are processed.",
+    "gmc": "What to do: fix the items above in the feed (the line is where the item starts in the file) and "
+    "run `packshot validate` again. Items with problems are skipped; the other products are processed.",
+    "shopify-store": _STORE_FIX,
+    "woocommerce-store": _STORE_FIX,
+}
+
+
+def _label(fmt: str) -> str:
+    return FORMATS[fmt].label if fmt in FORMATS else _SOURCE_LABELS.get(fmt, fmt)
 
 
 def report_json(catalog: Catalog) -> dict[str, Any]:

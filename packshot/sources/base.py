@@ -1,0 +1,172 @@
+"""Where a catalog comes from: one small interface over CSV files, Merchant Center feeds and stores.
+
+``open_source(uri)`` picks the source from the URI; ``source.read()`` returns the same
+:class:`~packshot.types.Catalog` a CSV gives, so validation, runs and reports do not care where the
+products came from. Store sources also fill ``Product.source_ref`` (the store's id, used by
+``packshot publish``) and ``Product.source_version`` (the store's own change marker, so a run can
+skip an unchanged product without downloading its images).
+
+URIs: a file path (``.csv`` exports, ``.xml``/``.tsv``/``.txt`` feeds), ``https://...`` (a feed fetched
+on each run), ``shopify://SHOP`` (``SHOP`` or ``SHOP.myshopify.com``), ``woocommerce://HOST[/path]``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field
+
+from packshot.config import LoadSettings
+from packshot.errors import PackshotError
+from packshot.types import Catalog
+
+SNAPSHOT_NAME = "catalog.snapshot.json"
+_FEED_SUFFIXES = (".xml", ".tsv", ".txt", ".rss", ".atom")
+
+
+class SourceError(PackshotError):
+    """The source as a whole cannot be read: unreachable store, bad credentials, unreadable feed."""
+
+
+class SourceSettings(BaseModel):
+    """How store and feed sources are reached. Secrets are never stored here: only where to find them."""
+
+    shopify_api_version: str = Field(
+        "2025-10", description="Admin API version (YYYY-MM), supported ≥ 12 months"
+    )
+    shopify_token_env: str = Field("SHOPIFY_ACCESS_TOKEN", description="env var holding the Admin API token")
+    shopify_secret_block: str | None = Field(None, description="Prefect Secret block with the token")
+    shopify_base_url: str | None = Field(
+        None, description="base URL instead of https://SHOP.myshopify.com (a proxy; the tests' fake)"
+    )
+    woocommerce_key_env: str = Field("WOOCOMMERCE_CONSUMER_KEY", description="env var: consumer key (ck_...)")
+    woocommerce_secret_env: str = Field(
+        "WOOCOMMERCE_CONSUMER_SECRET", description="env var: consumer secret (cs_...)"
+    )
+    woocommerce_secret_block: str | None = Field(
+        None, description="Prefect Secret block holding 'KEY:SECRET' (instead of the two env vars)"
+    )
+    ca_bundle: Path | None = Field(None, description="PEM file of extra CAs trusted for the store's HTTPS")
+    timeout_s: float = Field(60.0, description="timeout of one API request")
+    page_size: int = Field(100, ge=1, le=250, description="products per API page (WooCommerce caps at 100)")
+    max_attempts: int = Field(6, ge=1, description="tries of one API request (429, 503, 5xx, throttling)")
+    max_wait_s: float = Field(
+        60.0, description="longest single wait asked for by Retry-After or the throttle"
+    )
+    feed_max_bytes: int = Field(512_000_000, description="largest feed accepted from a URL")
+    feed_timeout_s: float = Field(600.0, description="total time allowed to download a feed")
+    check_feed_images: bool = Field(
+        True, description="HEAD each feed image for its ETag/Last-Modified (skips unchanged products)"
+    )
+
+
+class Source(ABC):
+    """A catalog source. ``uri`` is for display and never holds a secret."""
+
+    uri: str
+
+    @abstractmethod
+    def read(self) -> Catalog:
+        """The whole catalog; bad products are ``catalog.errors``; a dead source raises SourceError."""
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Folder that relative image paths are read from (file sources), None for remote ones."""
+        return None
+
+
+class CsvSource(Source):
+    """Today's CSV formats (packshot, Shopify export, WooCommerce export) through ``load_catalog``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.uri = str(path)
+
+    def read(self) -> Catalog:
+        from packshot.catalog import load_catalog
+
+        return load_catalog(self.path)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.resolve().parent
+
+
+def open_source(
+    uri: str | Path, settings: SourceSettings | None = None, load: LoadSettings | None = None
+) -> Source:
+    """The source ``uri`` names (see the module doc); raises SourceError for an unknown scheme."""
+    settings = settings or SourceSettings()
+    load = load or LoadSettings()
+    text = str(uri)
+    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme == "shopify":
+        from packshot.sources.shopify import ShopifySource
+
+        return ShopifySource(text, settings)
+    if scheme == "woocommerce":
+        from packshot.sources.woocommerce import WooCommerceSource
+
+        return WooCommerceSource(text, settings)
+    if scheme in ("https", "http"):
+        from packshot.sources.gmc import FeedSource
+
+        return FeedSource(text, settings, load)
+    if scheme:
+        raise SourceError(
+            f"unknown catalog source {display_uri(text)!r}: use a file path, an https:// feed URL, "
+            "shopify://SHOP or woocommerce://HOST"
+        )
+    path = Path(text)
+    if _looks_like_feed(path):
+        from packshot.sources.gmc import FeedSource
+
+        return FeedSource(text, settings, load)
+    return CsvSource(path)
+
+
+def _looks_like_feed(path: Path) -> bool:
+    """XML by name or content; a .tsv/.txt whose header names Merchant Center attributes."""
+    if not path.is_file():
+        return path.suffix.lower() in (".xml", ".rss", ".atom")
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    stripped = head.lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n")
+    if stripped.startswith(b"<") or path.suffix.lower() in (".xml", ".rss", ".atom"):
+        return True
+    if path.suffix.lower() not in _FEED_SUFFIXES:
+        return False
+    from packshot.sources.gmc import is_feed_header
+
+    return is_feed_header(head)
+
+
+def display_uri(uri: str) -> str:
+    """The URI without user:password@ and query string (presigned links and keys travel there)."""
+    if "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}{parts.path}" + ("?…" if parts.query else "")
+
+
+def snapshot_json(catalog: Catalog, source_uri: str) -> bytes:
+    """Exactly what a run read: every parsed product (with its store id and version), errors and notes."""
+    payload = {
+        "source": display_uri(source_uri),
+        "read_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **json.loads(catalog.model_dump_json()),
+    }
+    return json.dumps(payload, indent=1, ensure_ascii=False).encode()
+
+
+def load_snapshot(data: bytes) -> Catalog:
+    """The catalog back from ``snapshot_json`` (a shard or ``publish`` reading what the run read)."""
+    payload = json.loads(data)
+    payload.pop("source", None)
+    payload.pop("read_at", None)
+    return Catalog.model_validate(payload)

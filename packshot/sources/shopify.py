@@ -1,0 +1,289 @@
+"""Shopify stores through the Admin GraphQL API: the catalog source and the client ``publish`` uses.
+
+``POST https://{shop}.myshopify.com/admin/api/{version}/graphql.json`` with the header
+``X-Shopify-Access-Token``. The token comes from ``SHOPIFY_ACCESS_TOKEN`` or a Prefect Secret
+block (``packshot.secrets``) and is registered for redaction: it never reaches a log, an error or
+a file. Rate limits are answered by waiting: the cost-based bucket (``extensions.cost.throttleStatus``)
+is tracked so a query is sent only when the bucket holds its cost, a ``THROTTLED`` answer waits
+until it would; HTTP 429/503 wait for ``Retry-After``; other 5xx and dropped connections back off
+exponentially (tenacity), up to ``sources.max_attempts`` tries.
+
+Mapping: handle -> sku (as the Shopify CSV export), title, productType -> category, READY image
+media -> images (media packshot itself published, named ``packshot-*``, are left out), variants'
+color option values -> colors, ``id`` -> source_ref, ``updatedAt`` -> source_version.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+from packshot import __version__
+from packshot.catalog.fields import is_color_option, sku_problem
+from packshot.secrets import get_secret, redact
+from packshot.sources.base import Source, SourceError, SourceSettings
+from packshot.sources.mapping import ColorList, Problems, build_product
+from packshot.types import Catalog
+
+PUBLISHED_PREFIX = "packshot-"  # file names of media packshot uploads (left out when reading)
+PAGE_PRODUCTS, PAGE_VARIANTS, PAGE_MEDIA = 16, 30, 20  # requested cost ~ 16 x (1 + 30 + 20) < 1000
+_SHOP = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+PRODUCTS_QUERY = """
+query Products($first: Int!, $after: String) {
+  products(first: $first, after: $after, sortKey: ID) {
+    nodes {
+      id handle title productType updatedAt
+      variants(first: {variants}) { nodes { sku selectedOptions { name value } } }
+      media(first: {media}) { nodes { ... on MediaImage { id status alt image { url } } } }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+""".replace("{variants}", str(PAGE_VARIANTS)).replace("{media}", str(PAGE_MEDIA))
+
+
+class _RetryLater(Exception):
+    def __init__(self, reason: str, wait_s: float):
+        super().__init__(reason)
+        self.wait_s = wait_s
+
+
+@dataclass
+class _Bucket:
+    """The last throttle status Shopify reported, to wait before a query instead of being refused."""
+
+    available: float = 0.0
+    maximum: float = 0.0
+    restore_rate: float = 0.0
+    seen_at: float = 0.0
+
+    def wait_for(self, cost: float, now: float) -> float:
+        if not self.restore_rate:
+            return 0.0
+        have = min(self.maximum, self.available + (now - self.seen_at) * self.restore_rate)
+        return max(0.0, (min(cost, self.maximum) - have) / self.restore_rate)
+
+
+def shop_domain(uri: str) -> str:
+    """``shopify://northwind`` or ``shopify://northwind.myshopify.com`` -> ``northwind.myshopify.com``."""
+    shop = urlsplit(uri).netloc.lower().removesuffix(".myshopify.com")
+    if not _SHOP.match(shop):
+        raise SourceError(
+            f"{uri!r} does not name a Shopify store; write shopify://SHOP where SHOP.myshopify.com is the "
+            "store's admin address"
+        )
+    return f"{shop}.myshopify.com"
+
+
+def shopify_token(settings: SourceSettings) -> str:
+    token = get_secret(
+        settings.shopify_token_env, settings.shopify_secret_block, setting="sources.shopify_secret_block"
+    )
+    if not token:
+        raise SourceError(
+            f"no Shopify access token: set {settings.shopify_token_env} to an Admin API access token "
+            "(scopes read_products, and write_products + write_files for publish), or name a Prefect "
+            "Secret block holding it in PACKSHOT_SOURCES__SHOPIFY_SECRET_BLOCK"
+        )
+    return token
+
+
+class ShopifyClient:
+    """GraphQL calls with the throttle, retries and redaction described in the module doc."""
+
+    def __init__(
+        self,
+        uri: str,
+        settings: SourceSettings,
+        *,
+        token: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.domain = shop_domain(uri)
+        self.uri = f"shopify://{self.domain.removesuffix('.myshopify.com')}"
+        self.settings = settings
+        base = (settings.shopify_base_url or f"https://{self.domain}").rstrip("/")
+        self.endpoint = f"{base}/admin/api/{settings.shopify_api_version}/graphql.json"
+        self._token = token or shopify_token(settings)
+        self._sleep = sleep
+        self._bucket = _Bucket()
+        self._last_cost = 50.0
+        verify: Any = str(settings.ca_bundle) if settings.ca_bundle else True
+        self.http = httpx.Client(
+            timeout=settings.timeout_s, verify=verify, headers={"User-Agent": f"packshot/{__version__}"}
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def query(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``data`` of a GraphQL call; SourceError (redacted) when Shopify refuses or keeps failing."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((_RetryLater, httpx.TransportError)),
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=lambda state: self._wait_of(state.outcome.exception(), state.attempt_number),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._post, document, variables or {})
+        except _RetryLater as exc:
+            raise SourceError(
+                f"{self.uri}: {exc} after {self.settings.max_attempts} tries; retry later"
+            ) from None
+        except httpx.TransportError as exc:
+            raise SourceError(
+                redact(
+                    f"{self.uri}: cannot reach {self.endpoint} ({exc}); check the shop name and the network",
+                    (self._token,),
+                )
+            ) from None
+
+    def _wait_of(self, exc: BaseException | None, attempt: int) -> float:
+        wait = exc.wait_s if isinstance(exc, _RetryLater) else 0.5 * 2 ** (attempt - 1)
+        return min(wait, self.settings.max_wait_s)
+
+    def _post(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        if (wait := self._bucket.wait_for(self._last_cost, time.monotonic())) > 0:
+            self._sleep(min(wait, self.settings.max_wait_s))
+        response = self.http.post(
+            self.endpoint,
+            json={"query": document, "variables": variables},
+            headers={"X-Shopify-Access-Token": self._token},
+        )
+        status = response.status_code
+        if status in (429, 503):
+            raise _RetryLater(f"Shopify answered HTTP {status}", _retry_after(response, 1.0))
+        if status >= 500:
+            raise _RetryLater(f"Shopify answered HTTP {status}", 0.5)
+        if status in (401, 403):
+            raise SourceError(
+                f"{self.uri}: Shopify refused the access token (HTTP {status}); check "
+                f"{self.settings.shopify_token_env} and the app's scopes (read_products; write_products and "
+                "write_files to publish)"
+            )
+        if status != 200:
+            raise SourceError(
+                redact(f"{self.uri}: HTTP {status} from the Admin API: {response.text[:300]}", (self._token,))
+            )
+        body = response.json()
+        cost = (body.get("extensions") or {}).get("cost") or {}
+        self._remember(cost)
+        errors = body.get("errors") or []
+        if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
+            needed = float(cost.get("requestedQueryCost") or self._last_cost)
+            raise _RetryLater(
+                "Shopify kept throttling the API (query cost)",
+                max(self._bucket.wait_for(needed, time.monotonic()), 0.05),
+            )
+        if errors:
+            text = "; ".join(str(e.get("message")) for e in errors)[:500]
+            raise SourceError(redact(f"{self.uri}: the Admin API refused the query: {text}", (self._token,)))
+        return body.get("data") or {}
+
+    def _remember(self, cost: dict[str, Any]) -> None:
+        status = cost.get("throttleStatus")
+        if status:
+            self._bucket = _Bucket(
+                float(status["currentlyAvailable"]),
+                float(status["maximumAvailable"]),
+                float(status["restoreRate"]),
+                time.monotonic(),
+            )
+        if cost.get("requestedQueryCost"):
+            self._last_cost = float(cost["requestedQueryCost"])
+
+    def products(self) -> Iterator[dict[str, Any]]:
+        """Every product node, page by page (cursor pagination)."""
+        after = None
+        while True:
+            page = self.query(PRODUCTS_QUERY, {"first": PAGE_PRODUCTS, "after": after})["products"]
+            yield from page["nodes"]
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            after = page["pageInfo"]["endCursor"]
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return default
+
+
+class ShopifySource(Source):
+    """``shopify://SHOP``: every product of the store, read through the Admin API."""
+
+    def __init__(self, uri: str, settings: SourceSettings):
+        self.settings = settings
+        self.uri = f"shopify://{shop_domain(uri).removesuffix('.myshopify.com')}"
+
+    def read(self) -> Catalog:
+        client = ShopifyClient(self.uri, self.settings)
+        problems = Problems(file=self.uri)
+        products = []
+        try:
+            for position, node in enumerate(client.products(), start=1):
+                product = shopify_product(node, position, problems)
+                if product is not None:
+                    products.append(product)
+        finally:
+            client.close()
+        return Catalog(path=self.uri, format="shopify-store", products=products, errors=problems.errors)
+
+
+def shopify_product(node: dict[str, Any], position: int, problems: Problems):
+    """One product node -> Product (or None with RowErrors; ``line`` is the product's position)."""
+    handle = node.get("handle") or ""
+    if problem := sku_problem(handle, strict=False):
+        problems.add(position, "handle", problem.replace("sku", "handle", 1), handle)
+        return None
+    images = [
+        media["image"]["url"]
+        for media in node["media"]["nodes"]
+        if media.get("status") == "READY"
+        and (media.get("image") or {}).get("url")
+        and not is_published_by_packshot(media["image"]["url"])
+    ]
+    if not images:
+        problems.add(
+            position,
+            "media",
+            "product has no ready image (its own, not one packshot published); "
+            "add a photo in the Shopify admin",
+            handle,
+        )
+        return None
+    colors = ColorList()
+    for variant in node["variants"]["nodes"]:
+        for option in variant.get("selectedOptions") or []:
+            if is_color_option(option["name"]) and (problem := colors.add(option["value"])):
+                problems.add(
+                    position, f"option {option['name']}", f"{problem}; this color variant is skipped", handle
+                )
+    return build_product(
+        problems,
+        position,
+        {"images": "media"},
+        sku=handle,
+        title=node.get("title") or "",
+        images=images,
+        category=node.get("productType") or "",
+        colors=colors.as_list(),
+        source_ref=node["id"],
+        source_version=node.get("updatedAt"),
+    )
+
+
+def is_published_by_packshot(url: str) -> bool:
+    return PurePosixPath(urlsplit(url).path).name.startswith(PUBLISHED_PREFIX)
