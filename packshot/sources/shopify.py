@@ -24,13 +24,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from packshot import __version__
 from packshot.catalog.fields import is_color_option, sku_problem
 from packshot.secrets import get_secret, redact
 from packshot.sources.base import Source, SourceError, SourceSettings
 from packshot.sources.mapping import ColorList, Problems, build_product
+from packshot.sources.retry import RetryLater, retry_after, retrying
 from packshot.types import Catalog
 
 PUBLISHED_PREFIX = "packshot-"  # file names of media packshot uploads (left out when reading)
@@ -49,12 +49,6 @@ query Products($first: Int!, $after: String) {
   }
 }
 """.replace("{variants}", str(PAGE_VARIANTS)).replace("{media}", str(PAGE_MEDIA))
-
-
-class _RetryLater(Exception):
-    def __init__(self, reason: str, wait_s: float):
-        super().__init__(reason)
-        self.wait_s = wait_s
 
 
 @dataclass
@@ -125,32 +119,32 @@ class ShopifyClient:
     def close(self) -> None:
         self.http.close()
 
-    def query(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """``data`` of a GraphQL call; SourceError (redacted) when Shopify refuses or keeps failing."""
-        retrying = Retrying(
-            retry=retry_if_exception_type((_RetryLater, httpx.TransportError)),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=lambda state: self._wait_of(state.outcome.exception(), state.attempt_number),
+    def query(
+        self, document: str, variables: dict[str, Any] | None = None, *, idempotent: bool = True
+    ) -> dict[str, Any]:
+        """``data`` of a GraphQL call; SourceError (redacted) when Shopify refuses or keeps failing.
+        ``idempotent=False`` (mutations that create things): sent again only when Shopify certainly
+        did nothing (429, THROTTLED, no connection), see :mod:`packshot.sources.retry`."""
+        attempts = retrying(
+            attempts=self.settings.max_attempts,
+            max_wait_s=self.settings.max_wait_s,
+            idempotent=idempotent,
             sleep=self._sleep,
-            reraise=True,
         )
         try:
-            return retrying(self._post, document, variables or {})
-        except _RetryLater as exc:
+            return attempts(self._post, document, variables or {})
+        except RetryLater as exc:
             raise SourceError(
                 f"{self.uri}: {exc} after {self.settings.max_attempts} tries; retry later"
             ) from None
         except httpx.TransportError as exc:
             raise SourceError(
                 redact(
-                    f"{self.uri}: cannot reach {self.endpoint} ({exc}); check the shop name and the network",
+                    f"{self.uri}: no answer from {self.endpoint} ({exc}); check the shop name "
+                    "and the network",
                     (self._token,),
                 )
             ) from None
-
-    def _wait_of(self, exc: BaseException | None, attempt: int) -> float:
-        wait = exc.wait_s if isinstance(exc, _RetryLater) else 0.5 * 2 ** (attempt - 1)
-        return min(wait, self.settings.max_wait_s)
 
     def _post(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
         if (wait := self._bucket.wait_for(self._last_cost, time.monotonic())) > 0:
@@ -162,9 +156,11 @@ class ShopifyClient:
         )
         status = response.status_code
         if status in (429, 503):
-            raise _RetryLater(f"Shopify answered HTTP {status}", _retry_after(response, 1.0))
+            raise RetryLater(
+                f"Shopify answered HTTP {status}", retry_after(response), unprocessed=status == 429
+            )
         if status >= 500:
-            raise _RetryLater(f"Shopify answered HTTP {status}", 0.5)
+            raise RetryLater(f"Shopify answered HTTP {status}", 0.5)
         if status in (401, 403):
             raise SourceError(
                 f"{self.uri}: Shopify refused the access token (HTTP {status}); check "
@@ -181,10 +177,8 @@ class ShopifyClient:
         errors = body.get("errors") or []
         if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
             needed = float(cost.get("requestedQueryCost") or self._last_cost)
-            raise _RetryLater(
-                "Shopify kept throttling the API (query cost)",
-                max(self._bucket.wait_for(needed, time.monotonic()), 0.05),
-            )
+            wait = max(self._bucket.wait_for(needed, time.monotonic()), 0.05)
+            raise RetryLater("Shopify kept throttling the API (query cost)", wait, unprocessed=True)
         if errors:
             text = "; ".join(str(e.get("message")) for e in errors)[:500]
             raise SourceError(redact(f"{self.uri}: the Admin API refused the query: {text}", (self._token,)))
@@ -211,14 +205,6 @@ class ShopifyClient:
             if not page["pageInfo"]["hasNextPage"]:
                 return
             after = page["pageInfo"]["endCursor"]
-
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return default
 
 
 class ShopifySource(Source):

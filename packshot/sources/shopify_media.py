@@ -93,6 +93,7 @@ def attach(client: ShopifyClient, product_id: str, resource_url: str, alt: str) 
             "product": {"id": product_id},
             "media": [{"originalSource": resource_url, "mediaContentType": "IMAGE", "alt": alt}],
         },
+        idempotent=False,  # a retried attach after a lost answer would attach the image twice
     )["productUpdate"]
     _user_errors(client, result, "productUpdate")
 

@@ -20,20 +20,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from packshot import __version__
 from packshot.catalog.fields import is_color_option, sku_problem
 from packshot.secrets import get_secret, redact, remember_secret
 from packshot.sources.base import Source, SourceError, SourceSettings
 from packshot.sources.mapping import ColorList, Problems, build_product
+from packshot.sources.retry import RetryLater, retry_after, retrying
 from packshot.types import Catalog
-
-
-class _RetryLater(Exception):
-    def __init__(self, reason: str, wait_s: float):
-        super().__init__(reason)
-        self.wait_s = wait_s
 
 
 def woo_credentials(settings: SourceSettings) -> tuple[str, str]:
@@ -88,29 +82,26 @@ class WooClient:
         self.http.close()
 
     def request(
-        self, method: str, path: str, *, params: dict | None = None, json: Any = None
+        self, method: str, path: str, *, params: dict | None = None, json: Any = None, idempotent: bool = True
     ) -> httpx.Response:
-        """One call (retried on 429/5xx/dropped connections); SourceError with the store's message."""
-        retrying = Retrying(
-            retry=retry_if_exception_type((_RetryLater, httpx.TransportError)),
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=lambda s: min(
-                getattr(s.outcome.exception(), "wait_s", 0.5 * 2 ** (s.attempt_number - 1)),
-                self.settings.max_wait_s,
-            ),
+        """One call; SourceError with the store's message. ``idempotent=False`` (a PUT adding image
+        URLs): sent again only when the store certainly did nothing (see :mod:`packshot.sources.retry`)."""
+        attempts = retrying(
+            attempts=self.settings.max_attempts,
+            max_wait_s=self.settings.max_wait_s,
+            idempotent=idempotent,
             sleep=self._sleep,
-            reraise=True,
         )
         try:
-            return retrying(self._send, method, path, params, json)
-        except _RetryLater as exc:
+            return attempts(self._send, method, path, params, json)
+        except RetryLater as exc:
             raise SourceError(
                 f"{self.uri}: {exc} after {self.settings.max_attempts} tries; retry later"
             ) from None
         except httpx.TransportError as exc:
             raise SourceError(
                 self._redact(
-                    f"{self.uri}: cannot reach {self.base} ({exc}); check the host, "
+                    f"{self.uri}: no answer from {self.base} ({exc}); check the host, "
                     "its HTTPS certificate and the network"
                 )
             ) from None
@@ -119,9 +110,11 @@ class WooClient:
         response = self.http.request(method, self.base + path, params=params, json=json)
         status = response.status_code
         if status in (429, 503):
-            raise _RetryLater(f"the store answered HTTP {status}", _retry_after(response))
+            raise RetryLater(
+                f"the store answered HTTP {status}", retry_after(response), unprocessed=status == 429
+            )
         if status >= 500:
-            raise _RetryLater(f"the store answered HTTP {status}", 0.5)
+            raise RetryLater(f"the store answered HTTP {status}", 0.5)
         if status in (401, 403):
             raise SourceError(
                 f"{self.uri}: the store refused the API keys (HTTP {status}); check "
@@ -145,13 +138,6 @@ class WooClient:
             if page >= (int(total) if total.isdigit() else 1):
                 return
             page += 1
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return 1.0
 
 
 def _woo_message(response: httpx.Response) -> str:

@@ -92,7 +92,8 @@ class FakeAPI:
         response.headers.update(headers)
         return response
 
-    def start(self) -> FakeAPI:
+    def start(self, ssl_context=None) -> FakeAPI:
+        """Serve on 127.0.0.1, a free port; over HTTPS when ``ssl_context`` (a server context) is given."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -120,14 +121,16 @@ class FakeAPI:
                 except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
                     pass
 
-            do_GET = do_POST = do_DELETE = _serve
+            do_GET = do_POST = do_DELETE = do_PUT = _serve
 
             def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
                 pass
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
         host, port = self._server.server_address[:2]
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"{'https' if ssl_context else 'http'}://{host}:{port}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

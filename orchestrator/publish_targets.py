@@ -1,0 +1,304 @@
+"""Where ``publish`` sends images: a Shopify store (staged uploads, then media attached to the
+product) or a WooCommerce store (image URLs it downloads itself: presigned S3 links).
+
+Both follow the ledger protocol of :mod:`orchestrator.publish_ledger`: ``uploading`` is recorded
+before the remote call, the store's id after it; an ``uploading`` entry found on resume is first
+looked up in the store (file name, else alt text among media that were not the merchant's).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+from orchestrator.publish import PlannedImage, PublishError, PublishReport
+from orchestrator.publish_ledger import DONE_STATES, PublishLedger
+from packshot.sources.base import SourceError, SourceSettings
+from packshot.sources.shopify import ShopifyClient
+from packshot.sources.shopify_media import Media, attach, detach, product_media, stage_and_upload
+from packshot.sources.woocommerce import WooClient
+from packshot.storage import S3Storage, Storage
+
+PRODUCT_BY_ID = "query ProductById($id: ID!) { product(id: $id) { id handle title } }"
+PRODUCT_BY_HANDLE = (
+    "query ProductByHandle($q: String!) { products(first: 1, query: $q) { nodes { id handle title } } }"
+)
+
+
+@dataclass
+class RemoteProduct:
+    ref: str
+    sku: str
+    title: str
+    images: list[dict[str, Any]] = field(default_factory=list)  # WooCommerce: the product's images
+
+
+def open_target(uri: str, settings: SourceSettings, storage: Storage):
+    scheme = uri.partition("://")[0].lower()
+    if scheme == "shopify":
+        return ShopifyTarget(uri, settings, storage)
+    if scheme == "woocommerce":
+        return WooTarget(uri, settings, storage)
+    raise PublishError(f"cannot publish to {uri!r}: use shopify://SHOP or woocommerce://HOST")
+
+
+def _stem(name: str) -> str:
+    return name.rpartition(".")[0] or name
+
+
+class ShopifyTarget:
+    default_preset = "shopify"
+
+    def __init__(
+        self,
+        uri: str,
+        settings: SourceSettings,
+        storage: Storage,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval_s: float = 1.0,
+        max_polls: int = 60,
+    ):
+        self.client = ShopifyClient(uri, settings, sleep=sleep)
+        self.uri, self.storage = self.client.uri, storage
+        self._sleep, self._poll_interval_s, self._max_polls = sleep, poll_interval_s, max_polls
+
+    def close(self) -> None:
+        self.client.close()
+
+    def find_product(self, sku: str, ref: str | None) -> RemoteProduct | None:
+        if ref:
+            node = self.client.query(PRODUCT_BY_ID, {"id": ref})["product"]
+        else:
+            nodes = self.client.query(PRODUCT_BY_HANDLE, {"q": f"handle:{sku}"})["products"]["nodes"]
+            node = next((n for n in nodes if n["handle"] == sku), None)
+        return RemoteProduct(node["id"], sku, node["title"]) if node else None
+
+    def publish_product(
+        self,
+        remote: RemoteProduct,
+        images: list[PlannedImage],
+        ledger: PublishLedger,
+        report: PublishReport,
+        *,
+        replace: bool,
+        dry_run: bool,
+    ) -> None:
+        media = product_media(self.client, remote.ref)
+        if not dry_run:
+            ledger.set_baseline(self.uri, remote.ref, [m.id for m in media])  # kept from the first call on
+        baseline = set(ledger.baseline(self.uri, remote.ref) or [m.id for m in media])
+        ours = ledger.media_ids(self.uri, remote.ref)
+        pending = []
+        for image in images:
+            entry = ledger.get(self.uri, image.output.key) or {}
+            if entry.get("status") in DONE_STATES:
+                report.already += 1
+            elif entry.get("status") == "uploading" and (
+                found := _find(media, image, entry["alt"], baseline, ours)
+            ):
+                ledger.update(
+                    self.uri,
+                    image.output.key,
+                    status="attached",
+                    media_id=found.id,
+                    note="found in the store on resume: not uploaded again",
+                )
+                ours.add(found.id)
+                report.already += 1
+            else:
+                pending.append(image)
+        merchant = [m.id for m in media if m.id in baseline and m.id not in ours]
+        if dry_run:
+            report.uploaded += len(pending)
+            names = ", ".join(i.filename for i in pending) or "nothing new"
+            detaching = (
+                f"; would detach the merchant's {len(merchant)} image(s)" if replace and merchant else ""
+            )
+            report.say(f"{remote.sku} ({remote.title}): would upload {names}{detaching}")
+            return
+        for image in pending:
+            alt = image.alt(remote.title)
+            ledger.update(
+                self.uri,
+                image.output.key,
+                status="uploading",
+                product_ref=remote.ref,
+                sku=remote.sku,
+                filename=image.filename,
+                alt=alt,
+                sha256=image.output.sha256,
+                media_id=None,
+            )
+            data = self.storage.read_bytes(image.output.key)
+            resource = stage_and_upload(self.client, image.filename, image.mime, data)
+            failure = None
+            try:
+                attach(self.client, remote.ref, resource, alt)
+            except SourceError as exc:  # it may have landed anyway (5xx, answer lost): look before failing
+                failure = exc
+            found = _find(product_media(self.client, remote.ref), image, alt, baseline, ours)
+            if found is None and failure is not None:
+                raise failure
+            if found is not None:  # else it stays "uploading" and the next publish looks it up again
+                ledger.update(self.uri, image.output.key, status="attached", media_id=found.id)
+                ours.add(found.id)
+            report.uploaded += 1
+        self._await_processing(remote, ledger, report)
+        if replace and merchant:
+            detach(self.client, remote.ref, merchant)
+            report.say(f"{remote.sku}: detached the merchant's {len(merchant)} image(s) (still in Files)")
+        report.say(
+            f"{remote.sku} ({remote.title}): {len(pending)} uploaded, "
+            f"{len(images) - len(pending)} already there"
+        )
+
+    def _await_processing(self, remote: RemoteProduct, ledger: PublishLedger, report: PublishReport) -> None:
+        """Poll the product's media until each of ours is READY or FAILED (Shopify processes uploads)."""
+        mine = {
+            k: e
+            for k, e in ledger.entries(self.uri).items()
+            if e.get("product_ref") == remote.ref and e.get("status") == "attached"
+        }
+        for _ in range(self._max_polls):
+            if not mine:
+                return
+            status = {m.id: m.status for m in product_media(self.client, remote.ref)}
+            for key, entry in list(mine.items()):
+                state = status.get(entry["media_id"], "MISSING")
+                if state in ("READY", "FAILED", "MISSING"):
+                    ledger.update(self.uri, key, status="ready" if state == "READY" else "failed")
+                    if state != "READY":
+                        report.problems.append(
+                            f"{remote.sku}: Shopify reports {entry['filename']} as {state}"
+                        )
+                    del mine[key]
+            if mine:
+                self._sleep(self._poll_interval_s)
+        if mine:
+            report.problems.append(
+                f"{remote.sku}: {len(mine)} image(s) still processing in Shopify; they are "
+                "attached and will appear when Shopify finishes"
+            )
+
+
+def _find(
+    media: list[Media], image: PlannedImage, alt: str, baseline: set[str], ours: set[str]
+) -> Media | None:
+    """Our upload among the product's media: by file name (Shopify may add a suffix), else by alt
+    text among media that are neither the merchant's nor already recorded as another of ours."""
+    stem = _stem(image.filename)
+    for m in media:
+        if m.url and PurePosixPath(urlsplit(m.url).path).name.startswith(stem):
+            return m
+    return next((m for m in media if m.alt == alt and m.id not in baseline and m.id not in ours), None)
+
+
+class WooTarget:
+    """WooCommerce downloads each new image from a URL: the output must be on S3 (presigned links)."""
+
+    default_preset = "shopify"  # WooCommerce has no image rules of its own; the web-store preset fits
+
+    def __init__(self, uri: str, settings: SourceSettings, storage: Storage):
+        if not isinstance(storage, S3Storage):
+            raise PublishError(
+                "WooCommerce fetches images from a URL it can reach, and this run's output is a local "
+                "folder: publish a run written to S3 (packshot run ... --out s3://bucket/prefix), so "
+                "packshot can give the store presigned links"
+            )
+        self.client = WooClient(uri, settings)
+        self.uri, self.storage = self.client.uri, storage
+
+    def close(self) -> None:
+        self.client.close()
+
+    def find_product(self, sku: str, ref: str | None) -> RemoteProduct | None:
+        ident = ref or (sku[3:] if sku.startswith("id-") and sku[3:].isdigit() else None)
+        if ident:
+            node = self.client.request("GET", f"/products/{ident}").json()
+        else:
+            found = self.client.request("GET", "/products", params={"sku": sku}).json()
+            node = found[0] if found else None
+        if not node:
+            return None
+        return RemoteProduct(str(node["id"]), sku, node.get("name") or sku, list(node.get("images") or []))
+
+    def publish_product(
+        self,
+        remote: RemoteProduct,
+        images: list[PlannedImage],
+        ledger: PublishLedger,
+        report: PublishReport,
+        *,
+        replace: bool,
+        dry_run: bool,
+    ) -> None:
+        by_name = {i.get("name"): i for i in remote.images}
+        ours = ledger.media_ids(self.uri, remote.ref)
+        pending = []
+        for image in images:
+            entry = ledger.get(self.uri, image.output.key) or {}
+            if entry.get("status") in DONE_STATES:
+                report.already += 1
+            elif entry.get("status") == "uploading" and (found := by_name.get(_stem(image.filename))):
+                ledger.update(
+                    self.uri,
+                    image.output.key,
+                    status="ready",
+                    media_id=str(found["id"]),
+                    note="found in the store on resume: not uploaded again",
+                )
+                ours.add(str(found["id"]))
+                report.already += 1
+            else:
+                pending.append(image)
+        merchant = [i for i in remote.images if str(i["id"]) not in ours]
+        if dry_run:
+            report.uploaded += len(pending)
+            names = ", ".join(i.filename for i in pending) or "nothing new"
+            detaching = (
+                f"; would detach the merchant's {len(merchant)} image(s)" if replace and merchant else ""
+            )
+            report.say(f"{remote.sku} ({remote.title}): would upload {names}{detaching}")
+            return
+        if not pending and not (replace and merchant):
+            report.say(f"{remote.sku} ({remote.title}): nothing new")
+            return
+        new = []
+        for image in pending:
+            alt = image.alt(remote.title)
+            ledger.update(
+                self.uri,
+                image.output.key,
+                status="uploading",
+                product_ref=remote.ref,
+                sku=remote.sku,
+                filename=image.filename,
+                alt=alt,
+                sha256=image.output.sha256,
+                media_id=None,
+            )
+            new.append(
+                {"src": self.storage.link(image.output.key), "name": _stem(image.filename), "alt": alt}
+            )
+        kept = [{"id": i["id"]} for i in remote.images if not replace or str(i["id"]) in ours]
+        try:
+            answer = self.client.request(
+                "PUT", f"/products/{remote.ref}", json={"images": kept + new}, idempotent=False
+            ).json()
+        except SourceError:  # the store may have done it anyway (5xx, answer lost): look before failing
+            answer = self.client.request("GET", f"/products/{remote.ref}").json()
+            names = {i.get("name") for i in answer.get("images") or []}
+            if not all(_stem(i.filename) in names for i in pending):
+                raise
+        returned = {i.get("name"): i for i in answer.get("images") or []}
+        for image in pending:
+            if found := returned.get(_stem(image.filename)):
+                ledger.update(self.uri, image.output.key, status="ready", media_id=str(found["id"]))
+        report.uploaded += len(pending)
+        detached = f", detached the merchant's {len(merchant)}" if replace and merchant else ""
+        report.say(f"{remote.sku} ({remote.title}): {len(pending)} uploaded{detached}")

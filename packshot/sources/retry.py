@@ -1,0 +1,56 @@
+"""Retrying store API calls: what is safe to send again, and how long to wait (tenacity).
+
+A call that may have changed the store (an attach, a PUT with new image URLs) is sent again only
+when the store certainly did not act on it: HTTP 429, Shopify's THROTTLED, or a connection that
+never opened. Anything else (5xx, a dropped answer) leaves it to the caller, which looks the
+result up in the store before trying again; reads are retried on every transient failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+
+class RetryLater(Exception):
+    """A transient refusal; ``unprocessed`` when the server says it did nothing (429, THROTTLED)."""
+
+    def __init__(self, reason: str, wait_s: float, *, unprocessed: bool = False):
+        super().__init__(reason)
+        self.wait_s = wait_s
+        self.unprocessed = unprocessed
+
+
+def retry_after(response: httpx.Response, default: float = 1.0) -> float:
+    """Seconds from a ``Retry-After: <seconds>`` header, else ``default``."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return default
+
+
+def retrying(
+    *, attempts: int, max_wait_s: float, idempotent: bool, sleep: Callable[[float], None]
+) -> Retrying:
+    def worth_another_try(exc: BaseException) -> bool:
+        if isinstance(exc, RetryLater):
+            return idempotent or exc.unprocessed
+        if isinstance(exc, httpx.ConnectError):
+            return True
+        return idempotent and isinstance(exc, httpx.TransportError)
+
+    def wait(state: RetryCallState) -> float:
+        exc: Any = state.outcome.exception() if state.outcome else None
+        seconds = exc.wait_s if isinstance(exc, RetryLater) else 0.5 * 2 ** (state.attempt_number - 1)
+        return min(seconds, max_wait_s)
+
+    return Retrying(
+        retry=retry_if_exception(worth_another_try),
+        stop=stop_after_attempt(attempts),
+        wait=wait,
+        sleep=sleep,
+        reraise=True,
+    )
