@@ -61,7 +61,7 @@ class FakeShopify(FakeAPI):
                     "alt": "",
                     "image": {"url": url},
                     "polls": 0,
-                    "filename": url.rsplit("/", 1)[-1],
+                    "filename": url.split("?")[0].rsplit("/", 1)[-1],
                 }
             )
         variants = [

@@ -1,0 +1,275 @@
+"""``publish``: a run's images go to Shopify / WooCommerce fakes exactly once, in listing order,
+reviewed ones only, the merchant's own images kept, a killed publish resumed without duplicates."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from orchestrator.publish import PublishError, publish
+from orchestrator.publish_ledger import LEDGER_NAME
+from packshot.manifest import OutputRecord, ProductResult, RunManifest
+from packshot.sources import SNAPSHOT_NAME, SourceSettings
+from packshot.storage import Storage, open_storage
+from tests.fakes.shopify import FakeShopify
+from tests.fakes.tls import local_tls
+from tests.fakes.woocommerce import FakeWooCommerce
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "shpat_publish_test_0123456789"
+WOO_KEY, WOO_SECRET = "ck_publish_key_0123456789", "cs_publish_secret_0123456789"
+BUCKET = "packshot-publish-test"
+
+
+def _jpeg(shade: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (shade, shade, shade)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def write_run(storage: Storage, skus=("tee-00",)) -> dict[str, list[str]]:
+    """A finished run's manifest and files; returns sku -> the output keys publish should send, in order."""
+    expected, products = {}, []
+    for s, sku in enumerate(skus):
+        outputs = []
+        # listed out of order on purpose: publish follows ``position``
+        for n, (kind, preset, variant, position, checks) in enumerate([
+            ("scene", "shopify", None, 3, []),
+            ("packshot", "shopify", None, 1, []),
+            ("packshot", "shopify", "sage", 2, []),
+            ("packshot", "amazon-main", None, 1, []),  # another marketplace's preset
+            ("packshot", "shopify", "ruby", 4, ["bytes: 25 MB over the limit"]),  # failed its checks
+            ("cutout", None, None, None, []),
+        ]):
+            data = _jpeg(20 * s + 10 * n + 5)
+            key = f"{sku}/{preset or 'cutout'}/{kind}-{variant or 'original'}-{n}.jpg"
+            storage.write_bytes(key, data, "image/jpeg")
+            outputs.append(OutputRecord(sku=sku, kind=kind, preset=preset, variant=variant, position=position,
+                                        key=key, uri=key, format="JPEG", width=16, height=16, bytes=len(data),
+                                        sha256=hashlib.sha256(data).hexdigest(), checks=checks,
+                                        source_file="catalog.csv", source_line=2 + s))
+        products.append(ProductResult(sku=sku, status="done", outputs=outputs, source_file="catalog.csv",
+                                      source_line=2 + s))
+        expected[sku] = [outputs[1].key, outputs[2].key, outputs[0].key]
+    manifest = RunManifest(catalog="catalog.csv", catalog_format="packshot", output=storage.uri,
+                           started=datetime.now(UTC), stages=["segment", "export"], presets=["shopify"],
+                           products=products)
+    storage.write_bytes("manifest.json", manifest.model_dump_json().encode(), "application/json")
+    return expected
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return local_tls(tmp_path_factory.mktemp("publish-tls"))
+
+
+@pytest.fixture
+def shop(tls, monkeypatch):
+    ca_pem, context = tls
+    fake = FakeShopify(TOKEN, ready_after=1).start(context)
+    monkeypatch.setenv("SHOPIFY_ACCESS_TOKEN", TOKEN)
+    fake.add_product("tee-00", "Organic Tee", colors=("Navy", "Sage"),
+                     images=("https://cdn.shopify.fake/s/files/1/merchant-front.jpg?v=1",))
+    settings = SourceSettings(shopify_base_url=fake.base_url, ca_bundle=ca_pem, max_wait_s=0.05)
+    yield fake, settings
+    fake.stop()
+
+
+def _fast(monkeypatch):
+    """Media polls without the one-second pause (the fake is READY after one poll anyway)."""
+    from orchestrator import publish_targets
+
+    original = publish_targets.ShopifyTarget.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self._poll_interval_s = 0.01
+
+    monkeypatch.setattr(publish_targets.ShopifyTarget, "__init__", init)
+
+
+def test_shopify_publish_all_in_listing_order_then_nothing_twice(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    expected = write_run(open_storage(run))["tee-00"]
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert report.uploaded == 3 and not report.problems, report.summary()
+    media = fake.products[0]["media"]
+    assert media[0]["filename"] == "merchant-front.jpg"  # the merchant's image stays, first
+    ours = media[1:]
+    assert [m["filename"].split("-")[-2] for m in ours] == ["01", "02", "03"]  # position order
+    assert [m["alt"] for m in ours] == ["Organic Tee", "Organic Tee – Sage", "Organic Tee"]
+    assert all(m["status"] == "READY" for m in ours)
+    ledger = json.loads((run / LEDGER_NAME).read_text())["images"]
+    assert [k.split("|", 1)[1] for k in sorted(ledger, key=lambda k: ledger[k]["filename"])] == expected
+    assert {e["status"] for e in ledger.values()} == {"ready"}
+
+    again = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert (again.uploaded, again.already) == (0, 3)
+    assert set(fake.uploads.values()) == {1} and set(fake.attached.values()) == {1} and len(fake.uploads) == 3
+
+
+def test_review_decides_and_no_review_needs_all(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    first, variant, scene = write_run(open_storage(run))["tee-00"]
+    with pytest.raises(PublishError, match="--all"):
+        publish(str(run), "shopify://northwind", settings=settings)
+    (run / "review.json").write_text(json.dumps({"decisions": {
+        first: {"status": "approved"}, variant: {"status": "rejected"}, scene: {"status": "pending"}}}))
+    report = publish(str(run), "shopify://northwind", settings=settings)
+    assert report.uploaded == 1 and len(fake.uploads) == 1
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert (report.uploaded, report.already) == (1, 1)  # --all adds the pending one, never the rejected
+    assert len(fake.uploads) == 2 and not any("-02-" in name for name in fake.uploads)
+
+
+def test_dry_run_changes_nothing_and_says_what_would(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    report = publish(str(run), "shopify://northwind", all_=True, dry_run=True, replace=True, settings=settings)
+    assert report.uploaded == 3 and fake.count("Stage") == 0 and fake.count("Attach") == 0
+    assert not (run / LEDGER_NAME).exists() and len(fake.products[0]["media"]) == 1
+    text = report.summary()
+    assert "would upload 3" in text and "packshot-tee-00-shopify-01-" in text and "detach the merchant's 1" in text
+
+
+def test_replace_detaches_only_the_merchants_images(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    publish(str(run), "shopify://northwind", all_=True, replace=True, settings=settings)
+    names = [m["filename"] for m in fake.products[0]["media"]]
+    assert len(names) == 3 and all(n.startswith("packshot-") for n in names)
+
+
+def test_product_found_through_the_run_snapshot_and_unknown_skus_reported(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    write_run(open_storage(run), skus=("tee-00", "gone"))
+    snapshot = {"source": "shopify://northwind", "path": "shopify://northwind", "format": "shopify-store",
+                "products": [{"sku": "tee-00", "title": "T", "images": ["x"], "source_file": "s",
+                              "source_line": 1, "source_ref": "gid://shopify/Product/1"}]}
+    (run / SNAPSHOT_NAME).write_text(json.dumps(snapshot))
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert report.uploaded == 3 and fake.count("ProductById") == 1
+    assert report.problems == ["sku gone: no such product in shopify://northwind; skipped"]
+
+
+_PUBLISH_SCRIPT = """
+import json, sys
+from orchestrator.publish import publish
+from packshot.sources import SourceSettings
+publish(sys.argv[1], "shopify://northwind", all_=True, settings=SourceSettings.model_validate_json(sys.argv[2]))
+"""
+
+
+def test_killed_publish_resumes_without_uploading_twice(shop, tmp_path, monkeypatch, caplog):
+    """SIGKILL while the first attach is answered: the image is in the store, the ledger says
+    'uploading'. The resumed publish finds it (by alt text: still PROCESSING, no file name yet)."""
+    fake, settings = shop
+    _fast(monkeypatch)
+    caplog.set_level(logging.DEBUG)
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    hold = threading.Event()
+    fake.hold_first_attach = hold
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", _PUBLISH_SCRIPT, str(run), settings.model_dump_json()],
+                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert fake.attach_applied.wait(60), child.stdout.read().decode() if child.poll() is not None else ""
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    finally:
+        hold.set()
+        if child.poll() is None:
+            child.kill()
+    (entry,) = json.loads((run / LEDGER_NAME).read_text())["images"].values()
+    assert entry["status"] == "uploading"  # intent recorded, the remote id never was
+    assert len(fake.attached) == 1
+
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert (report.uploaded, report.already) == (2, 1), report.summary()
+    assert len(fake.uploads) == 3 and set(fake.uploads.values()) == {1} and set(fake.attached.values()) == {1}
+    ledger_text = (run / LEDGER_NAME).read_text()
+    assert "found in the store on resume" in ledger_text
+    for text in (ledger_text, caplog.text, report.summary(), child.stdout.read().decode()):
+        assert TOKEN not in text
+
+
+# ------------------------------------------------------------------------------------------ WooCommerce
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def woo_run(s3_server, tls, monkeypatch):
+    import boto3
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                        "AWS_DEFAULT_REGION": "us-east-1", "PACKSHOT_STORAGE__S3_ENDPOINT_URL": s3_server,
+                        "PACKSHOT_STORAGE__S3_REGION": "us-east-1", "WOOCOMMERCE_CONSUMER_KEY": WOO_KEY,
+                        "WOOCOMMERCE_CONSUMER_SECRET": WOO_SECRET}.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    ca_pem, context = tls
+    fake = FakeWooCommerce(WOO_KEY, WOO_SECRET).start(context)
+    fake.add_product("tee-00", "Organic Tee", images=("https://woo.fake/merchant.jpg",))
+    run = f"s3://{BUCKET}/runs/{os.urandom(4).hex()}"
+    expected = write_run(open_storage(run))["tee-00"]
+    settings = SourceSettings(ca_bundle=ca_pem, max_wait_s=0.05)
+    yield fake, settings, fake.base_url.replace("https://", "woocommerce://"), run, expected
+    fake.stop()
+
+
+def test_woocommerce_gets_presigned_links_once_even_when_the_answer_is_lost(woo_run):
+    fake, settings, uri, run, expected = woo_run
+    fake.crash_after_put = True  # the store applies the PUT, then answers 500
+    report = publish(run, uri, all_=True, settings=settings)
+    assert report.uploaded == 3 and not report.problems, report.summary()
+    assert fake.count("product-put") == 1  # a PUT adding images is not blindly sent again
+    images = fake.products[0]["images"]
+    assert images[0]["name"] == "merchant.jpg" and [i["alt"] for i in images[1:]] == [
+        "Organic Tee", "Organic Tee – Sage", "Organic Tee"]
+    storage = open_storage(run)
+    for image, key in zip(images[1:], expected, strict=True):  # the store downloaded exactly our bytes
+        assert fake.downloaded[image["name"]] == storage.read_bytes(key)
+    assert set(fake.downloads.values()) == {1}
+    again = publish(run, uri, all_=True, settings=settings)
+    assert (again.uploaded, again.already) == (0, 3) and fake.count("product-put") == 1
+    assert WOO_SECRET not in storage.read_bytes(LEDGER_NAME).decode()
+
+
+def test_woocommerce_refuses_a_local_run_with_advice(woo_run, tmp_path):
+    fake, settings, uri, _run, _expected = woo_run
+    write_run(open_storage(tmp_path / "run"))
+    with pytest.raises(PublishError, match="s3://bucket/prefix"):
+        publish(str(tmp_path / "run"), uri, all_=True, settings=settings)
+    assert fake.count("product-put") == 0
