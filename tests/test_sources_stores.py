@@ -85,7 +85,7 @@ def test_shopify_cost_throttle_is_answered_by_waiting(shopify):
 
 def test_shopify_429_503_and_5xx_are_retried_with_retry_after(shopify):
     fake, settings = shopify
-    settings = settings.model_copy(update={"max_wait_s": 0.05})  # Retry-After and back-off, capped for the test
+    settings = settings.model_copy(update={"max_wait_s": 0.05})  # Retry-After and back-off, capped
     _fill_store(fake, PAGE_PRODUCTS + 1)
     fake.fail_next("Products", 429, 503, 502)
     catalog = open_source("shopify://northwind.myshopify.com", settings).read()
