@@ -170,3 +170,8 @@ def load_snapshot(data: bytes) -> Catalog:
     payload.pop("source", None)
     payload.pop("read_at", None)
     return Catalog.model_validate(payload)
+
+
+def write_snapshot(storage, catalog: Catalog, source_uri: str) -> str:
+    """Write ``catalog.snapshot.json`` at the root of a run's ``storage`` (beside the manifest)."""
+    return storage.write_bytes(SNAPSHOT_NAME, snapshot_json(catalog, source_uri), "application/json")
