@@ -49,6 +49,7 @@ def test_shopify_store_is_read_across_pages_with_store_ids_and_versions(shopify)
     first["media"].append({"id": "gid://shopify/MediaImage/8", "status": "PROCESSING", "alt": "", "polls": 0,
                            "image": None})
     bare = fake.add_product("no-photo", "No photo")
+    fake.products[5]["variants"] *= 20  # 40 variants: more than one query reads
     catalog = open_source("shopify://northwind", settings).read()
     assert catalog.format == "shopify-store" and catalog.path == "shopify://northwind"
     assert len(catalog.products) == 2 * PAGE_PRODUCTS + 3 and fake.count("Products") == 3
@@ -60,6 +61,8 @@ def test_shopify_store_is_read_across_pages_with_store_ids_and_versions(shopify)
     (error,) = catalog.errors
     assert error.sku == "no-photo" and error.line == len(fake.products) and error.column == "media"
     assert bare["handle"] == error.sku
+    assert catalog.notes == ["1 product(s) have more than 30 variants or 20 images (first: tee-05); their "
+                             "first ones were read"]
 
 
 def test_shopify_cost_throttle_is_answered_by_waiting(shopify):

@@ -42,8 +42,10 @@ query Products($first: Int!, $after: String) {
   products(first: $first, after: $after, sortKey: ID) {
     nodes {
       id handle title productType updatedAt
-      variants(first: {variants}) { nodes { sku selectedOptions { name value } } }
-      media(first: {media}) { nodes { ... on MediaImage { id status alt image { url } } } }
+      variants(first: {variants}) { nodes { sku selectedOptions { name value } } pageInfo { hasNextPage } }
+      media(first: {media}) {
+        nodes { ... on MediaImage { id status alt image { url } } } pageInfo { hasNextPage }
+      }
     }
     pageInfo { hasNextPage endCursor }
   }
@@ -217,15 +219,25 @@ class ShopifySource(Source):
     def read(self) -> Catalog:
         client = ShopifyClient(self.uri, self.settings)
         problems = Problems(file=self.uri)
-        products = []
+        products, truncated = [], []
         try:
             for position, node in enumerate(client.products(), start=1):
                 product = shopify_product(node, position, problems)
                 if product is not None:
                     products.append(product)
+                if any((node[c].get("pageInfo") or {}).get("hasNextPage") for c in ("variants", "media")):
+                    truncated.append(node.get("handle") or node["id"])
         finally:
             client.close()
-        return Catalog(path=self.uri, format="shopify-store", products=products, errors=problems.errors)
+        notes = []
+        if truncated:
+            notes.append(
+                f"{len(truncated)} product(s) have more than {PAGE_VARIANTS} variants or {PAGE_MEDIA} images "
+                f"(first: {truncated[0]}); their first ones were read"
+            )
+        return Catalog(
+            path=self.uri, format="shopify-store", products=products, errors=problems.errors, notes=notes
+        )
 
 
 def shopify_product(node: dict[str, Any], position: int, problems: Problems):

@@ -171,8 +171,8 @@ class FakeShopify(FakeAPI):
             "title": p["title"],
             "productType": p["productType"],
             "updatedAt": p["updatedAt"],
-            "variants": {"nodes": p["variants"]},
-            "media": {"nodes": media},
+            "variants": {"nodes": p["variants"][:30], "pageInfo": {"hasNextPage": len(p["variants"]) > 30}},
+            "media": {"nodes": media[:20], "pageInfo": {"hasNextPage": len(media) > 20}},
         }
 
     def _by_id(self, variables, _request):
