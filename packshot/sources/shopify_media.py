@@ -58,11 +58,10 @@ def stage_and_upload(client: ShopifyClient, filename: str, mime: str, data: byte
         {
             "input": [
                 {
-                    "resource": "PRODUCT_IMAGE",
+                    "resource": "IMAGE",
                     "filename": filename,
                     "mimeType": mime,
                     "httpMethod": "POST",
-                    "fileSize": str(len(data)),
                 }
             ]
         },
