@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from orchestrator.publish_ledger import PublishLedger
+from orchestrator.publish_plan import PlannedImage, PublishError, PublishReport
+from orchestrator.publish_targets import open_target
 from packshot.errors import PackshotError
-from packshot.manifest import OutputRecord, RunManifest
+from packshot.schemas.results import OutputRecord, RunManifest
 from packshot.sources.base import SNAPSHOT_NAME, SourceSettings, load_snapshot
 from packshot.storage import Storage, open_storage
 from packshot.types import slugify
@@ -28,42 +29,6 @@ from packshot.types import slugify
 REVIEW_NAME = "review.json"
 _PUBLISHED_KINDS = ("packshot", "background", "scene")
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
-
-
-class PublishError(PackshotError):
-    """Nothing can be published: no manifest, no review (and no --all), an unknown target."""
-
-
-@dataclass
-class PlannedImage:
-    """One output to send: ``filename`` is stable (sku, preset, position, checksum) and marks it ours."""
-
-    output: OutputRecord
-    filename: str
-    mime: str
-
-    def alt(self, title: str) -> str:
-        variant = (self.output.variant or "").replace("-", " ").title()
-        return f"{title} – {variant}" if variant else title
-
-
-@dataclass
-class PublishReport:
-    target: str
-    dry_run: bool
-    lines: list[str] = field(default_factory=list)
-    uploaded: int = 0
-    already: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def say(self, line: str) -> None:
-        self.lines.append(line)
-
-    def summary(self) -> str:
-        verb = "would upload" if self.dry_run else "uploaded"
-        head = f"{self.target}: {verb} {self.uploaded} image(s), {self.already} already there"
-        tail = [f"problem: {p}" for p in self.problems]
-        return "\n".join([head, *self.lines, *tail])
 
 
 def publish(
@@ -79,8 +44,6 @@ def publish(
     echo: Callable[[str], None] | None = None,
 ) -> PublishReport:
     """Publish the run in ``run_out`` to ``target_uri`` (``shopify://SHOP`` or ``woocommerce://HOST``)."""
-    from orchestrator.publish_targets import open_target
-
     storage = open_storage(run_out)
     manifest = _manifest(storage, run_out)
     target = open_target(target_uri, settings or SourceSettings(), storage)

@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.publish import PlannedImage, PublishError, PublishReport
 from orchestrator.publish_ledger import DONE_STATES, PublishLedger
+from orchestrator.publish_plan import PlannedImage, PublishError, PublishReport
 from packshot.sources.base import SourceError, SourceSettings
 from packshot.sources.shopify import ShopifyClient
 from packshot.sources.shopify_media import Media, attach, detach, product_media, stage_and_upload

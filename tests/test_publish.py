@@ -20,7 +20,7 @@ from PIL import Image
 
 from orchestrator.publish import PublishError, publish
 from orchestrator.publish_ledger import LEDGER_NAME
-from packshot.manifest import OutputRecord, ProductResult, RunManifest
+from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.sources import SNAPSHOT_NAME, SourceSettings
 from packshot.storage import Storage, open_storage
 from tests.fakes.shopify import FakeShopify

@@ -10,9 +10,10 @@ from packshot.sources.base import (
     SourceError,
     SourceSettings,
     load_snapshot,
-    open_source,
     snapshot_json,
+    write_snapshot,
 )
+from packshot.sources.dispatch import open_source
 
 __all__ = [
     "SNAPSHOT_NAME",
@@ -22,5 +23,5 @@ __all__ = [
     "SourceSettings",
     "load_snapshot",
     "open_source",
-    "snapshot_json",
+    "snapshot_json", "write_snapshot",
 ]

@@ -1,0 +1,44 @@
+"""What ``publish`` sends and what it reports: shared by :mod:`orchestrator.publish` and the targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from packshot.errors import PackshotError
+from packshot.schemas.results import OutputRecord
+
+
+class PublishError(PackshotError):
+    """Nothing can be published: no manifest, no review (and no --all), an unknown target."""
+
+
+@dataclass
+class PlannedImage:
+    """One output to send: ``filename`` is stable (sku, preset, position, checksum) and marks it ours."""
+
+    output: OutputRecord
+    filename: str
+    mime: str
+
+    def alt(self, title: str) -> str:
+        variant = (self.output.variant or "").replace("-", " ").title()
+        return f"{title} – {variant}" if variant else title
+
+
+@dataclass
+class PublishReport:
+    target: str
+    dry_run: bool
+    lines: list[str] = field(default_factory=list)
+    uploaded: int = 0
+    already: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+    def summary(self) -> str:
+        verb = "would upload" if self.dry_run else "uploaded"
+        head = f"{self.target}: {verb} {self.uploaded} image(s), {self.already} already there"
+        tail = [f"problem: {p}" for p in self.problems]
+        return "\n".join([head, *self.lines, *tail])
