@@ -25,12 +25,12 @@ from pydantic import Field
 
 from flows.catalog_run import new_run_id, publish_artifacts
 from flows.gpu import use_prefect_gpu_limit
+from orchestrator.catalog_source import catalog_of_run
 from orchestrator.context import get_context
 from orchestrator.manifest import ResultSpool
 from orchestrator.options import RunOptions
 from orchestrator.run import finish_run, invalid_rows, process_part, start_run
 from orchestrator.settings import get_settings
-from packshot.catalog import load_catalog
 from packshot.schemas.results import ProductResult
 
 SHARD_DEPLOYMENT = "packshot-shard/shard"
@@ -64,10 +64,10 @@ def catalog_shard(options: RunOptions, shard: int, shards: int, run_id: str) -> 
     one spool part per batch, then a small record naming the parts."""
     settings = get_settings()
     use_prefect_gpu_limit(settings)
-    catalog = load_catalog(options.catalog)
+    ctx = get_context(options, settings)
+    catalog = catalog_of_run(options.catalog, settings, ctx.storage, run_id)  # the parent's snapshot
     products = catalog.products[: options.limit] if options.limit else catalog.products
     mine = products[shard_slice(len(products), shard, shards)]
-    ctx = get_context(options, settings)
     size = options.batch_size or settings.batch_size
     parts = [process_part(mine[i : i + size], options, run_id, f"shard-{shard:04d}-{i // size:05d}")
              for i in range(0, len(mine), size)]

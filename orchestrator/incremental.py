@@ -16,14 +16,30 @@ so the next run skips it without a download again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from orchestrator.keys import product_key
+from packshot.schemas.results import ProductResult
 from packshot.storage import Storage
 from packshot.types import Product
+
+if TYPE_CHECKING:
+    from orchestrator.context import RunContext
 
 DONE_NAME = ".done.json"
 
 
-def key_if_unchanged(product: Product, previous, key_for_image: Callable[[str], str]) -> str | None:
+def key_from_source(product: Product, folder: str, ctx: RunContext) -> str | None:
+    """The load phase's check before any download: the content key to reuse, or None to go on."""
+    if not product.source_version or not ctx.storage.exists(f"{folder}/{DONE_NAME}"):
+        return None
+    previous = ProductResult.model_validate_json(ctx.storage.read_bytes(f"{folder}/{DONE_NAME}"))
+    return key_if_unchanged(product, previous, lambda sha: product_key(product, sha, ctx))
+
+
+def key_if_unchanged(
+    product: Product, previous: ProductResult | None, key_for_image: Callable[[str], str]
+) -> str | None:
     """The content key to reuse when the store says ``product`` did not change since ``previous``
     (its last ``ProductResult``), else None. ``key_for_image(sha256)`` computes the product's key."""
     version = product.source_version
@@ -33,7 +49,7 @@ def key_if_unchanged(product: Product, previous, key_for_image: Callable[[str], 
     return key if key == previous.key else None
 
 
-def refresh_version(storage: Storage, folder: str, result, product: Product) -> None:
+def refresh_version(storage: Storage, folder: str, result: ProductResult, product: Product) -> None:
     """Rewrite ``folder/.done.json`` with the product's current source version when a reused result
     carries an older one (the outputs are unchanged; only the marker moves on)."""
     if not product.source_version or result.source_version == product.source_version:

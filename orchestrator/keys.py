@@ -36,7 +36,7 @@ def product_key(product: Product, image_sha: str, ctx: RunContext) -> str:
     payload = {
         "v": PIPELINE_VERSION,
         "image": image_sha,
-        "row": product.model_dump(exclude={"source_file", "source_line"}),
+        "row": product.model_dump(exclude={"source_file", "source_line", "source_ref", "source_version"}),
         "mask": mask_sha,
         "brand": brand.model_dump() if brand is not None else None,
         "stages": sorted(opts.stages),

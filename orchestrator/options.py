@@ -24,7 +24,10 @@ VideoOptions = create_model(
 class RunOptions(BaseModel):
     """What to run. The same model is the CLI's options and the Prefect flow's parameters (the UI form)."""
 
-    catalog: str = Field(description="catalog CSV: our format, a Shopify export or a WooCommerce export")
+    catalog: str = Field(
+        description="the catalog: a CSV (ours, a Shopify or WooCommerce export), a Merchant Center feed "
+        "file or https URL, shopify://SHOP or woocommerce://HOST"
+    )
     out: str = Field("out/run", description="output folder or s3://bucket/prefix")
     brand: str | None = Field(None, description="brand style for rows naming none (brand_styles/<name>.yaml)")
     stages: list[StageName] = Field(default_factory=lambda: list(DEFAULT_STAGES), description="stages to run")

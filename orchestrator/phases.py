@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orchestrator.context import RunContext, get_context
+from orchestrator.incremental import key_from_source, refresh_version
 from orchestrator.keys import product_key, safe_dirname
 from orchestrator.options import RunOptions
 from orchestrator.writer import ProductWriter
@@ -118,6 +119,8 @@ def _load_phase(product: Product, ctx: RunContext) -> _Job:
     """Loader thread: decode the image, compute the content key, finish early if nothing changed."""
     job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
     try:
+        if (key := key_from_source(product, job.folder, ctx)) and _reuse_previous(job, key, ctx):
+            return job  # the store reports it unchanged: skipped without a download (incremental.py)
         ref = product.images[0]
         # Local files: hash the bytes and check .done.json before decoding, so an unchanged
         # product costs one read and a hash (nightly reruns); a changed one decodes those same bytes.
@@ -130,7 +133,8 @@ def _load_phase(product: Product, ctx: RunContext) -> _Job:
         s3 = ctx.s3_client() if ref.startswith("s3://") else None
         job.loaded = load_image(ref, ctx.base_dir, ctx.settings.load, s3_client=s3, data=data)
         job.key = product_key(product, job.loaded.sha256, ctx)
-        _reuse_previous(job, job.key, ctx)
+        if _reuse_previous(job, job.key, ctx):
+            refresh_version(ctx.storage, job.folder, job.result, product)
     except Exception as exc:
         _fail(job, exc)
     return job
@@ -193,6 +197,7 @@ def _write_phase(job: _Job, ctx: RunContext) -> ProductResult:
             job.result = ProductResult(
                 sku=job.product.sku, status="done", outputs=writer.records, notes=job.notes, key=job.key,
                 source_file=job.product.source_file, source_line=job.product.source_line,
+                source_version=job.product.source_version, image_sha256=job.loaded.sha256,
             )
             ctx.storage.write_bytes(f"{job.folder}/.done.json", job.result.model_dump_json(indent=1).encode(),
                                     "application/json")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 
+from orchestrator.catalog_source import read_catalog, write_run_snapshot
 from orchestrator.clips import add_clips
 from orchestrator.context import RunContext, get_context
 from orchestrator.manifest import ManifestWriter, ResultSpool, RunTally
@@ -21,7 +22,6 @@ from orchestrator.options import RunOptions
 from orchestrator.phases import process_batch
 from orchestrator.report import ReportWriter, summary_markdown
 from orchestrator.settings import Settings, get_settings
-from packshot.catalog import load_catalog
 from packshot.schemas.results import ProductResult, RunManifest
 from packshot.types import Catalog, Product
 from stages.video.providers import make_provider
@@ -63,9 +63,10 @@ class RunSummary:
 def start_run(options: RunOptions, run_id: str, settings: Settings | None = None) -> CatalogRun:
     """Read the catalog, load the backends once (before any batch starts) and cut the batches."""
     settings = settings or get_settings()
-    catalog = load_catalog(options.catalog)
+    catalog = read_catalog(options.catalog, settings)
     products = catalog.products[: options.limit] if options.limit else catalog.products
     ctx = get_context(options, settings)
+    write_run_snapshot(ctx.storage, catalog, options.catalog, run_id)  # exactly what this run read
     size = options.batch_size or settings.batch_size
     batches = [products[i : i + size] for i in range(0, len(products), size)]
     log.info("%s: %d products, %d bad rows (%s format)", options.catalog, len(products),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from packshot.config import GenerativeSettings, LoadSettings, StorageSettings
+from packshot.sources import SourceSettings
 from stages.export.settings import ExportSettings
 from stages.segment.settings import SegmentSettings
 from stages.video.settings import VideoSettings
@@ -24,7 +25,11 @@ class OrchestrationSettings(BaseModel):
 
     timezone: str = Field("UTC", description="merchant's timezone of the nightly run, e.g. Europe/Berlin")
     nightly_cron: str = Field("0 2 * * *", description="cron of the nightly catalog run, in `timezone`")
-    nightly_catalog: str = Field("catalogs/demo/catalog.csv", description="catalog the nightly run processes")
+    nightly_catalog: str = Field(
+        "catalogs/demo/catalog.csv",
+        description="what the nightly run reads: a CSV or feed file, an https feed URL, shopify://SHOP or "
+        "woocommerce://HOST",
+    )
     nightly_out: str = Field("out/nightly", description="folder or s3://bucket/prefix of the nightly run")
     inbox: str = Field("inbox", description="folder or s3://bucket/prefix where merchants drop catalog CSVs")
     inbox_out: str = Field("out/inbox", description="outputs of intake runs: <inbox_out>/<csv stem>")
@@ -51,6 +56,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     video: VideoSettings = VideoSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+    sources: SourceSettings = SourceSettings()
 
 
 @lru_cache

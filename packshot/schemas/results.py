@@ -47,6 +47,8 @@ class ProductResult(BaseModel):
     source_file: str
     source_line: int
     seconds: float = 0.0
+    source_version: str | None = Field(None, description="the store's version marker of the product read")
+    image_sha256: str | None = Field(None, description="hash of the main image bytes the outputs came from")
 
 
 class RunManifest(BaseModel):

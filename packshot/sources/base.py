@@ -118,6 +118,7 @@ def load_snapshot(data: bytes) -> Catalog:
     payload = json.loads(data)
     payload.pop("source", None)
     payload.pop("read_at", None)
+    payload.pop("run_id", None)
     return Catalog.model_validate(payload)
 
 
