@@ -45,6 +45,25 @@ def friendly(fn):
     return wrapper
 
 
+SOURCE_HELP = (
+    "catalog: a CSV (ours, a Shopify or WooCommerce export), a Merchant Center feed file or https URL, "
+    "shopify://SHOP or woocommerce://HOST"
+)
+
+
+def _run_name(source: str) -> str:
+    """Default output folder name: the file's stem, the shop, or the feed's file name."""
+    from urllib.parse import urlsplit
+
+    from packshot.types import slugify
+
+    if "://" not in source:
+        return Path(source).stem
+    parts = urlsplit(source)
+    stem = Path(parts.path).stem if parts.scheme in ("http", "https") and parts.path.strip("/") else ""
+    return slugify(stem or parts.netloc.removesuffix(".myshopify.com"))
+
+
 def _split(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
@@ -54,7 +73,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 @app.command()
 @friendly
 def run(
-    catalog: Annotated[Path, typer.Argument(help="catalog CSV (packshot, Shopify or WooCommerce format)")],
+    catalog: Annotated[str, typer.Argument(help=SOURCE_HELP)],
     out: Annotated[str | None, typer.Option(help="output folder or s3://bucket/prefix")] = None,
     brand: Annotated[str | None, typer.Option(help="brand style for rows without one")] = None,
     stages: Annotated[list[str] | None, typer.Option(help="stages, comma-separated")] = None,
@@ -66,22 +85,25 @@ def run(
     """Process a catalog through the Prefect flow and show progress."""
     _prefect_defaults(verbose)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    from orchestrator.catalog_source import read_catalog
     from orchestrator.options import DEFAULT_STAGES, RunOptions
+    from orchestrator.settings import get_settings
     from packshot import progress
-    from packshot.catalog import load_catalog
 
-    parsed = load_catalog(catalog)  # fail fast on an unreadable catalog, and size the bar
-    total = min(len(parsed.products), limit) if limit else len(parsed.products)
+    # A file: fail fast on an unreadable catalog, and size the bar. A store or feed URL is read once,
+    # by the run itself (reading it twice would page through the whole store twice).
+    parsed = None if "://" in catalog else read_catalog(catalog, get_settings())
+    total = None if parsed is None else min(len(parsed.products), limit) if limit else len(parsed.products)
     options = RunOptions(
-        catalog=str(catalog),
-        out=out or f"out/{catalog.stem}",
+        catalog=catalog,
+        out=out or f"out/{_run_name(catalog)}",
         brand=brand,
         stages=_split(stages) or list(DEFAULT_STAGES),
         presets=_split(presets),
         batch_size=batch_size,
         limit=limit,
     )
-    if parsed.errors:
+    if parsed is not None and parsed.errors:
         err.print(
             f"[yellow]{len(parsed.errors)} bad row(s) will be skipped; see `packshot validate {catalog}`[/]"
         )
@@ -148,17 +170,18 @@ def _print_problems(output: str, shown: int = 20) -> None:
 @app.command()
 @friendly
 def validate(
-    catalog: Annotated[Path, typer.Argument(help="catalog CSV")],
+    catalog: Annotated[str, typer.Argument(help=SOURCE_HELP)],
     json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     check_images: Annotated[
         bool, typer.Option(help="open each local image's header: missing files, non-images, oversized images")
     ] = True,
 ):
     """Check a catalog without processing it; exit code 1 when any row is bad."""
+    from orchestrator.catalog_source import read_catalog
     from orchestrator.settings import get_settings
-    from packshot.catalog import check_local_images, load_catalog, report_json, validation_report
+    from packshot.catalog import check_local_images, report_json, validation_report
 
-    parsed = load_catalog(catalog)
+    parsed = read_catalog(catalog, get_settings())
     if check_images:
         parsed = check_local_images(parsed, get_settings().load.max_pixels)
     if json_out:
@@ -168,6 +191,34 @@ def validate(
     else:
         console.print(validation_report(parsed), highlight=False, markup=False, soft_wrap=True)
     if parsed.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def publish(
+    out: Annotated[str, typer.Argument(help="the run's output: folder or s3://bucket/prefix")],
+    to: Annotated[str, typer.Option("--to", help="shopify://SHOP or woocommerce://HOST")],
+    all_: Annotated[
+        bool, typer.Option("--all", help="without a review: every image that passed its checks")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would change, change nothing")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="detach the merchant's own images (kept in the store's files)")
+    ] = False,
+    preset: Annotated[str | None, typer.Option(help="whose images to send (default: shopify)")] = None,
+):
+    """Send a run's approved images to the store, in listing order, exactly once (resumable)."""
+    from orchestrator.publish import publish as publish_run
+    from orchestrator.settings import get_settings
+
+    def echo(line: str) -> None:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    report = publish_run(out, to, all_=all_, dry_run=dry_run, replace=replace, preset=preset,
+                         settings=get_settings().sources, echo=echo)
+    console.print(report.headline(), style="bold", highlight=False, markup=False)
+    if report.problems:
         raise typer.Exit(1)
 
 

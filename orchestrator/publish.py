@@ -54,29 +54,41 @@ def publish(
     ledger = PublishLedger(storage)
     try:
         for sku, outputs in chosen.items():
-            images = [
-                PlannedImage(o, _filename(o), _MIME.get(o.format.upper(), "image/jpeg")) for o in outputs
-            ]
-            try:
-                remote = target.find_product(sku, refs.get(sku))
-            except PackshotError as exc:
-                report.problems.append(f"sku {sku}: {exc}")
-                continue
-            if remote is None:
-                report.problems.append(f"sku {sku}: no such product in {target.uri}; skipped")
-                continue
-            try:
-                target.publish_product(remote, images, ledger, report, replace=replace, dry_run=dry_run)
-            except PackshotError as exc:  # this product stays as the ledger says; the next publish resumes it
-                report.problems.append(f"sku {sku}: {exc}")
-                continue
-            if echo:
-                echo(report.lines[-1] if report.lines else sku)
+            lines, problems = len(report.lines), len(report.problems)
+            _publish_one(
+                target, sku, outputs, refs.get(sku), ledger, report, replace=replace, dry_run=dry_run
+            )
+            if echo:  # this product's lines as they happen: a long publish shows its progress
+                for line in report.lines[lines:] + [f"problem: {p}" for p in report.problems[problems:]]:
+                    echo(line)
     finally:
         target.close()
     if not chosen:
         report.problems.append(f"no image of preset '{preset}' to publish (passed checks, approved)")
     return report
+
+
+def _publish_one(
+    target,
+    sku: str,
+    outputs: list[OutputRecord],
+    ref: str | None,
+    ledger: PublishLedger,
+    report: PublishReport,
+    *,
+    replace: bool,
+    dry_run: bool,
+) -> None:
+    """One product; its failure is a problem in the report, and the ledger lets the next publish resume."""
+    images = [PlannedImage(o, _filename(o), _MIME.get(o.format.upper(), "image/jpeg")) for o in outputs]
+    try:
+        remote = target.find_product(sku, ref)
+        if remote is None:
+            report.problems.append(f"sku {sku}: no such product in {target.uri}; skipped")
+            return
+        target.publish_product(remote, images, ledger, report, replace=replace, dry_run=dry_run)
+    except PackshotError as exc:
+        report.problems.append(f"sku {sku}: {exc}")
 
 
 def select_outputs(

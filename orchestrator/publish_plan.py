@@ -37,8 +37,10 @@ class PublishReport:
     def say(self, line: str) -> None:
         self.lines.append(line)
 
-    def summary(self) -> str:
+    def headline(self) -> str:
         verb = "would upload" if self.dry_run else "uploaded"
-        head = f"{self.target}: {verb} {self.uploaded} image(s), {self.already} already there"
+        return f"{self.target}: {verb} {self.uploaded} image(s), {self.already} already there"
+
+    def summary(self) -> str:
         tail = [f"problem: {p}" for p in self.problems]
-        return "\n".join([head, *self.lines, *tail])
+        return "\n".join([self.headline(), *self.lines, *tail])
