@@ -8,9 +8,10 @@
 
 Deployments:
 
-- ``packshot-catalog/nightly``: the catalog in ``PACKSHOT_ORCHESTRATION__NIGHTLY_CATALOG`` on the cron
+- ``packshot-catalog/nightly``: the source in ``PACKSHOT_ORCHESTRATION__NIGHTLY_CATALOG`` (a CSV or feed
+  file, an https feed URL, ``shopify://SHOP``, ``woocommerce://HOST``) on the cron
   ``PACKSHOT_ORCHESTRATION__NIGHTLY_CRON`` in the merchant's ``PACKSHOT_ORCHESTRATION__TIMEZONE``;
-- ``packshot-catalog/on-demand``: any catalog; its parameters form is :class:`RunOptions`;
+- ``packshot-catalog/on-demand``: any catalog or source; its parameters form is :class:`RunOptions`;
 - ``packshot-intake/intake``: every minute, one catalog run per new CSV in the inbox;
 - ``packshot-fanout/fan-out`` and ``packshot-shard/shard``: a large catalog split over the pool's workers.
 """
@@ -48,10 +49,15 @@ def deployment_specs(settings: Settings | None = None) -> dict[str, dict]:
         "nightly": {
             "schedules": [nightly_schedule(settings)],
             "parameters": {"options": {"catalog": o.nightly_catalog, "out": o.nightly_out}},
-            "description": f"the catalog nightly ({o.nightly_cron}, {o.timezone}); unchanged products skip",
+            "description": f"{o.nightly_catalog} nightly ({o.nightly_cron}, {o.timezone}); unchanged "
+            "products skip",
             "tags": ["packshot", "nightly"],
         },
-        "on-demand": {"description": "process any catalog: fill in the form", "tags": ["packshot"]},
+        "on-demand": {
+            "description": "process any catalog, feed or store (shopify://SHOP, woocommerce://HOST): fill in "
+            "the form",
+            "tags": ["packshot"],
+        },
         "intake": {
             "schedules": [Interval(timedelta(minutes=1))],
             "parameters": {"inbox": o.inbox, "out": o.inbox_out},

@@ -147,3 +147,18 @@ def test_run_reads_a_feed_and_writes_its_snapshot_beside_the_manifest(image_serv
     shard_view = catalog_of_run(str(feed), get_settings(), open_storage(out), "run-1")
     assert [p.sku for p in shard_view.products] == ["TEE"]
     assert catalog_of_run(str(feed), get_settings(), open_storage(out), "run-2").products == []
+
+
+def test_nightly_deployment_can_point_at_a_store(monkeypatch):
+    from flows.deployments import deployment_specs
+    from orchestrator.options import RunOptions
+    from orchestrator.settings import Settings
+
+    monkeypatch.setenv("PACKSHOT_ORCHESTRATION__NIGHTLY_CATALOG", "shopify://northwind")
+    monkeypatch.setenv("PACKSHOT_SOURCES__SHOPIFY_SECRET_BLOCK", "northwind-token")
+    settings = Settings()
+    nightly = deployment_specs(settings)["nightly"]
+    assert nightly["parameters"]["options"]["catalog"] == "shopify://northwind"
+    assert settings.sources.shopify_secret_block == "northwind-token"  # the token itself is never a setting
+    described = RunOptions.model_json_schema()["properties"]["catalog"]["description"]
+    assert "shopify://SHOP" in described and "feed" in described
