@@ -181,7 +181,7 @@ def validate(
     from orchestrator.settings import get_settings
     from packshot.catalog import check_local_images, report_json, validation_report
 
-    parsed = read_catalog(catalog, get_settings())
+    parsed = read_catalog(catalog, get_settings(), versions=False)
     if check_images:
         parsed = check_local_images(parsed, get_settings().load.max_pixels)
     if json_out:

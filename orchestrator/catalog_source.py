@@ -15,9 +15,13 @@ from packshot.storage import Storage
 from packshot.types import Catalog
 
 
-def read_catalog(uri: str, settings: Settings) -> Catalog:
-    """The catalog ``uri`` names, read through :func:`packshot.sources.open_source`."""
-    return open_source(uri, settings.sources, settings.load).read()
+def read_catalog(uri: str, settings: Settings, *, versions: bool = True) -> Catalog:
+    """The catalog ``uri`` names, read through :func:`packshot.sources.open_source`. ``versions=False``
+    (validation) sends no HEAD request for feed images' change markers: nothing but the feed is fetched."""
+    sources = settings.sources
+    if not versions:
+        sources = sources.model_copy(update={"check_feed_images": False})
+    return open_source(uri, sources, settings.load).read()
 
 
 def write_run_snapshot(storage: Storage, catalog: Catalog, uri: str, run_id: str) -> None:

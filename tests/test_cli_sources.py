@@ -17,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def test_validate_reads_a_merchant_center_feed(monkeypatch):
-    monkeypatch.setenv("PACKSHOT_SOURCES__CHECK_FEED_IMAGES", "false")
+def test_validate_reads_a_merchant_center_feed():
     result = runner.invoke(app, ["validate", str(ROOT / "catalogs/samples/gmc_apparel.xml")])
     assert result.exit_code == 1, result.output
     assert "Google Merchant Center feed" in result.output and "3 products ready, 2 problems" in result.output
