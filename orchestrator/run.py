@@ -69,7 +69,7 @@ def start_run(options: RunOptions, run_id: str, settings: Settings | None = None
     write_run_snapshot(ctx.storage, catalog, options.catalog, run_id)  # exactly what this run read
     size = options.batch_size or settings.batch_size
     batches = [products[i : i + size] for i in range(0, len(products), size)]
-    log.info("%s: %d products, %d bad rows (%s format)", options.catalog, len(products),
+    log.info("%s: %d products, %d bad rows (%s format)", catalog.path, len(products),
              len(catalog.errors), catalog.format)
     return CatalogRun(options, run_id, catalog, products, batches, ctx)
 
@@ -110,7 +110,7 @@ def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
     if results is None:
         results = chain(spool.stream(parts or []), invalid_rows(run.catalog))
     header = RunManifest(
-        catalog=options.catalog, catalog_format=run.catalog.format, output=ctx.storage.uri,
+        catalog=run.catalog.path, catalog_format=run.catalog.format, output=ctx.storage.uri,  # path: no query
         started=run.started, stages=list(options.stages),
         presets=options.presets or ctx.settings.export.presets,
         backends=ctx.backends(), licences=licences(ctx), products=[],

@@ -25,7 +25,7 @@ class _Images(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         self.gets.append(self.path)
-        data = self.files.get(self.path, b"")
+        data = self.files.get(self.path.split("?")[0], b"")
         self.send_response(200 if data else 404)
         self.send_header("Content-Type", "image/jpeg")
         self.send_header("Content-Length", str(len(data)))
@@ -162,3 +162,26 @@ def test_nightly_deployment_can_point_at_a_store(monkeypatch):
     assert settings.sources.shopify_secret_block == "northwind-token"  # the token itself is never a setting
     described = RunOptions.model_json_schema()["properties"]["catalog"]["description"]
     assert "shopify://SHOP" in described and "feed" in described
+
+
+def test_a_feed_url_key_stays_out_of_manifest_snapshot_and_report(image_server, tmp_path):
+    from orchestrator.options import RunOptions
+    from orchestrator.run import finish_run, process_part, start_run
+
+    base, images = image_server
+    images.files["/feed.xml"] = f"""<rss xmlns:g="http://base.google.com/ns/1.0"><channel><item>
+<g:id>TEE</g:id><g:title>Tee</g:title><g:image_link>{base}/tee.jpg</g:image_link></item></channel></rss>""".encode()
+    secret = "feedkey-0123456789abcdef"
+    options = RunOptions(
+        catalog=f"{base}/feed.xml?key={secret}",
+        out=str(tmp_path / "out"),
+        presets=PRESETS,
+        stages=["segment", "export"],
+    )
+    run = start_run(options, "run-1")
+    summary = finish_run(run, parts=[process_part(run.products, options, "run-1", 0)])
+    assert summary.counts["done"] == 1
+    for name in ("manifest.json", "manifest.csv", "catalog.snapshot.json", "report.html", "TEE/.done.json"):
+        text = (tmp_path / "out" / name).read_text()
+        assert secret not in text, name
+        assert "/feed.xml" in text or name == "TEE/.done.json", name
