@@ -21,6 +21,10 @@ from packshot.sources.base import SourceError, SourceSettings, display_uri
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _HEAD_WORKERS = 8
+FEED_ACCEPT = (
+    "application/xml, application/rss+xml, application/atom+xml, text/xml, text/tab-separated-values, "
+    "text/plain, */*;q=0.5"
+)
 
 
 def fetch_feed(url: str, load: LoadSettings, settings: SourceSettings) -> bytes:
@@ -29,7 +33,7 @@ def fetch_feed(url: str, load: LoadSettings, settings: SourceSettings) -> bytes:
 
     limits = {"max_download_bytes": settings.feed_max_bytes, "download_timeout_s": settings.feed_timeout_s}
     try:
-        return fetch_url(url, load.model_copy(update=limits))
+        return fetch_url(url, load.model_copy(update=limits), accept=FEED_ACCEPT)
     except ImageLoadError as exc:
         shown = display_uri(url)
         detail = str(exc).split(": ", 1)[-1]
