@@ -1,7 +1,7 @@
 """``packshot publish``: a run's approved images go back to the store, exactly once.
 
 ``publish(run_out, "shopify://SHOP")`` reads the run's ``manifest.json`` and, when present, its
-``review.json`` (``{"decisions": {"<output key>": {"status": "approved" | "rejected", ...}}}``),
+``review.json`` (the review loop's decisions per output key or per SKU, see :func:`decision_of`),
 picks the images made for the store's preset that passed their checks (approved ones; every one
 with ``all_`` when no review was done; a rejected image never), and sends each product's images in
 the preset's listing order (the manifest's ``position``), alt text "<title> – <variant>".
@@ -21,7 +21,7 @@ from orchestrator.publish_ledger import PublishLedger
 from orchestrator.publish_plan import PlannedImage, PublishError, PublishReport
 from orchestrator.publish_targets import open_target
 from packshot.errors import PackshotError
-from packshot.schemas.results import OutputRecord, RunManifest
+from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.sources.base import SNAPSHOT_NAME, SourceSettings, load_snapshot
 from packshot.storage import Storage, open_storage
 from packshot.types import slugify
@@ -96,8 +96,6 @@ def select_outputs(
 ) -> dict[str, list[OutputRecord]]:
     """sku -> its outputs to publish, in listing order. Raises PublishError when no review was done
     and neither ``all_`` nor ``approved_only=False`` says to publish everything."""
-    decisions = (review or {}).get("decisions") or {}
-    status = {key: str((d or {}).get("status", "")).lower() for key, d in decisions.items()}
     if review is None and approved_only and not all_:
         raise PublishError(
             f"the run has no {REVIEW_NAME}: review its images first, or pass --all to publish every image "
@@ -110,13 +108,27 @@ def select_outputs(
         for output in product.outputs:
             if output.kind not in _PUBLISHED_KINDS or output.preset != preset or output.checks:
                 continue
-            verdict = status.get(output.key)
+            verdict = decision_of(review or {}, product, output)
             if verdict == "rejected" or (approved_only and not all_ and verdict != "approved"):
                 continue
             chosen.setdefault(output.sku, []).append(output)
     for outputs in chosen.values():
         outputs.sort(key=lambda o: (o.position if o.position is not None else 10**6, o.key))
     return chosen
+
+
+def decision_of(review: dict, product: ProductResult, output: OutputRecord) -> str | None:
+    """"approved", "rejected" or None for one output, read from ``review.json``: the review loop's
+    format (``outputs`` by output key, else ``products`` by SKU; a decision lapses when its ``basis``,
+    the output's sha256 or the product's content key, no longer matches), or a plain ``decisions`` map."""
+    by_key = review.get("outputs") or review.get("decisions") or {}
+    decision = by_key.get(output.key) or {}
+    if decision and decision.get("basis") in (None, output.sha256):
+        return str(decision.get("status", "")).lower() or None
+    decision = (review.get("products") or {}).get(product.sku or "") or {}
+    if decision and decision.get("basis") in (None, product.key):
+        return str(decision.get("status", "")).lower() or None
+    return None
 
 
 def _manifest(storage: Storage, run_out: str) -> RunManifest:

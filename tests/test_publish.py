@@ -138,6 +138,25 @@ def test_review_decides_and_no_review_needs_all(shop, tmp_path, monkeypatch):
     assert len(fake.uploads) == 2 and not any("-02-" in name for name in fake.uploads)
 
 
+def test_review_loop_format_with_sku_decisions_and_lapsed_ones(shop, tmp_path, monkeypatch):
+    """review.json as the review loop writes it: decisions by output key or by SKU, each valid only
+    while its basis (the output's sha256, the product's content key) still matches."""
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    first, variant, scene = write_run(open_storage(run))["tee-00"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    sha = {o["key"]: o["sha256"] for o in manifest["products"][0]["outputs"]}
+    (run / "review.json").write_text(json.dumps({"version": 1, "outputs": {
+        first: {"sku": "tee-00", "key": first, "status": "approved", "basis": sha[first]},
+        variant: {"sku": "tee-00", "key": variant, "status": "rejected", "basis": "an older image"},
+    }, "products": {"tee-00": {"sku": "tee-00", "status": "approved", "basis": None}}}))
+    report = publish(str(run), "shopify://northwind", settings=settings)
+    # first: its own approval; variant: its rejection lapsed (the image changed since), the SKU approval
+    # holds; scene: the SKU approval
+    assert report.uploaded == 3 and len(fake.uploads) == 3
+
+
 def test_dry_run_changes_nothing_and_says_what_would(shop, tmp_path, monkeypatch):
     fake, settings = shop
     run = tmp_path / "run"
