@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from packshot.colors import parse_color
 from packshot.types import ColorVariant, Product, RowError
 
 _TITLE_TAIL = re.compile(r"[\s\-–—|,/:(]+$")
+_parse_color = lru_cache(maxsize=4096)(parse_color)  # a store repeats a few dozen colors thousands of times
 
 
 @dataclass
@@ -44,7 +46,7 @@ class ColorList:
             return None
         self._seen.add(key)
         try:
-            color = parse_color(text)
+            color = _parse_color(text)
         except ValueError as exc:
             return str(exc)
         self._by_slug.setdefault(color.slug, color)
