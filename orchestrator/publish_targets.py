@@ -8,6 +8,7 @@ looked up in the store (file name, else alt text among media that were not the m
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from packshot.sources.shopify_media import Media, attach, detach, product_media,
 from packshot.sources.woocommerce import WooClient
 from packshot.storage import S3Storage, Storage
 
+_SHOPIFY_FEED_GROUP = re.compile(r"shopify_[A-Z]{2}_(\d+)", re.IGNORECASE)  # Shopify's Google channel ids
 PRODUCT_BY_ID = "query ProductById($id: ID!) { product(id: $id) { id handle title } }"
 PRODUCT_BY_HANDLE = (
     "query ProductByHandle($q: String!) { products(first: 1, query: $q) { nodes { id handle title } } }"
@@ -71,6 +73,10 @@ class ShopifyTarget:
         self.client.close()
 
     def find_product(self, sku: str, ref: str | None) -> RemoteProduct | None:
+        """By the store id the run read, else by the id in a Shopify-made Merchant Center feed's
+        group id (``shopify_US_<product id>``), else by handle."""
+        if not ref and (made := _SHOPIFY_FEED_GROUP.fullmatch(sku)):
+            ref = f"gid://shopify/Product/{made.group(1)}"
         if ref:
             node = self.client.query(PRODUCT_BY_ID, {"id": ref})["product"]
         else:

@@ -194,6 +194,15 @@ def test_product_found_through_the_run_snapshot_and_unknown_skus_reported(shop, 
     assert report.problems == ["sku gone: no such product in shopify://northwind; skipped"]
 
 
+def test_a_shopify_made_feed_group_id_finds_its_product(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    write_run(open_storage(run), skus=("shopify_US_1",))  # a run from the store's own Google feed
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert report.uploaded == 3 and fake.count("ProductById") == 1 and fake.count("ProductByHandle") == 0
+
+
 _PUBLISH_SCRIPT = """
 import json, sys
 from orchestrator.publish import publish
