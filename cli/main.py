@@ -218,6 +218,8 @@ def publish(
     report = publish_run(out, to, all_=all_, dry_run=dry_run, replace=replace, preset=preset,
                          settings=get_settings().sources, echo=echo)
     console.print(report.headline(), style="bold", highlight=False, markup=False)
+    for problem in report.problems:
+        err.print(f"- {problem}", style="red", highlight=False, markup=False, soft_wrap=True)
     if report.problems:
         raise typer.Exit(1)
 

@@ -54,12 +54,12 @@ def publish(
     ledger = PublishLedger(storage)
     try:
         for sku, outputs in chosen.items():
-            lines, problems = len(report.lines), len(report.problems)
+            said = len(report.lines)
             _publish_one(
                 target, sku, outputs, refs.get(sku), ledger, report, replace=replace, dry_run=dry_run
             )
             if echo:  # this product's lines as they happen: a long publish shows its progress
-                for line in report.lines[lines:] + [f"problem: {p}" for p in report.problems[problems:]]:
+                for line in report.lines[said:]:
                     echo(line)
     finally:
         target.close()
