@@ -7,9 +7,8 @@ kill leaves the old or the new ledger, never half of one. Modelled on the video 
 Entries are keyed by target URI + output key. States: ``uploading`` (written BEFORE the remote call:
 the upload may or may not have reached the store) -> ``attached`` (the store's media id is known)
 -> ``ready`` | ``failed`` (the store's processing result). On resume an ``uploading`` entry is looked
-up in the store (by its file name, else by its alt text among media that were not there before)
-before anything is sent again. ``baseline`` keeps, per product, the media the store had before
-packshot touched it: the merchant's own images, the only ones ``--replace`` detaches.
+up in the store (by its file name, else by its alt text among media that were not there before the
+call: ``media_before``) before anything is sent again.
 
 No secret is ever written here: entries hold ids, file names, alt texts and checksums.
 """
@@ -37,11 +36,10 @@ class PublishLedger:
         self.storage = storage
         self._lock = threading.RLock()
         self._images: dict[str, dict[str, Any]] = {}
-        self._baselines: dict[str, list[str]] = {}
         if storage.exists(LEDGER_NAME):
             try:
                 payload = json.loads(storage.read_bytes(LEDGER_NAME))
-                self._images, self._baselines = payload["images"], payload["baselines"]
+                self._images = payload["images"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise PublishLedgerError(
                     f"the publish ledger {LEDGER_NAME} in the run folder is damaged ({exc}); it lists images "
@@ -78,18 +76,7 @@ class PublishLedger:
             entry.update(fields, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             self._write()
 
-    def baseline(self, target: str, product_ref: str) -> list[str] | None:
-        with self._lock:
-            found = self._baselines.get(self.key(target, product_ref))
-            return list(found) if found is not None else None
-
-    def set_baseline(self, target: str, product_ref: str, media_ids: list[str]) -> None:
-        """Record the store's media before packshot's first upload to the product (kept once set)."""
-        with self._lock:
-            self._baselines.setdefault(self.key(target, product_ref), list(media_ids))
-            self._write()
-
     def _write(self) -> None:
-        payload = {"version": 1, "images": self._images, "baselines": self._baselines}
+        payload = {"version": 1, "images": self._images}
         data = json.dumps(payload, indent=1, sort_keys=True).encode()
         self.storage.write_bytes(LEDGER_NAME, data, "application/json")

@@ -95,9 +95,6 @@ class ShopifyTarget:
         dry_run: bool,
     ) -> None:
         media = product_media(self.client, remote.ref)
-        if not dry_run:
-            ledger.set_baseline(self.uri, remote.ref, [m.id for m in media])  # kept from the first call on
-        baseline = set(ledger.baseline(self.uri, remote.ref) or [m.id for m in media])
         ours = ledger.media_ids(self.uri, remote.ref)
         pending = []
         for image in images:
@@ -105,7 +102,7 @@ class ShopifyTarget:
             if entry.get("status") in DONE_STATES:
                 report.already += 1
             elif entry.get("status") == "uploading" and (
-                found := _find(media, image, entry["alt"], baseline, ours)
+                found := _find(media, image, entry["alt"], set(entry.get("media_before") or []) | ours)
             ):
                 ledger.update(
                     self.uri,
@@ -118,7 +115,7 @@ class ShopifyTarget:
                 report.already += 1
             else:
                 pending.append(image)
-        merchant = [m.id for m in media if m.id in baseline and m.id not in ours]
+        merchant = [m.id for m in media if m.id not in ours]  # as found, before this publish adds any
         if dry_run:
             report.uploaded += len(pending)
             names = ", ".join(i.filename for i in pending) or "nothing new"
@@ -129,6 +126,7 @@ class ShopifyTarget:
             return
         for image in pending:
             alt = image.alt(remote.title)
+            before = [m.id for m in media]  # whatever appears besides these after the call may be this upload
             ledger.update(
                 self.uri,
                 image.output.key,
@@ -139,6 +137,7 @@ class ShopifyTarget:
                 alt=alt,
                 sha256=image.output.sha256,
                 media_id=None,
+                media_before=before,
             )
             data = self.storage.read_bytes(image.output.key)
             resource = stage_and_upload(self.client, image.filename, image.mime, data)
@@ -147,7 +146,8 @@ class ShopifyTarget:
                 attach(self.client, remote.ref, resource, alt)
             except SourceError as exc:  # it may have landed anyway (5xx, answer lost): look before failing
                 failure = exc
-            found = _find(product_media(self.client, remote.ref), image, alt, baseline, ours)
+            media = product_media(self.client, remote.ref)
+            found = _find(media, image, alt, set(before) | ours)
             if found is None and failure is not None:
                 raise failure
             if found is not None:  # else it stays "uploading" and the next publish looks it up again
@@ -192,16 +192,14 @@ class ShopifyTarget:
             )
 
 
-def _find(
-    media: list[Media], image: PlannedImage, alt: str, baseline: set[str], ours: set[str]
-) -> Media | None:
+def _find(media: list[Media], image: PlannedImage, alt: str, known: set[str]) -> Media | None:
     """Our upload among the product's media: by file name (Shopify may add a suffix), else by alt
-    text among media that are neither the merchant's nor already recorded as another of ours."""
+    text among media that are not ``known`` (there before the upload, or recorded as another of ours)."""
     stem = _stem(image.filename)
     for m in media:
         if m.url and PurePosixPath(urlsplit(m.url).path).name.startswith(stem):
             return m
-    return next((m for m in media if m.alt == alt and m.id not in baseline and m.id not in ours), None)
+    return next((m for m in media if m.alt == alt and m.id not in known), None)
 
 
 class WooTarget:
