@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from packshot.errors import PackshotError
 from packshot.schemas.results import OutputRecord
@@ -44,3 +45,15 @@ class PublishReport:
     def summary(self) -> str:
         tail = [f"problem: {p}" for p in self.problems]
         return "\n".join([self.headline(), *self.lines, *tail])
+
+
+@dataclass
+class RemoteProduct:
+    ref: str
+    sku: str
+    title: str
+    images: list[dict[str, Any]] = field(default_factory=list)  # WooCommerce: the product's images
+
+
+def stem(name: str) -> str:
+    return name.rpartition(".")[0] or name

@@ -89,15 +89,15 @@ def shop(tls, monkeypatch):
 
 def _fast(monkeypatch):
     """Media polls without the one-second pause (the fake is READY after one poll anyway)."""
-    from orchestrator import publish_targets
+    from orchestrator import publish_shopify
 
-    original = publish_targets.ShopifyTarget.__init__
+    original = publish_shopify.ShopifyTarget.__init__
 
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
         self._poll_interval_s = 0.01
 
-    monkeypatch.setattr(publish_targets.ShopifyTarget, "__init__", init)
+    monkeypatch.setattr(publish_shopify.ShopifyTarget, "__init__", init)
 
 
 def test_shopify_publish_all_in_listing_order_then_nothing_twice(shop, tmp_path, monkeypatch):
