@@ -304,3 +304,20 @@ def test_woocommerce_refuses_a_local_run_with_advice(woo_run, tmp_path):
     with pytest.raises(PublishError, match="s3://bucket/prefix"):
         publish(str(tmp_path / "run"), uri, all_=True, settings=settings)
     assert fake.count("product-put") == 0
+
+
+def test_woocommerce_resume_finds_images_the_store_already_has(woo_run):
+    """A publish killed between the store's answer and the ledger's record: the entries still say
+    'uploading'; the next publish finds the images by name and sends nothing again."""
+    fake, settings, uri, run, _expected = woo_run
+    publish(run, uri, all_=True, settings=settings)
+    storage = open_storage(run)
+    ledger = json.loads(storage.read_bytes(LEDGER_NAME))
+    for entry in ledger["images"].values():
+        entry.update(status="uploading", media_id=None)
+    storage.write_bytes(LEDGER_NAME, json.dumps(ledger).encode())
+    report = publish(run, uri, all_=True, settings=settings)
+    assert (report.uploaded, report.already) == (0, 3) and fake.count("product-put") == 1
+    assert set(fake.downloads.values()) == {1}
+    entries = json.loads(storage.read_bytes(LEDGER_NAME))["images"].values()
+    assert all(e["status"] == "ready" and e["media_id"] and "on resume" in e["note"] for e in entries)
