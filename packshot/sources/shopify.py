@@ -173,7 +173,13 @@ class ShopifyClient:
             raise SourceError(
                 redact(f"{self.uri}: HTTP {status} from the Admin API: {response.text[:300]}", (self._token,))
             )
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            raise SourceError(
+                f"{self.uri}: the Admin API answered something that is not JSON; check the shop name "
+                "(a password page or a proxy answers HTML)"
+            ) from None
         cost = (body.get("extensions") or {}).get("cost") or {}
         self._remember(cost)
         errors = body.get("errors") or []

@@ -133,7 +133,14 @@ class WooClient:
         page, per_page = 1, min(self.settings.page_size, 100)
         while True:
             response = self.request("GET", path, params={"page": page, "per_page": per_page})
-            yield from response.json()
+            try:
+                items = response.json()
+            except ValueError:
+                raise SourceError(
+                    f"{self.uri}: {path} did not answer JSON; check that HOST is the WordPress site with "
+                    "WooCommerce (and that pretty permalinks are on, for /wp-json/)"
+                ) from None
+            yield from items
             total = response.headers.get("X-WP-TotalPages", "1")
             if page >= (int(total) if total.isdigit() else 1):
                 return
