@@ -182,3 +182,16 @@ def test_woocommerce_needs_https(tls, monkeypatch):
         assert fake.count("products") == 0
     finally:
         fake.stop()
+
+
+def test_a_store_answering_html_is_a_clear_error(shopify, woo, monkeypatch):
+    from tests.fakes.server import Response
+
+    fake, settings = shopify
+    monkeypatch.setattr(fake, "route", lambda name, request: Response(200, b"<html>Password</html>"))
+    with pytest.raises(SourceError, match="not JSON"):
+        open_source("shopify://northwind", settings).read()
+    woo_fake, woo_settings, uri = woo
+    monkeypatch.setattr(woo_fake, "route", lambda name, request: Response(200, b"<html>Blog</html>"))
+    with pytest.raises(SourceError, match="did not answer JSON"):
+        open_source(uri, woo_settings).read()
