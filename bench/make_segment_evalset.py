@@ -11,6 +11,10 @@ losslessly), ``truth/NAME_alpha.png`` (ground-truth alpha, 8-bit) and ``truth/NA
 (ground-truth product colors, RGB). Deterministic for a given seed.
 
     python bench/make_segment_evalset.py --out /tmp/segment-eval --count 24
+    python bench/make_segment_evalset.py --out /tmp/segment-hard --count 24 --hard 6  # + hard set
+
+``--hard N`` adds N seeds of every category of :mod:`bench.segment_hard_set` (light products on
+white and grey, backdrop-colored interiors, furry edges, thin parts, glass, non-studio photos).
 """
 
 from __future__ import annotations
@@ -129,13 +133,27 @@ def make_sample(seed: int, size: tuple[int, int] = (960, 720)) -> tuple[np.ndarr
     return photo, alpha8, np.clip(fg + 0.5, 0, 255).astype(np.uint8)
 
 
-def write_evalset(out: Path, count: int, size: tuple[int, int] = (960, 720)) -> list[str]:
+def write_evalset(
+    out: Path, count: int, size: tuple[int, int] = (960, 720), hard_per_category: int = 0
+) -> list[str]:
+    """Write ``count`` studio samples and ``hard_per_category`` seeds of every hard category.
+
+    Names start with their category (``studio_003_ring``, ``furry_001_plush``); see
+    :func:`category_of`.
+    """
+    from bench.segment_hard_set import CATEGORIES, make_hard_sample
+
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(parents=True, exist_ok=True)
+    samples = [(f"studio_{seed:03d}_{SHAPES[seed % len(SHAPES)]}", lambda seed=seed: make_sample(seed, size))
+               for seed in range(count)]
+    for category in CATEGORIES:
+        for seed in range(hard_per_category):
+            kind, photo, alpha, fg = make_hard_sample(category, seed, size)
+            samples.append((f"{category}_{seed:03d}_{kind}", lambda r=(photo, alpha, fg): r))
     names = []
-    for seed in range(count):
-        name = f"studio_{seed:03d}_{SHAPES[seed % len(SHAPES)]}"
-        photo, alpha, fg = make_sample(seed, size)
+    for name, make in samples:
+        photo, alpha, fg = make()
         Image.fromarray(photo).save(out / "images" / f"{name}.png")
         Image.fromarray(alpha).save(out / "truth" / f"{name}_alpha.png")
         Image.fromarray(fg).save(out / "truth" / f"{name}_fg.png")
@@ -143,12 +161,20 @@ def write_evalset(out: Path, count: int, size: tuple[int, int] = (960, 720)) -> 
     return names
 
 
+def category_of(name: str) -> str:
+    """The category a sample name starts with (``studio`` or one of the hard set's)."""
+    from bench.segment_hard_set import CATEGORIES
+
+    return max((c for c in ["studio", *CATEGORIES] if name.startswith(c + "_")), key=len, default="other")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/segment-eval"))
-    parser.add_argument("--count", type=int, default=24)
+    parser.add_argument("--count", type=int, default=24, help="studio samples")
+    parser.add_argument("--hard", type=int, default=0, help="seeds per hard category (0: studio set only)")
     args = parser.parse_args()
-    names = write_evalset(args.out, args.count)
+    names = write_evalset(args.out, args.count, hard_per_category=args.hard)
     print(f"wrote {len(names)} samples to {args.out}")
 
 

@@ -16,6 +16,10 @@ Speed: CPU time of :func:`stages.segment.refine.refine_edges` on 2-megapixel ima
 one core (numba and BLAS limited to one thread), numba compilation excluded.
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python bench/segment_quality.py --eval /tmp/segment-eval
+
+Per category, before and after, with review flags (the hard set; ``--baseline`` is any git revision):
+
+    python bench/segment_quality.py --eval /tmp/segment-hard --hard 6 --categories --baseline c23a95d
 """
 
 from __future__ import annotations
@@ -99,26 +103,36 @@ def halo(rgba: np.ndarray, alpha_true: np.ndarray, fg_true: np.ndarray) -> float
     return float(np.mean(errors))
 
 
+def score(rgba: np.ndarray, alpha_true: np.ndarray, fg_true: np.ndarray) -> dict[str, float]:
+    """IoU, boundary F and halo of one cutout ``HxWx4`` against its truth."""
+    truth, pred = alpha_true >= 128, rgba[..., 3] >= 128
+    union = (pred | truth).sum()
+    return {"iou": float((pred & truth).sum() / union) if union else 1.0, "bf": boundary_f(pred, truth),
+            "halo": halo(rgba, alpha_true, fg_true)}
+
+
+def _load(eval_dir: Path, name: str):
+    image = np.asarray(Image.open(eval_dir / "images" / f"{name}.png").convert("RGB"))
+    alpha_true = np.asarray(Image.open(eval_dir / "truth" / f"{name}_alpha.png"))
+    fg_true = np.asarray(Image.open(eval_dir / "truth" / f"{name}_fg.png")).astype(np.float32)
+    return image, alpha_true, fg_true
+
+
 def evaluate(eval_dir: Path, methods: dict) -> dict[str, dict[str, float]]:
+    """Mean metrics per method; ``methods`` map a name to ``image -> rgba``."""
     names = sorted(p.stem for p in (eval_dir / "images").glob("*.png"))
     results: dict[str, dict[str, list[float]]] = {
         m: {"iou": [], "bf": [], "halo": [], "s": []} for m in methods
     }
     for name in names:
-        image = np.asarray(Image.open(eval_dir / "images" / f"{name}.png").convert("RGB"))
-        alpha_true = np.asarray(Image.open(eval_dir / "truth" / f"{name}_alpha.png"))
-        fg_true = np.asarray(Image.open(eval_dir / "truth" / f"{name}_fg.png")).astype(np.float32)
-        truth = alpha_true >= 128
+        image, alpha_true, fg_true = _load(eval_dir, name)
         for method, run in methods.items():
             start = time.process_time()
             rgba = run(image)
             elapsed = time.process_time() - start
-            pred = rgba[..., 3] >= 128
-            union = (pred | truth).sum()
             r = results[method]
-            r["iou"].append((pred & truth).sum() / union if union else 1.0)
-            r["bf"].append(boundary_f(pred, truth))
-            r["halo"].append(halo(rgba, alpha_true, fg_true))
+            for key, value in score(rgba, alpha_true, fg_true).items():
+                r[key].append(value)
             r["s"].append(elapsed)
             if method == "classic" and r["iou"][-1] < 0.97:
                 print(f"  {name}: classic IoU {r['iou'][-1]:.3f}")
@@ -139,14 +153,44 @@ def refine_speed(band_px: int, repeats: int = 4) -> list[float]:
     return times
 
 
+def categories(args: argparse.Namespace) -> None:
+    """Per-category IoU before (``--baseline REV``) and after, and flagging recall and false flags."""
+    import tempfile
+
+    from bench.make_segment_evalset import category_of
+    from bench.segment_compare import baseline_alphas, category_table, compare, dump, flagging
+
+    warm_up()
+    baseline_dir = None
+    if args.baseline:
+        scratch = Path(tempfile.mkdtemp(prefix="segment-before-"))
+        baseline_dir = baseline_alphas(args.baseline, args.eval, scratch)
+    rows = compare(args.eval, get_segmenter(SegmentSettings(backend="classic")), baseline_dir, category_of)
+    if args.dump:
+        dump(rows, args.dump)
+    print()
+    print(category_table(rows))
+    print()
+    print(flagging(rows))
+    print(f"CPU s/image (after): mean {np.mean([r['s'] for r in rows]):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval", type=Path, default=Path("/tmp/segment-eval"))
     parser.add_argument("--count", type=int, default=24)
+    parser.add_argument("--hard", type=int, default=0, help="when generating: seeds per hard category")
     parser.add_argument("--skip-tiny", action="store_true")
+    parser.add_argument("--categories", action="store_true",
+                        help="classic only: IoU per category and review flags (bench/segment_compare.py)")
+    parser.add_argument("--baseline", metavar="REV", help="with --categories: also run commit REV's classic")
+    parser.add_argument("--dump", type=Path, help="with --categories: write the per-sample rows as JSON")
     args = parser.parse_args()
     if not (args.eval / "images").is_dir():
-        write_evalset(args.eval, args.count)
+        write_evalset(args.eval, args.count, hard_per_category=args.hard)
+    if args.categories:
+        categories(args)
+        return
 
     start = time.perf_counter()
     warm_up()

@@ -89,11 +89,20 @@ class Cutout:
 
     ``rgba``: ``HxWx4 uint8``, straight alpha. In the edge band the RGB channels hold estimated
     foreground colors (not the old background), so the cutout composites cleanly on any color.
+    ``confidence`` (0..1) and ``review_reasons`` (sentences a merchant understands) come from
+    :mod:`stages.segment.confidence`; a cutout with any reason is doubtful (``needs_review``).
     """
 
     rgba: np.ndarray
     backend: str
     notes: list[str] = field(default_factory=list)
+    confidence: float | None = None  # 0..1, the segmenter's own estimate; None when it has none
+    review_reasons: list[str] = field(default_factory=list)  # why a person should look; empty = trusted
+
+    @property
+    def needs_review(self) -> bool:
+        """True when the segmenter doubts this cutout: a person should check it before it is published."""
+        return bool(self.review_reasons)
 
     @property
     def alpha(self) -> np.ndarray:

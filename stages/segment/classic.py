@@ -9,23 +9,29 @@ off the contact shadow under the product, then matte the boundary band at full r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from packshot.types import Cutout
 from stages.segment.cleanup import clean_mask, keep_product_parts
-from stages.segment.estimate import (
-    Box,
-    ForegroundEstimate,
-    backdrop_problem,
-    estimate_foreground,
-    shadow_gain,
-    working_copy,
+from stages.segment.confidence import (
+    ADVICE,
+    CLASSIC_CHECKS,
+    border_mismatch,
+    border_ring,
+    judge,
+    mask_checks,
 )
+from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, shadow_gain, working_copy
 from stages.segment.refine import refine_edges
 from stages.segment.settings import SegmentSettings
 
 BAND_PX = 3  # half-width (working px) of the band GrabCut decides along the silhouette
+WEAK_FLOOR = 2.0  # Lab units: faint product pixels grow the outline when connected to clear ones
+MAX_HOLE_SHADING = 2.0  # an enclosed backdrop-colored region with more shading than this is product
+MAX_HOLE_TEXTURE = 1.35  # ... or with more fine texture than the backdrop's (fabric, knit, paper)
 
 
 class ClassicSegmenter:
@@ -40,13 +46,13 @@ class ClassicSegmenter:
         self.settings = settings
 
     def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout:
-        mask, backdrop = _mask_and_backdrop(image, box)
-        mask = clean_mask(mask)
+        parts = _segment_parts(image, box)
+        mask = clean_mask(parts.mask)
         rgba = finish_cutout(image, mask, self.settings)
         if self.settings.refine_edges:
-            _drop_matted_shadow(rgba, image, mask, backdrop)
-        problem = backdrop_problem(image)
-        return Cutout(rgba, backend=self.name, notes=[problem] if problem else [])
+            _drop_matted_shadow(rgba, image, mask, parts.backdrop)
+        confidence, reasons = judge(parts.review_values(image), CLASSIC_CHECKS, ADVICE)
+        return Cutout(rgba, backend=self.name, confidence=confidence, review_reasons=reasons)
 
     def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
         return [self.segment(im, b) for im, b in zip(images, boxes, strict=True)]
@@ -61,7 +67,29 @@ def finish_cutout(image: np.ndarray, mask: np.ndarray, settings: SegmentSettings
 
 def classic_mask(image: np.ndarray, box: Box | None = None) -> np.ndarray:
     """Binary product mask (``HxW`` bool) of a studio shot; ``box`` (x0, y0, x1, y1) bounds the product."""
-    return _mask_and_backdrop(image, box)[0]
+    return _segment_parts(image, box).mask
+
+
+@dataclass
+class _Parts:
+    """What the classic cut produced: ``mask`` ``HxW`` bool and ``backdrop`` ``HxWx3 float32`` at the
+    photo's size; the estimate, silhouette and working-size mask for the confidence checks."""
+
+    mask: np.ndarray
+    backdrop: np.ndarray
+    estimate: ForegroundEstimate
+    silhouette: Silhouette
+    small_mask: np.ndarray
+    inside: np.ndarray
+
+    def review_values(self, image: np.ndarray) -> dict[str, float]:
+        """Measured values for :data:`stages.segment.confidence.CLASSIC_CHECKS`."""
+        values = {"border_mismatch": border_mismatch(image), "border_noise": self.silhouette.noise}
+        values |= mask_checks(self.small_mask, self.silhouette.mask & self.inside, self.estimate.distance)
+        shaded = [h.shading for h in self.silhouette.holes if h.opened and h.share >= 0.02]
+        if shaded:
+            values["shaded_hole"] = max(shaded)
+        return values
 
 
 def _drop_matted_shadow(rgba: np.ndarray, image: np.ndarray, mask: np.ndarray, backdrop: np.ndarray) -> None:
@@ -75,8 +103,8 @@ def _drop_matted_shadow(rgba: np.ndarray, image: np.ndarray, mask: np.ndarray, b
     rgba[..., 3][outside & (gain < 0.985) & (residual < 18.0)] = 0  # JPEG chroma bleeds ~2 px
 
 
-def _mask_and_backdrop(image: np.ndarray, box: Box | None) -> tuple[np.ndarray, np.ndarray]:
-    """(mask ``HxW`` bool, fitted backdrop ``HxWx3 float32``), both at the photo's size."""
+def _segment_parts(image: np.ndarray, box: Box | None) -> _Parts:
+    """The classic cut of ``image`` (RGB ``HxWx3 uint8``) and what it was made from."""
     h, w = image.shape[:2]
     small, scale = working_copy(image)
     est = estimate_foreground(small)
@@ -86,7 +114,8 @@ def _mask_and_backdrop(image: np.ndarray, box: Box | None) -> tuple[np.ndarray, 
         x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
         inside[:] = False
         inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
-    silhouette = product_silhouette(est) & inside
+    found = product_silhouette(est)
+    silhouette = found.mask & inside
     # GrabCut only settles a narrow band along the silhouette's outline (and around its holes): the
     # silhouette already knows which regions are product, the color models place the edge
     ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * BAND_PX + 1, 2 * BAND_PX + 1))
@@ -101,26 +130,58 @@ def _mask_and_backdrop(image: np.ndarray, box: Box | None) -> tuple[np.ndarray, 
         cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
     product = _peel_contact_shadow(small, np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)), est.background)
     fg = _soft_boundary(small, product, est.background)
-    backdrop = est.background
+    backdrop, small_mask = est.background, fg > 0.5
     if scale != 1.0:  # smooth upsampling keeps the outline from turning into stairs
         fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR)
         backdrop = cv2.resize(backdrop, (w, h), interpolation=cv2.INTER_LINEAR)
-    return fg > 0.5, backdrop
+    return _Parts(fg > 0.5, backdrop, est, found, small_mask, inside)
 
 
-def product_silhouette(est: ForegroundEstimate) -> np.ndarray:
-    """The product's outline, filled (``HxW`` bool at the estimate's working size).
+@dataclass
+class Silhouette:
+    """The filled outline and what was decided on the way (all at the estimate's working size).
 
-    A low, noise-adapted threshold on the distance to the fitted backdrop finds the whole outline of
-    low-contrast products (white on white, light grey on grey) that the estimate's own threshold
-    misses in places. Everything the outline encloses is product (the pale upper of a white shoe,
-    refracted backdrop in a glass bottle, reflections in steel) except enclosed regions that match
-    the backdrop as closely as the backdrop matches its own fit: those are real holes (a mug
-    handle, a bottle's loop) and stay open.
+    ``mask``: ``HxW`` bool; ``noise``: the backdrop's own distance to its fit (90th percentile on
+    the border, Lab units); ``holes``: the enclosed regions that look like the backdrop, each with
+    whether it was left open (a see-through hole) or kept as product.
+    """
+
+    mask: np.ndarray
+    noise: float
+    holes: list[HoleDecision]
+
+
+@dataclass
+class HoleDecision:
+    """An enclosed region whose color is the backdrop's: ``area`` px, ``opened`` when cut out.
+
+    ``shading`` and ``texture`` are its evidence of being product surface rather than backdrop
+    seen through a hole (both 1.0 at the backdrop's own level; see :func:`_hole_evidence`).
+    """
+
+    area: int
+    share: float  # of the filled outline's area
+    shading: float
+    texture: float
+    opened: bool
+
+
+def product_silhouette(est: ForegroundEstimate) -> Silhouette:
+    """The product's outline, filled (``HxW`` bool at the estimate's working size), and its holes.
+
+    A hysteresis threshold on the distance to the fitted backdrop finds the whole outline of
+    low-contrast products (white on white, light grey on grey): clear product pixels (noise-adapted
+    threshold) grow into faint ones connected to them. Everything the outline encloses is product
+    (the pale upper of a white shoe, a white cushion's middle, refracted backdrop in a glass)
+    except enclosed regions that are the backdrop seen through a hole: as close to the fit as the
+    backdrop itself, as flat (no shading of their own) and as smooth (no fabric or grain). A mug's
+    handle and a ring's middle stay open.
     """
     distance = est.distance
-    noise = float(np.percentile(distance[_border(distance.shape)], 90))
-    outline = (distance > max(5.0, 2.5 * noise)) & ~est.shadow
+    noise = float(np.percentile(distance[border_ring(distance.shape)], 90))
+    strong = (distance > max(5.0, 2.5 * noise)) & ~est.shadow
+    weak = (distance > max(WEAK_FLOOR, 3.0 * noise)) & ~est.shadow
+    outline = _grow(strong, weak)
     outline = cv2.morphologyEx(outline.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     outline = cv2.morphologyEx(
         outline | est.mask.astype(np.uint8),
@@ -135,9 +196,49 @@ def product_silhouette(est: ForegroundEstimate) -> np.ndarray:
     )
     enclosed[0] = False  # label 0 is the outline itself
     median = _label_medians(distance, labels, count)
-    real_hole = enclosed & (median < max(1.5, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    backdrop_colored = enclosed & (median < max(1.5, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    filled_area = int(outline.sum() + stats[enclosed, cv2.CC_STAT_AREA].sum())
+    real_hole = np.zeros(count, bool)
+    holes = []
+    for label in np.nonzero(backdrop_colored)[0]:
+        shading, texture = _hole_evidence(est, labels == label, noise)
+        opened = texture < MAX_HOLE_TEXTURE
+        real_hole[label] = opened
+        area = int(stats[label, cv2.CC_STAT_AREA])
+        holes.append(HoleDecision(area, area / max(filled_area, 1), shading, texture, opened))
     filled = (outline > 0) | (enclosed & ~real_hole)[labels]
-    return keep_product_parts(filled)
+    return Silhouette(keep_product_parts(filled), noise, holes)
+
+
+def _grow(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """Pixels of ``weak`` (``HxW`` bool) 8-connected to a pixel of ``strong``, plus ``strong``."""
+    count, labels = cv2.connectedComponents((weak | strong).astype(np.uint8), connectivity=8)
+    seeded = np.zeros(count, bool)
+    seeded[np.unique(labels[strong])] = True
+    seeded[0] = False
+    return seeded[labels]
+
+
+def _hole_evidence(est: ForegroundEstimate, region: np.ndarray, noise: float) -> tuple[float, float]:
+    """(shading, texture) of an enclosed ``region`` (``HxW`` bool), relative to the backdrop's.
+
+    shading: spread (90th - 10th percentile) of the smoothed signed lightness residual inside the
+    region, over the same spread on the border; texture: high-pass energy inside over the border's.
+    The backdrop seen through a hole scores about 1 on both; a padded cushion's middle, a shoe's
+    knit upper or a box's paper, though of the backdrop's color, score higher.
+    """
+    core = cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    if core.sum() < 12:
+        return 0.0, 0.0
+    residual = est.lightness_residual
+    smooth = cv2.GaussianBlur(residual, (0, 0), 2.0)
+    detail = np.abs(residual - smooth)
+    border = border_ring(residual.shape)
+    spread_border = np.subtract(*np.percentile(smooth[border], [90, 10]))
+    spread_region = np.subtract(*np.percentile(smooth[core], [90, 10]))
+    shading = float(spread_region / max(spread_border, 0.5))
+    texture = float(np.mean(detail[core]) / max(np.mean(detail[border]), 0.2))
+    return shading, texture
 
 
 def _peel_contact_shadow(
@@ -177,15 +278,6 @@ def _label_medians(values: np.ndarray, labels: np.ndarray, count: int) -> np.nda
     for label in range(count):
         if ends[label] > starts[label]:
             out[label] = np.median(sorted_values[starts[label] : ends[label]])
-    return out
-
-
-def _border(shape: tuple[int, int], frac: float = 0.02) -> np.ndarray:
-    h, w = shape
-    b = max(2, int(round(min(h, w) * frac)))
-    out = np.zeros((h, w), bool)
-    out[:b] = out[-b:] = True
-    out[:, :b] = out[:, -b:] = True
     return out
 
 

@@ -31,6 +31,7 @@ class ForegroundEstimate:
     shadow: np.ndarray
     mask: np.ndarray
     scale: float
+    lightness_residual: np.ndarray | None = None  # HxW float32: L* of the photo minus L* of the fit
 
     def mask_at(self, size: tuple[int, int]) -> np.ndarray:
         """The product mask resized to ``size`` = (height, width), bool."""
@@ -97,7 +98,7 @@ def estimate_foreground(image: np.ndarray, threshold: float = 14.0) -> Foregroun
     shadow = shadow_like(small, background)
     mask = (distance > threshold) & ~shadow
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-    return ForegroundEstimate(background, distance, shadow, mask, scale)
+    return ForegroundEstimate(background, distance, shadow, mask, scale, lab[..., 0] - lab_bg[..., 0])
 
 
 def shadow_gain(image: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,8 +118,9 @@ def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
 
     For each pixel the best gain k with image ~ k * background is found; a shadow candidate has k
     in [0.35, 0.985], a small residual and a smooth neighbourhood. A candidate region counts as a
-    shadow only if it fades out softly where it meets the background (gain changes by under 3% per
-    pixel along most of that border); a flat grey part of the product meets it with a step.
+    shadow only if it fades out softly where it meets the background (along most of that border
+    the gain changes per pixel by under 3% and under 15% of the region's mean depth 1 - gain); a
+    flat grey part of the product meets it with a step.
     """
     gain, residual = shadow_gain(image, background)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -131,9 +133,13 @@ def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     touching_background = cv2.dilate(background_like.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     edge = candidate & touching_background
     edge_labels = labels[edge]
-    # gain change per pixel: a shadow's fades by a few percent per pixel, a product's edge steps
+    # gain change per pixel: a shadow fades over many pixels, a product's edge steps within two or
+    # three; relative to the region's depth (1 - gain) so a light-grey product's shallow step counts
     slope = np.hypot(cv2.Sobel(gain, cv2.CV_32F, 1, 0), cv2.Sobel(gain, cv2.CV_32F, 0, 1)) / 8.0
-    soft = np.bincount(edge_labels, weights=(slope[edge] < 0.03).astype(np.float64), minlength=count)
+    depth = np.bincount(labels.ravel(), weights=(1.0 - gain).ravel(), minlength=count)
+    depth /= np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
+    limit = np.minimum(0.03, 0.15 * np.maximum(depth, 0.01))[edge_labels]
+    soft = np.bincount(edge_labels, weights=(slope[edge] < limit).astype(np.float64), minlength=count)
     total = np.bincount(edge_labels, minlength=count)
     is_shadow = (total > 0) & (soft >= 0.5 * np.maximum(total, 1))
     is_shadow[0] = False
@@ -147,28 +153,3 @@ def interior_point(mask: np.ndarray) -> tuple[int, int] | None:
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
     return int(x), int(y)
-
-
-def backdrop_problem(image: np.ndarray, far: float = 20.0, max_share: float = 0.25) -> str | None:
-    """Why ``image`` (RGB ``HxWx3 uint8``) does not look like a studio shot, or None when it does.
-
-    The classic backend assumes a plain, smoothly lit backdrop at the frame's edges. When more than
-    ``max_share`` of the border is farther than ``far`` (RGB distance) from a smooth fitted backdrop
-    (a table, a room, a busy scene), its cutout will likely include background, and a person should know.
-    """
-    small, _ = working_copy(image, 256)
-    background = fit_background(small)
-    h, w = small.shape[:2]
-    b = max(2, round(min(h, w) * 0.04))
-    border = np.zeros((h, w), bool)
-    border[:b] = border[-b:] = True
-    border[:, :b] = border[:, -b:] = True
-    residual = np.linalg.norm(small[border].astype(np.float32) - background[border], axis=1)
-    share = float(np.mean(residual > far))
-    if share <= max_share:
-        return None
-    return (
-        f"segment: this photo does not look like a studio shot ({share:.0%} of its edges differ from a "
-        "plain backdrop), so the classic cutout may include background; give the row a bbox, or "
-        "configure SAM (PACKSHOT_SEGMENT__SAM_CHECKPOINT)"
-    )

@@ -29,10 +29,18 @@ MARGIN_PX = 6  # known pixels around each tile's unknown pixels that anchor the 
 
 
 def trimap_from_mask(mask: np.ndarray, band_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """``mask``: ``HxW`` bool/uint8. Returns (trimap ``HxW float64`` in {0, 0.5, 1}, unknown ``HxW bool``)."""
+    """``mask``: ``HxW`` bool/uint8. Returns (trimap ``HxW float64`` in {0, 0.5, 1}, unknown ``HxW bool``).
+
+    Sure product: the mask eroded by ``band_px``, plus the middle line of parts thinner than that.
+    """
     binary = (mask > 0).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
     sure_fg = cv2.erode(binary, kernel, borderType=cv2.BORDER_REPLICATE) > 0
+    # parts thinner than the band (a lamp's stem, a hanger's wire) keep their middle line as sure
+    # product; without it the solve has nothing to pull them up from and matting erases them
+    depth = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
+    ridge = (binary > 0) & (depth >= cv2.dilate(depth, np.ones((3, 3), np.uint8))) & (depth <= band_px + 1)
+    sure_fg |= ridge
     maybe_fg = cv2.dilate(binary, kernel, borderType=cv2.BORDER_REPLICATE) > 0
     unknown = maybe_fg & ~sure_fg
     trimap = np.where(sure_fg, 1.0, np.where(unknown, 0.5, 0.0))

@@ -1,0 +1,134 @@
+"""How far to trust a cutout: a confidence in 0..1 and the reasons a person should look at it.
+
+Each check measures one thing and maps it to a penalty in 0..1 that is 0 up to ``fine`` and 1 from
+``bad`` on (linear in between). The cutout's confidence is 1 minus the largest penalty; a check whose
+penalty reaches 0.5 (its value is past the midpoint, ``Check.review_at``) adds its reason, so
+``Cutout.needs_review`` is the same as confidence < 0.5. The thresholds were calibrated on the
+evaluation set of ``bench/make_segment_evalset.py --hard`` (see docs/benchmarks.md).
+
+Classic checks: how studio-like the photo's border is (share of it far from a smooth backdrop,
+and how well that fit explains it), whether the product reaches the frame or fills it, whether a
+shaded enclosed region was cut out as a hole, how faint the product's edge is, and whether the
+matte agrees with the outline. SAM checks: its predicted IoU and the stability of the chosen mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from stages.segment.estimate import fit_background, working_copy
+
+
+@dataclass(frozen=True)
+class Check:
+    """A measured value judged between ``fine`` and ``bad`` (``bad`` may be the smaller end).
+
+    ``reason`` is a sentence with ``{value}`` in it, for the merchant.
+    """
+
+    fine: float
+    bad: float
+    reason: str
+
+    def penalty(self, value: float) -> float:
+        return float(np.clip((value - self.fine) / (self.bad - self.fine), 0.0, 1.0))
+
+    @property
+    def review_at(self) -> float:
+        return (self.fine + self.bad) / 2
+
+
+CLASSIC_CHECKS = {
+    "border_mismatch": Check(0.10, 0.40, "the photo does not look like a studio shot: {value:.0%} of its "
+                             "edges differ from a plain backdrop (a table, floor, shelf or room?)"),
+    "border_noise": Check(2.0, 6.0, "the backdrop at the photo's edges is textured or uneven "
+                          "(wood, tiles, fabric?): {value:.1f} Lab units from a smooth fit"),
+    "frame_contact": Check(0.02, 0.10, "the cutout reaches the edge of the photo along {value:.0%} of the "
+                           "frame: the product may be cut off, or background was taken for product"),
+    "coverage": Check(0.45, 0.75, "the cutout covers {value:.0%} of the photo: background was probably "
+                      "taken for product"),
+    "shaded_hole": Check(1.5, 3.5, "a region inside the product that has the backdrop's color was cut out "
+                         "as a hole, but it is shaded like a surface ({value:.1f}x the backdrop's shading): "
+                         "check that it is really see-through"),
+    "faint_edge": Check(6.0, 2.0, "the product's edge barely differs from the backdrop (median {value:.1f} "
+                        "Lab units): parts of a light product may be missing"),
+    "matte_disagreement": Check(0.04, 0.12, "the matted edge and the outline disagree on {value:.0%} of the "
+                                "product: the edge is uncertain"),
+}
+SAM_CHECKS = {
+    "predicted_iou": Check(0.88, 0.70, "SAM rates its own mask low (predicted IoU {value:.2f})"),
+    "stability": Check(0.92, 0.75, "SAM's mask changes with the threshold (stability {value:.2f}): the "
+                       "product's edge is unclear"),
+}
+ADVICE = "; give the row a bbox, or configure SAM (PACKSHOT_SEGMENT__SAM_CHECKPOINT)"
+
+
+def judge(values: dict[str, float], checks: dict[str, Check], advice: str = "") -> tuple[float, list[str]]:
+    """(confidence 0..1, reasons) for measured ``values`` (keys of ``checks``; missing ones skipped)."""
+    worst, reasons = 0.0, []
+    for name, check in checks.items():
+        if name not in values:
+            continue
+        value = values[name]
+        penalty = check.penalty(value)
+        worst = max(worst, penalty)
+        if penalty >= 0.5:
+            reasons.append("segment: " + check.reason.format(value=value))
+    if reasons and advice:
+        reasons[0] += advice  # what to do, said once
+    return round(1.0 - worst, 3), reasons
+
+
+def border_mismatch(image: np.ndarray, far: float = 20.0) -> float:
+    """Share of the frame's border (RGB ``HxWx3 uint8`` photo) farther than ``far`` from a smooth backdrop."""
+    small, _ = working_copy(image, 256)
+    background = fit_background(small)
+    border = border_ring(small.shape[:2], 0.04)
+    residual = np.linalg.norm(small[border].astype(np.float32) - background[border], axis=1)
+    return float(np.mean(residual > far))
+
+
+def border_ring(shape: tuple[int, int], frac: float = 0.02) -> np.ndarray:
+    """``HxW`` bool: the outer ``frac`` of the frame (at least 2 px) on every side."""
+    h, w = shape
+    b = max(2, int(round(min(h, w) * frac)))
+    out = np.zeros((h, w), bool)
+    out[:b] = out[-b:] = True
+    out[:, :b] = out[:, -b:] = True
+    return out
+
+
+def mask_checks(mask: np.ndarray, silhouette: np.ndarray, distance: np.ndarray) -> dict[str, float]:
+    """Frame contact, coverage, edge contrast and outline/matte agreement of a working-size ``mask``.
+
+    ``mask``: the final cutout (``HxW`` bool), ``silhouette``: the filled outline it came from,
+    ``distance``: Lab distance to the fitted backdrop, all at the same size.
+    """
+    values: dict[str, float] = {}
+    frame = border_ring(mask.shape, 0.0)
+    values["frame_contact"] = float(mask[frame].mean())
+    values["coverage"] = float(mask.mean())
+    if mask.any():
+        m = mask.astype(np.uint8)
+        edge = (cv2.dilate(m, np.ones((3, 3), np.uint8)) > 0) & ~(cv2.erode(m, np.ones((7, 7), np.uint8)) > 0)
+        inner_edge = edge & mask
+        if inner_edge.any():
+            values["faint_edge"] = float(np.median(distance[inner_edge]))
+        union = (mask | silhouette).sum()
+        values["matte_disagreement"] = float((mask ^ silhouette).sum() / max(union, 1))
+    return values
+
+
+def sam_values(predicted_iou: float, low_res_logits: np.ndarray, offset: float = 1.0) -> dict[str, float]:
+    """SAM's predicted IoU and the stability score of one mask's logits (``hxw`` float).
+
+    Stability is SAM's own: IoU of the mask thresholded at +offset and at -offset (a mask whose
+    area changes little when the cut-off moves has a clear edge).
+    """
+    strict = (low_res_logits > offset).sum()
+    loose = (low_res_logits > -offset).sum()
+    stability = float(strict / loose) if loose else 0.0
+    return {"predicted_iou": float(predicted_iou), "stability": stability}
