@@ -26,6 +26,7 @@ from packshot.types import Cutout
 from stages.segment._torchvision_compat import import_segment_anything
 from stages.segment.classic import finish_cutout
 from stages.segment.cleanup import fill_pinholes, keep_product_parts, open_background_holes, speck_area
+from stages.segment.confidence import SAM_CHECKS, judge, sam_values
 from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, interior_point
 from stages.segment.settings import SegmentSettings
 
@@ -293,7 +294,7 @@ class SamSegmenter:
             if box is None:
                 box = (0, 0, w, h)
                 notes.append(f"{self.name}: no foreground estimate, prompted with the whole frame")
-        masks, quality, _ = self.predictor.predict(
+        masks, quality, low_res_logits = self.predictor.predict(
             point_coords=points if len(points) else None,
             point_labels=labels if len(points) else None,
             box=np.array(box, np.float32),
@@ -307,7 +308,13 @@ class SamSegmenter:
         mask = fill_pinholes(keep_product_parts(mask))
         near_background = cv2.resize(estimate.distance, (w, h), interpolation=cv2.INTER_LINEAR) < 6
         mask = open_background_holes(mask, near_background)
-        cutout = Cutout(finish_cutout(image, mask, self.settings), backend=self.name, notes=notes)
+        logits = None if low_res_logits is None else low_res_logits[best]
+        confidence, reasons = judge(sam_values(quality[best], logits), SAM_CHECKS)
+        if not masks[best].any():
+            confidence = 0.0
+            reasons.append("segment: SAM found no product; the cutout is a rough estimate")
+        cutout = Cutout(finish_cutout(image, mask, self.settings), backend=self.name, notes=notes,
+                        confidence=confidence, review_reasons=reasons)
         choice = f"mask {best + 1} of {len(masks)} (predicted IoU {quality[best]:.2f})"
         cutout.notes.append(f"{self.name}: {choice}")
         return cutout
