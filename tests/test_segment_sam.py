@@ -39,6 +39,15 @@ def test_tiny_sam_cuts_images_of_any_shape(tiny):
         assert any("mask" in note and "predicted IoU" in note for note in cutout.notes)
 
 
+def test_tiny_sam_reports_a_confidence_from_its_own_scores(tiny):
+    image, _ = studio_shot(size=96, shape="ball")
+    cutout = tiny.segment(image)
+    assert cutout.confidence is not None and 0.0 <= cutout.confidence <= 1.0
+    # random weights: SAM's own scores are poor, and the cutout says so in words
+    assert cutout.needs_review == (cutout.confidence < 0.5)
+    assert all(r.startswith("segment: SAM") for r in cutout.review_reasons)
+
+
 def test_model_loaded_once_per_process(tiny):
     again = get_segmenter(TINY)
     assert again.model is tiny.model

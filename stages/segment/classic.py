@@ -30,8 +30,8 @@ from stages.segment.settings import SegmentSettings
 
 BAND_PX = 3  # half-width (working px) of the band GrabCut decides along the silhouette
 WEAK_FLOOR = 2.0  # Lab units: faint product pixels grow the outline when connected to clear ones
-MAX_HOLE_SHADING = 2.0  # an enclosed backdrop-colored region with more shading than this is product
-MAX_HOLE_TEXTURE = 1.35  # ... or with more fine texture than the backdrop's (fabric, knit, paper)
+HAIR_SPREAD = 0.1  # coverage spread (std in 5x5) inside the mask above which an edge is hair
+MAX_HOLE_TEXTURE = 0.85  # an enclosed backdrop-colored region with more fine texture is product
 
 
 class ClassicSegmenter:
@@ -129,6 +129,7 @@ def _segment_parts(image: np.ndarray, box: Box | None) -> _Parts:
         cv2.setRNGSeed(0)  # GrabCut's k-means start draws from OpenCV's global RNG: same photo, same cut
         cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
     product = _peel_contact_shadow(small, np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)), est.background)
+    product = _peel_sparse_fringe(small, product, est.background)
     fg = _soft_boundary(small, product, est.background)
     backdrop, small_mask = est.background, fg > 0.5
     if scale != 1.0:  # smooth upsampling keeps the outline from turning into stairs
@@ -171,16 +172,20 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
 
     A hysteresis threshold on the distance to the fitted backdrop finds the whole outline of
     low-contrast products (white on white, light grey on grey): clear product pixels (noise-adapted
-    threshold) grow into faint ones connected to them. Everything the outline encloses is product
-    (the pale upper of a white shoe, a white cushion's middle, refracted backdrop in a glass)
-    except enclosed regions that are the backdrop seen through a hole: as close to the fit as the
-    backdrop itself, as flat (no shading of their own) and as smooth (no fabric or grain). A mug's
-    handle and a ring's middle stay open.
+    threshold) grow into faint ones connected to them (judged on the locally averaged residual).
+    Everything the outline encloses is product (the pale upper of a white shoe, a white cushion's
+    middle, refracted backdrop in a glass) except enclosed regions that are the backdrop seen
+    through a hole: as close to the fit as the backdrop itself and as smooth (no fabric, knit or
+    grain; ``MAX_HOLE_TEXTURE``). A mug's handle and a ring's middle stay open. How shaded each such
+    region is goes into the cutout's confidence (a shaded "hole" may be a surface).
     """
     distance = est.distance
     noise = float(np.percentile(distance[border_ring(distance.shape)], 90))
     strong = (distance > max(5.0, 2.5 * noise)) & ~est.shadow
-    weak = (distance > max(WEAK_FLOOR, 3.0 * noise)) & ~est.shadow
+    # faint pixels are judged on the residual averaged over 5x5: JPEG ringing next to a strong edge
+    # swings both ways and cancels, a faint product's offset from the backdrop does not
+    mean_offset = np.linalg.norm(cv2.blur(est.lab_residual, (5, 5)), axis=2)
+    weak = (mean_offset > max(WEAK_FLOOR, 3.0 * noise)) & ~est.shadow
     outline = _grow(strong, weak)
     outline = cv2.morphologyEx(outline.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     outline = cv2.morphologyEx(
@@ -227,17 +232,17 @@ def _hole_evidence(est: ForegroundEstimate, region: np.ndarray, noise: float) ->
     The backdrop seen through a hole scores about 1 on both; a padded cushion's middle, a shoe's
     knit upper or a box's paper, though of the backdrop's color, score higher.
     """
-    core = cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    core = cv2.erode(region.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # away from the product's edge
     if core.sum() < 12:
         return 0.0, 0.0
-    residual = est.lightness_residual
+    residual = np.ascontiguousarray(est.lab_residual[..., 0])
     smooth = cv2.GaussianBlur(residual, (0, 0), 2.0)
     detail = np.abs(residual - smooth)
     border = border_ring(residual.shape)
     spread_border = np.subtract(*np.percentile(smooth[border], [90, 10]))
     spread_region = np.subtract(*np.percentile(smooth[core], [90, 10]))
     shading = float(spread_region / max(spread_border, 0.5))
-    texture = float(np.mean(detail[core]) / max(np.mean(detail[border]), 0.2))
+    texture = float(np.mean(detail[core]) / max(np.mean(detail[border]), 0.3))
     return shading, texture
 
 
@@ -261,6 +266,48 @@ def _peel_contact_shadow(
     for _ in range(max_px):
         below_is_out = np.vstack([~mask[1:], np.zeros((1, mask.shape[1]), bool)])
         peel = mask & candidates & below_is_out
+        if not peel.any():
+            break
+        mask &= ~peel
+    return mask
+
+
+def _peel_sparse_fringe(
+    image: np.ndarray, mask: np.ndarray, background: np.ndarray, max_px: int = 12
+) -> np.ndarray:
+    """Pull the outline of a furry or fluffy product in to where its hairs cover half the backdrop.
+
+    The faint-pixel growth of the silhouette reaches the tips of hairs, beyond where a matte would
+    say 50%. Each outline pixel's coverage is its position between the backdrop and the product's
+    color deeper inside (a linear blend, averaged over 3x3 so strands and gaps count together);
+    outline pixels under half coverage are peeled, one pixel per step. Only where the product's
+    color is clearly apart from the backdrop (light products keep their faint edges).
+    ``image`` ``HxWx3 uint8``, ``mask`` ``HxW`` bool; returns the peeled ``HxW`` bool mask.
+    """
+    m = mask.astype(np.uint8)
+    deep = (cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))) > 0).astype(np.float32)
+    if not deep.any():
+        return mask
+    img = image.astype(np.float32)
+    weight = cv2.boxFilter(deep, -1, (31, 31), normalize=False)
+    local_fg = cv2.boxFilter(img * deep[..., None], -1, (31, 31), normalize=False)
+    local_fg /= np.maximum(weight, 1e-6)[..., None]
+    fg_minus_bg = local_fg - background
+    norm2 = (fg_minus_bg**2).sum(axis=2)
+    coverage = (((img - background) * fg_minus_bg).sum(axis=2) / np.maximum(norm2, 1e-6)).astype(np.float32)
+    # hair is strands and gaps: inside the mask its coverage varies from pixel to pixel; a solid
+    # edge's does not (a mug's rim, a label) and is left alone
+    inside = mask.astype(np.float32)
+    count = np.maximum(cv2.boxFilter(inside, -1, (5, 5), normalize=False), 1.0)
+    mean = cv2.boxFilter(coverage * inside, -1, (5, 5), normalize=False) / count
+    spread = cv2.boxFilter(coverage**2 * inside, -1, (5, 5), normalize=False) / count - mean**2
+    hairy = np.sqrt(np.maximum(spread, 0.0)) > HAIR_SPREAD
+    coverage = cv2.blur(coverage, (3, 3))
+    peelable = (weight > 0) & (norm2 > 30.0**2) & (coverage < 0.5) & hairy
+    mask = mask.copy()
+    for _ in range(max_px):
+        rim = mask & ~(cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+        peel = rim & peelable
         if not peel.any():
             break
         mask &= ~peel

@@ -51,10 +51,12 @@ CLASSIC_CHECKS = {
                            "frame: the product may be cut off, or background was taken for product"),
     "coverage": Check(0.45, 0.75, "the cutout covers {value:.0%} of the photo: background was probably "
                       "taken for product"),
+    "kept_share": Check(0.005, 0.001, "the cutout keeps only {value:.1%} of the photo: the product was "
+                        "probably not found"),
     "shaded_hole": Check(1.5, 3.5, "a region inside the product that has the backdrop's color was cut out "
                          "as a hole, but it is shaded like a surface ({value:.1f}x the backdrop's shading): "
                          "check that it is really see-through"),
-    "faint_edge": Check(6.0, 2.0, "the product's edge barely differs from the backdrop (median {value:.1f} "
+    "faint_edge": Check(5.5, 2.0, "the product's edge barely differs from the backdrop (median {value:.1f} "
                         "Lab units): parts of a light product may be missing"),
     "thin_parts": Check(0.10, 0.40, "{value:.0%} of the product is thin (wire, stem, frame): the cutout may "
                         "get their width wrong or fill the gaps between them"),
@@ -113,7 +115,7 @@ def mask_checks(mask: np.ndarray, silhouette: np.ndarray, distance: np.ndarray) 
     values: dict[str, float] = {}
     frame = border_ring(mask.shape, 0.0)
     values["frame_contact"] = float(mask[frame].mean())
-    values["coverage"] = float(mask.mean())
+    values["coverage"] = values["kept_share"] = float(mask.mean())
     if mask.any():
         m = mask.astype(np.uint8)
         edge = (cv2.dilate(m, np.ones((3, 3), np.uint8)) > 0) & ~(cv2.erode(m, np.ones((7, 7), np.uint8)) > 0)

@@ -31,7 +31,7 @@ class ForegroundEstimate:
     shadow: np.ndarray
     mask: np.ndarray
     scale: float
-    lightness_residual: np.ndarray | None = None  # HxW float32: L* of the photo minus L* of the fit
+    lab_residual: np.ndarray | None = None  # HxWx3 float32: Lab of the photo minus Lab of the fit
 
     def mask_at(self, size: tuple[int, int]) -> np.ndarray:
         """The product mask resized to ``size`` = (height, width), bool."""
@@ -98,7 +98,7 @@ def estimate_foreground(image: np.ndarray, threshold: float = 14.0) -> Foregroun
     shadow = shadow_like(small, background)
     mask = (distance > threshold) & ~shadow
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-    return ForegroundEstimate(background, distance, shadow, mask, scale, lab[..., 0] - lab_bg[..., 0])
+    return ForegroundEstimate(background, distance, shadow, mask, scale, lab - lab_bg)
 
 
 def shadow_gain(image: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
