@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from packshot.config import SegmentSettings
 from packshot.types import Cutout
 from stages.segment import get_segmenter
 from stages.segment.confidence import CLASSIC_CHECKS, Check, judge, sam_values
+from stages.segment.settings import SegmentSettings
 
 CLASSIC = SegmentSettings(backend="classic", refine_edges=False)
 
