@@ -184,8 +184,13 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
     strong = (distance > max(5.0, 2.5 * noise)) & ~est.shadow
     # faint pixels are judged on the residual averaged over 5x5: JPEG ringing next to a strong edge
     # swings both ways and cancels, a faint product's offset from the backdrop does not
+    weak_level = max(WEAK_FLOOR, 3.0 * noise)
     mean_offset = np.linalg.norm(cv2.blur(est.lab_residual, (5, 5)), axis=2)
-    weak = (mean_offset > max(WEAK_FLOOR, 3.0 * noise)) & ~est.shadow
+    weak = (mean_offset > weak_level) & ~est.shadow
+    # the average spreads a clear edge 2 px outwards: next to clear pixels a faint one must stand out
+    # on its own
+    next_to_strong = (cv2.dilate(strong.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~strong
+    weak &= ~(next_to_strong & (distance <= weak_level))
     outline = _grow(strong, weak)
     outline = cv2.morphologyEx(outline.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     outline = cv2.morphologyEx(

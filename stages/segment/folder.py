@@ -80,5 +80,7 @@ def segment_folder(
             continue
         for note in cutout.notes:
             log.info("%s: %s", name, note)
+        for reason in cutout.review_reasons:  # written, but a person should look at it
+            log.warning("%s needs review: %s", name, reason)
         results.append((name, None))
     return results
