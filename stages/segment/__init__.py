@@ -9,7 +9,8 @@
 - ``auto``: ``sam`` when a checkpoint is configured, else ``classic`` (said in ``Cutout.notes``).
 
 Every backend turns an RGB ``HxWx3 uint8`` photo into a :class:`Cutout` (RGBA, straight alpha, edge
-band matted and color-corrected when ``refine_edges`` is on).
+band matted and color-corrected when ``refine_edges`` is on), with a confidence and the reasons a
+person should review it (:mod:`stages.segment.confidence`).
 """
 
 from __future__ import annotations
