@@ -89,6 +89,13 @@ def test_a_faint_light_product_is_flagged_not_trusted():
     assert cutout.needs_review
 
 
+def test_a_thumbnail_too_small_to_judge_says_so():
+    image = np.full((8, 8, 3), 245, np.uint8)
+    image[2:6, 2:6] = (200, 30, 40)
+    cutout = get_segmenter(CLASSIC).segment(image)
+    assert cutout.review_reasons == ["segment: the photo is only 8x8 px, too small to check its cutout"]
+
+
 def test_judge_penalises_past_the_midpoint_and_reports_each_reason_once():
     checks = {"a": Check(0.0, 1.0, "a is {value:.1f}"), "b": Check(0.9, 0.7, "b is {value:.2f}")}
     assert judge({"a": 0.2, "b": 0.95}, checks) == (0.8, [])

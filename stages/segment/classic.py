@@ -28,6 +28,7 @@ from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground
 from stages.segment.refine import refine_edges
 from stages.segment.settings import SegmentSettings
 
+MIN_JUDGED_SIDE = 32  # px: smaller photos get one review reason instead of the checks
 BAND_PX = 3  # half-width (working px) of the band GrabCut decides along the silhouette
 WEAK_FLOOR = 2.0  # Lab units: faint product pixels grow the outline when connected to clear ones
 HAIR_SPREAD = 0.1  # coverage spread (std in 5x5) inside the mask above which an edge is hair
@@ -51,7 +52,12 @@ class ClassicSegmenter:
         rgba = finish_cutout(image, mask, self.settings)
         if self.settings.refine_edges:
             _drop_matted_shadow(rgba, image, mask, parts.backdrop)
-        confidence, reasons = judge(parts.review_values(image), CLASSIC_CHECKS, ADVICE)
+        h, w = image.shape[:2]
+        if min(h, w) < MIN_JUDGED_SIDE:  # the checks measure borders and edges a few pixels wide
+            confidence = 0.0
+            reasons = [f"segment: the photo is only {w}x{h} px, too small to check its cutout"]
+        else:
+            confidence, reasons = judge(parts.review_values(image), CLASSIC_CHECKS, ADVICE)
         return Cutout(rgba, backend=self.name, confidence=confidence, review_reasons=reasons)
 
     def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
