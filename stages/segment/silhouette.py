@@ -1,0 +1,145 @@
+"""The product's filled outline on a studio shot, and which enclosed regions are real holes.
+
+Used by the classic backend (:mod:`stages.segment.classic`) at the estimate's working size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from stages.segment.cleanup import keep_product_parts
+from stages.segment.confidence import border_ring
+from stages.segment.estimate import ForegroundEstimate
+
+WEAK_FLOOR = 2.0  # Lab units: faint product pixels grow the outline when connected to clear ones
+MAX_HOLE_TEXTURE = 0.85  # an enclosed backdrop-colored region with more fine texture is product
+
+
+@dataclass
+class Silhouette:
+    """The filled outline and what was decided on the way (all at the estimate's working size).
+
+    ``mask``: ``HxW`` bool; ``noise``: the backdrop's own distance to its fit (90th percentile on
+    the border, Lab units); ``holes``: the enclosed regions that look like the backdrop, each with
+    whether it was left open (a see-through hole) or kept as product.
+    """
+
+    mask: np.ndarray
+    noise: float
+    holes: list[HoleDecision]
+
+
+@dataclass
+class HoleDecision:
+    """An enclosed region whose color is the backdrop's: ``area`` px, ``opened`` when cut out.
+
+    ``shading`` and ``texture`` are its evidence of being product surface rather than backdrop
+    seen through a hole (both 1.0 at the backdrop's own level; see :func:`_hole_evidence`).
+    """
+
+    area: int
+    share: float  # of the filled outline's area
+    shading: float
+    texture: float
+    opened: bool
+
+
+def product_silhouette(est: ForegroundEstimate) -> Silhouette:
+    """The product's outline, filled (``HxW`` bool at the estimate's working size), and its holes.
+
+    A hysteresis threshold on the distance to the fitted backdrop finds the whole outline of
+    low-contrast products (white on white, light grey on grey): clear product pixels (noise-adapted
+    threshold) grow into faint ones connected to them (judged on the locally averaged residual).
+    Everything the outline encloses is product (the pale upper of a white shoe, a white cushion's
+    middle, refracted backdrop in a glass) except enclosed regions that are the backdrop seen
+    through a hole: as close to the fit as the backdrop itself and as smooth (no fabric, knit or
+    grain; ``MAX_HOLE_TEXTURE``). A mug's handle and a ring's middle stay open. How shaded each such
+    region is goes into the cutout's confidence (a shaded "hole" may be a surface).
+    """
+    distance = est.distance
+    noise = float(np.percentile(distance[border_ring(distance.shape)], 90))
+    strong = (distance > max(5.0, 2.5 * noise)) & ~est.shadow
+    # faint pixels are judged on the residual averaged over 5x5: JPEG ringing next to a strong edge
+    # swings both ways and cancels, a faint product's offset from the backdrop does not
+    weak_level = max(WEAK_FLOOR, 3.0 * noise)
+    mean_offset = np.linalg.norm(cv2.blur(est.lab_residual, (5, 5)), axis=2)
+    weak = (mean_offset > weak_level) & ~est.shadow
+    # the average spreads a clear edge 2 px outwards: next to clear pixels a faint one must stand out
+    # on its own
+    next_to_strong = (cv2.dilate(strong.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~strong
+    weak &= ~(next_to_strong & (distance <= weak_level))
+    outline = _grow(strong, weak)
+    outline = cv2.morphologyEx(outline.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    outline = cv2.morphologyEx(
+        outline | est.mask.astype(np.uint8),
+        cv2.MORPH_CLOSE,
+        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
+    )
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - outline, connectivity=4)
+    h, w = distance.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    enclosed = (
+        (x > 0) & (y > 0) & (x + stats[:, cv2.CC_STAT_WIDTH] < w) & (y + stats[:, cv2.CC_STAT_HEIGHT] < h)
+    )
+    enclosed[0] = False  # label 0 is the outline itself
+    median = _label_medians(distance, labels, count)
+    backdrop_colored = enclosed & (median < max(1.5, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    filled_area = int(outline.sum() + stats[enclosed, cv2.CC_STAT_AREA].sum())
+    real_hole = np.zeros(count, bool)
+    holes = []
+    for label in np.nonzero(backdrop_colored)[0]:
+        shading, texture = _hole_evidence(est, labels == label, noise)
+        opened = texture < MAX_HOLE_TEXTURE
+        real_hole[label] = opened
+        area = int(stats[label, cv2.CC_STAT_AREA])
+        holes.append(HoleDecision(area, area / max(filled_area, 1), shading, texture, opened))
+    filled = (outline > 0) | (enclosed & ~real_hole)[labels]
+    return Silhouette(keep_product_parts(filled), noise, holes)
+
+
+def _grow(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """Pixels of ``weak`` (``HxW`` bool) 8-connected to a pixel of ``strong``, plus ``strong``."""
+    count, labels = cv2.connectedComponents((weak | strong).astype(np.uint8), connectivity=8)
+    seeded = np.zeros(count, bool)
+    seeded[np.unique(labels[strong])] = True
+    seeded[0] = False
+    return seeded[labels]
+
+
+def _hole_evidence(est: ForegroundEstimate, region: np.ndarray, noise: float) -> tuple[float, float]:
+    """(shading, texture) of an enclosed ``region`` (``HxW`` bool), relative to the backdrop's.
+
+    shading: spread (90th - 10th percentile) of the smoothed signed lightness residual inside the
+    region, over the same spread on the border; texture: high-pass energy inside over the border's.
+    The backdrop seen through a hole scores about 1 on both; a padded cushion's middle, a shoe's
+    knit upper or a box's paper, though of the backdrop's color, score higher.
+    """
+    core = cv2.erode(region.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # away from the product's edge
+    if core.sum() < 12:
+        return 0.0, 0.0
+    residual = np.ascontiguousarray(est.lab_residual[..., 0])
+    smooth = cv2.GaussianBlur(residual, (0, 0), 2.0)
+    detail = np.abs(residual - smooth)
+    border = border_ring(residual.shape)
+    spread_border = np.subtract(*np.percentile(smooth[border], [90, 10]))
+    spread_region = np.subtract(*np.percentile(smooth[core], [90, 10]))
+    shading = float(spread_region / max(spread_border, 0.5))
+    texture = float(np.mean(detail[core]) / max(np.mean(detail[border]), 0.3))
+    return shading, texture
+
+
+def _label_medians(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Median of ``values`` per label (``count`` labels), NaN-free (empty labels get +inf)."""
+    order = np.argsort(labels, axis=None, kind="stable")
+    sorted_labels = labels.ravel()[order]
+    sorted_values = values.ravel()[order]
+    starts = np.searchsorted(sorted_labels, np.arange(count))
+    ends = np.searchsorted(sorted_labels, np.arange(count), side="right")
+    out = np.full(count, np.inf)
+    for label in range(count):
+        if ends[label] > starts[label]:
+            out[label] = np.median(sorted_values[starts[label] : ends[label]])
+    return out
