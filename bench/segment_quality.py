@@ -161,11 +161,10 @@ def categories(args: argparse.Namespace) -> None:
     from bench.segment_compare import baseline_alphas, category_table, compare, dump, flagging
 
     warm_up()
-    baseline_dir = None
-    if args.baseline:
-        scratch = Path(tempfile.mkdtemp(prefix="segment-before-"))
-        baseline_dir = baseline_alphas(args.baseline, args.eval, scratch)
-    rows = compare(args.eval, get_segmenter(SegmentSettings(backend="classic")), baseline_dir, category_of)
+    with tempfile.TemporaryDirectory(prefix="segment-before-") as scratch:
+        baseline_dir = baseline_alphas(args.baseline, args.eval, Path(scratch)) if args.baseline else None
+        segmenter = get_segmenter(SegmentSettings(backend="classic"))
+        rows = compare(args.eval, segmenter, baseline_dir, category_of)
     if args.dump:
         dump(rows, args.dump)
     print()
