@@ -192,12 +192,14 @@ def _write_phase(job: _Job, ctx: RunContext) -> ProductResult:
                 put()
             writer = ProductWriter(job.product, job.folder, ctx)
             writer.write_cutout(job.cutout)
+            preview = writer.write_source_preview(job.loaded.rgb)
             if "export" in ctx.options.stages or "recolor" in ctx.options.stages:
                 writer.write_rendered(job.rendered)
             job.result = ProductResult(
                 sku=job.product.sku, status="done", outputs=writer.records, notes=job.notes, key=job.key,
                 source_file=job.product.source_file, source_line=job.product.source_line,
                 source_version=job.product.source_version, image_sha256=job.loaded.sha256,
+                source_image=job.product.images[0], source_preview=preview,
             )
             ctx.storage.write_bytes(f"{job.folder}/.done.json", job.result.model_dump_json(indent=1).encode(),
                                     "application/json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 
+import numpy as np
 from PIL import Image
 
 from orchestrator.context import RunContext
@@ -35,6 +36,17 @@ class ProductWriter:
         Image.fromarray(cutout.rgba, "RGBA").save(buf, "PNG", optimize=False, compress_level=6)
         h, w = cutout.rgba.shape[:2]
         self._record(f"{self.folder}/cutout.png", buf.getvalue(), "PNG", (w, h), kind="cutout")
+
+    def write_source_preview(self, rgb: np.ndarray, side: int = 1024) -> str:
+        """A JPEG copy of the photo (``HxWx3 uint8``), at most ``side`` px, for the review page; not
+        an output. Returns its key."""
+        img = Image.fromarray(rgb, "RGB")
+        img.thumbnail((side, side))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        key = f"{self.folder}/source-preview.jpg"
+        self.ctx.storage.write_bytes(key, buf.getvalue(), "image/jpeg")
+        return key
 
     def write_rendered(self, items: list[Rendered]) -> None:
         by_preset: dict[str, list[Rendered]] = {}

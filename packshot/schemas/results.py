@@ -49,6 +49,11 @@ class ProductResult(BaseModel):
     seconds: float = 0.0
     source_version: str | None = Field(None, description="the store's version marker of the product read")
     image_sha256: str | None = Field(None, description="hash of the main image bytes the outputs came from")
+    source_image: str | None = Field(None, description="the product's photo as the catalog names it")
+    source_preview: str | None = Field(
+        None, description="key of a downscaled JPEG copy of the photo in the run (the review page shows it); "
+        "the cutout record's width and height are the photo's size in pixels",
+    )
 
 
 class RunManifest(BaseModel):

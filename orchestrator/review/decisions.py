@@ -1,0 +1,180 @@
+"""A merchant's review of a run: ``review.json`` in the run folder, and the approved-only manifest.
+
+``review.json`` holds one :class:`Decision` per output key (``SKU/cutout.png``) and optionally one
+per SKU (for all of its outputs at once). An output's own decision wins over its SKU's. A rejected
+cutout may carry a :class:`Correction`: a box ``x0,y0,x1,y1`` in source-photo pixels (it becomes the
+product's ``bbox`` on the rerun), include/exclude points (SAM), or a request for a new seed.
+
+The file is written atomically through :class:`packshot.storage.Storage`; a damaged file is read as
+no decisions with a note (never a crash) and kept aside as ``review.damaged-<time>.json`` before the
+next save overwrites it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from packshot.manifest import ProductResult, RunManifest, manifest_csv
+from packshot.storage import Storage
+
+REVIEW_KEY = "review.json"
+APPROVED_JSON, APPROVED_CSV = "approved.json", "approved.csv"
+DecisionStatus = Literal["approved", "rejected"]
+# Output keys as the pipeline writes them: relative POSIX paths of safe names, no "..", no leading "/".
+_KEY = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,119}/){0,3}[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
+
+
+def valid_key(key: str) -> bool:
+    """True for a relative output key of safe path parts (what the pipeline writes, nothing else)."""
+    return bool(_KEY.fullmatch(key)) and ".." not in key.split("/")
+
+
+class Point(BaseModel):
+    """A click on the source photo, in source pixels: ``include`` (product) or exclude (background)."""
+
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    include: bool = True
+
+
+class Correction(BaseModel):
+    """What to do differently for a rejected output; exactly one of the three."""
+
+    box: tuple[int, int, int, int] | None = Field(
+        None, description="x0,y0,x1,y1 (exclusive) in source-photo pixels"
+    )
+    points: list[Point] | None = Field(None, max_length=64)
+    new_seed: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Correction:
+        given = [self.box is not None, bool(self.points), self.new_seed]
+        if sum(given) != 1:
+            raise ValueError("a correction is one of: a box, include/exclude points, or a new seed")
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            if min(self.box) < 0 or x1 <= x0 or y1 <= y0:
+                raise ValueError(f"box {self.box} must be x0,y0,x1,y1 with 0 <= x0 < x1 and 0 <= y0 < y1")
+        return self
+
+    def fits(self, width: int, height: int) -> str | None:
+        """None when the box or points lie inside a ``width x height`` photo, else what is wrong."""
+        if self.box is not None and (self.box[2] > width or self.box[3] > height):
+            return f"box {list(self.box)} reaches outside the {width}x{height} photo"
+        for p in self.points or []:
+            if p.x >= width or p.y >= height:
+                return f"point ({p.x}, {p.y}) is outside the {width}x{height} photo"
+        return None
+
+
+class Decision(BaseModel):
+    sku: str
+    key: str | None = Field(None, description="output key; None for a decision about the whole SKU")
+    status: DecisionStatus
+    reason: str = Field("", max_length=2000)
+    reviewer: str | None = Field(None, max_length=200)
+    decided_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    correction: Correction | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Decision:
+        if self.key is not None and not valid_key(self.key):
+            raise ValueError(f"{self.key!r} is not an output key of this run")
+        if self.correction is not None and self.status != "rejected":
+            raise ValueError("only a rejected output carries a correction")
+        return self
+
+
+class ReviewFile(BaseModel):
+    """The contents of ``review.json``."""
+
+    version: Literal[1] = 1
+    updated: datetime | None = None
+    outputs: dict[str, Decision] = Field(default_factory=dict, description="by output key")
+    products: dict[str, Decision] = Field(default_factory=dict, description="by SKU, for all its outputs")
+
+    def decision_for(self, sku: str | None, key: str) -> Decision | None:
+        return self.outputs.get(key) or (self.products.get(sku) if sku is not None else None)
+
+    def rejected_skus(self) -> dict[str, list[Decision]]:
+        """SKU -> its rejected decisions (what ``--from-review`` redoes)."""
+        out: dict[str, list[Decision]] = {}
+        for d in [*self.products.values(), *self.outputs.values()]:
+            if d.status == "rejected":
+                out.setdefault(d.sku, []).append(d)
+        return out
+
+
+def load_review(storage: Storage) -> tuple[ReviewFile, str | None]:
+    """The run's review and None, or an empty review and a note when the file is missing or damaged."""
+    if not storage.exists(REVIEW_KEY):
+        return ReviewFile(), None
+    try:
+        return ReviewFile.model_validate_json(storage.read_bytes(REVIEW_KEY)), None
+    except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0][:200]
+        return ReviewFile(), (f"{REVIEW_KEY} could not be read ({first}); starting with no decisions. "
+                              "The damaged file is kept as review.damaged-<time>.json at the next save.")
+
+
+def save_review(storage: Storage, review: ReviewFile) -> str:
+    """Write ``review.json`` in one atomic step; returns its URI."""
+    review.updated = datetime.now(UTC)
+    return storage.write_bytes(REVIEW_KEY, review.model_dump_json(indent=1).encode(), "application/json")
+
+
+class ReviewStore:
+    """The review of one run as the review server holds it: decisions are applied under a lock and
+    saved at once, so concurrent requests never lose each other's decisions."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self._lock = threading.Lock()
+        self.review, self.note = load_review(storage)
+        self._damaged = self.note is not None
+
+    def decide(self, decision: Decision) -> Decision:
+        with self._lock:
+            if self._damaged:  # keep the merchant's unreadable file rather than overwrite it
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+                self.storage.write_bytes(f"review.damaged-{stamp}.json", self.storage.read_bytes(REVIEW_KEY))
+                self._damaged = False
+            table = self.review.outputs if decision.key is not None else self.review.products
+            table[decision.key if decision.key is not None else decision.sku] = decision
+            save_review(self.storage, self.review)
+            return decision
+
+    def undo(self, sku: str, key: str | None) -> bool:
+        with self._lock:
+            table = self.review.outputs if key is not None else self.review.products
+            removed = table.pop(key if key is not None else sku, None) is not None
+            if removed:
+                save_review(self.storage, self.review)
+            return removed
+
+
+def approved_products(manifest: RunManifest, review: ReviewFile) -> Iterator[ProductResult]:
+    """Each product with only its approved outputs; products with none approved are left out."""
+    for p in manifest.products:
+        kept = [o for o in p.outputs if (d := review.decision_for(p.sku, o.key)) and d.status == "approved"]
+        if kept:
+            yield p.model_copy(update={"outputs": kept})
+
+
+def export_approved(out: Storage) -> tuple[str, str, int]:
+    """Write ``approved.json`` and ``approved.csv`` (the manifest's format, approved outputs only)
+    next to the run's manifest; returns their URIs and the number of outputs."""
+    manifest = RunManifest.model_validate_json(out.read_bytes("manifest.json"))
+    review, note = load_review(out)
+    products = list(approved_products(manifest, review))
+    notes = [f"approved outputs only, from {REVIEW_KEY} (updated {review.updated or 'never'})"]
+    approved = manifest.model_copy(update={"products": products, "notes": notes + ([note] if note else [])})
+    json_uri = out.write_bytes(APPROVED_JSON, approved.model_dump_json(indent=2).encode(), "application/json")
+    csv_uri = out.write_bytes(APPROVED_CSV, manifest_csv(approved).encode(), "text/csv")
+    return json_uri, csv_uri, sum(len(p.outputs) for p in products)

@@ -1,0 +1,146 @@
+"""What the review page lists: a run's products read once from ``manifest.json``, filtered and paged.
+
+Reading a 10,000-product manifest takes about a second; after that a page of 50 products is a
+slice of a list. The manifest is read again when its file changes (a rerun finished).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.review.decisions import Correction, Decision, ReviewFile, valid_key
+from packshot.manifest import OutputRecord, ProductResult, RunManifest
+from packshot.storage import LocalStorage
+
+SHA = re.compile(r"[0-9a-f]{64}")
+POINT_BACKENDS = ("sam", "tiny")  # segmenters that take include/exclude points
+
+
+def warnings_of(p: ProductResult) -> list[str]:
+    """What a reviewer should look at: review reasons, notes (not the 'unchanged' one), failed checks."""
+    reasons = list(getattr(p, "review_reasons", None) or [])
+    notes = [n for n in p.notes if not n.startswith("unchanged")]
+    checks = [f"{o.key}: {c}" for o in p.outputs for c in o.checks]
+    return reasons + notes + checks
+
+
+@dataclass
+class RunIndex:
+    """The products of one local run folder, in catalog order."""
+
+    storage: LocalStorage
+    manifest: RunManifest
+    mtime: float
+    by_sku: dict[str, ProductResult]
+    files: set[str]  # every key the page may show: outputs and source previews
+
+    @classmethod
+    def load(cls, storage: LocalStorage) -> RunIndex:
+        path = storage.local_path("manifest.json")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: is {storage.uri} a packshot run folder?")
+        manifest = RunManifest.model_validate_json(path.read_bytes())
+        by_sku = {p.sku: p for p in manifest.products if p.sku is not None}
+        files = {o.key for p in manifest.products for o in p.outputs if valid_key(o.key)}
+        previews = {p.source_preview for p in manifest.products if p.source_preview}
+        files |= {key for key in previews if valid_key(key)}
+        return cls(storage, manifest, path.stat().st_mtime, by_sku, files)
+
+    def fresh(self) -> RunIndex:
+        """This index, or a new one when ``manifest.json`` changed on disk."""
+        path = self.storage.local_path("manifest.json")
+        try:
+            changed = path.stat().st_mtime != self.mtime
+        except OSError:
+            changed = False
+        return RunIndex.load(self.storage) if changed else self
+
+    @property
+    def takes_points(self) -> bool:
+        return self.manifest.backends.get("segment", "") in POINT_BACKENDS
+
+    def output(self, sku: str, key: str) -> OutputRecord | None:
+        product = self.by_sku.get(sku)
+        return next((o for o in product.outputs if o.key == key), None) if product else None
+
+    def photo_size(self, sku: str) -> tuple[int, int] | None:
+        """The source photo's width and height: the cutout is made at the photo's size."""
+        product = self.by_sku.get(sku)
+        cutout = next((o for o in product.outputs if o.kind == "cutout"), None) if product else None
+        return (cutout.width, cutout.height) if cutout else None
+
+    def check(self, d: Decision) -> str | None:
+        """None when ``d`` is about this run's products and its correction fits, else what is wrong."""
+        if d.sku not in self.by_sku:
+            return f"no product with SKU {d.sku!r} in this run"
+        rec = self.output(d.sku, d.key) if d.key is not None else None
+        if d.key is not None and rec is None:
+            return f"{d.key!r} is not an output of SKU {d.sku!r}"
+        c: Correction | None = d.correction
+        if c is None or c.new_seed:
+            return None
+        if rec is not None and rec.kind != "cutout":
+            return "a box or points correct a cutout; for other images ask for a new seed"
+        if c.points and not self.takes_points:
+            return "include/exclude points need the SAM segmenter; this run used " + \
+                self.manifest.backends.get("segment", "an unknown one") + ": draw a box instead"
+        size = self.photo_size(d.sku)
+        if size is None:
+            return f"SKU {d.sku!r} has no cutout, so its photo size is unknown"
+        return c.fits(*size)
+
+    def select(self, review: ReviewFile, *, status: str = "", warning: str = "", decision: str = "",
+               q: str = "") -> list[ProductResult]:
+        """Products matching the filters: status (done, needs_review, failed, skipped, invalid),
+        warning (any, checks, notes), decision (undecided, approved, rejected) and text in SKU or notes."""
+        q = q.strip().lower()
+        out = []
+        for p in self.manifest.products:
+            if status and p.status != status:
+                continue
+            if warning and not _has_warning(p, warning):
+                continue
+            if decision and product_decision(p, review) != decision:
+                continue
+            if q and q not in (p.sku or "").lower() and not any(q in w.lower() for w in warnings_of(p)):
+                continue
+            out.append(p)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.manifest.products:
+            out[p.status] = out.get(p.status, 0) + 1
+        return out
+
+
+def _has_warning(p: ProductResult, kind: str) -> bool:
+    if kind == "checks":
+        return any(o.checks for o in p.outputs)
+    if kind == "notes":
+        return any(not n.startswith("unchanged") for n in p.notes) or bool(getattr(p, "review_reasons", None))
+    return bool(warnings_of(p))
+
+
+def product_decision(p: ProductResult, review: ReviewFile) -> str:
+    """rejected when any output is, approved when every output is, else undecided."""
+    states = [d.status if (d := review.decision_for(p.sku, o.key)) else None for o in p.outputs]
+    if not states:
+        d = review.products.get(p.sku) if p.sku else None
+        return d.status if d else "undecided"
+    if "rejected" in states:
+        return "rejected"
+    return "approved" if all(s == "approved" for s in states) else "undecided"
+
+
+def thumb_key(storage: LocalStorage, rec: OutputRecord) -> str | None:
+    """The report's thumbnail of ``rec`` when it made one (``thumbs/<sha256>.jpg|png``), else None."""
+    if not SHA.fullmatch(rec.sha256):
+        return None
+    for ext in ("jpg", "png"):
+        key = f"thumbs/{rec.sha256}.{ext}"
+        if Path(storage.local_path(key)).is_file():
+            return key
+    return None

@@ -1,0 +1,153 @@
+"""The review page in a real browser: Debian's headless Chromium driven by Playwright, against the
+review app served by uvicorn on 127.0.0.1 (free port). Clicks approve and reject (a reason, a box
+drawn on the photo, a box typed in) and checks review.json and the approved-only export on disk."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.review_run import PHOTO, make_run
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not CHROMIUM.is_file():
+    pytest.skip("Debian's chromium is not installed: apt-get install -y chromium (.ci/run installs it)",
+                allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extra)")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(base URL, run folder) of the review app over a small run, served in a thread."""
+    import uvicorn
+
+    from orchestrator.review.server import create_app
+
+    out = tmp_path / "run"
+    make_run(out)
+    server = uvicorn.Server(uvicorn.Config(create_app(out), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the review server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", out
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def page():
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def _figure(page, key: str):
+    return page.locator(f"figure.output[data-key='{key}']")
+
+
+def _review(out: Path) -> dict:
+    return json.loads((out / "review.json").read_text())
+
+
+def test_approve_and_reject_in_the_browser_write_review_json(served, page):
+    base, out = served
+    page.goto(base + "/")
+    page.wait_for_selector("section.product[data-sku='D']")
+    assert page.locator("section.product").count() == 4
+    assert "does not look like a studio shot" in page.locator("section[data-sku='D'] .warnings").inner_text()
+
+    for key in ("A/cutout.png", "A/packshot-white.png"):
+        fig = _figure(page, key)
+        fig.locator("input.reason").fill("clean edges")
+        fig.locator("button.approve").click()
+        fig.locator(".decision[data-saved='approved']").wait_for()
+
+    # B: draw the box on the source photo, then reject the cutout.
+    photo = page.locator("section[data-sku='B'] figure.source img")
+    photo.scroll_into_view_if_needed()
+    r = photo.bounding_box()
+    page.mouse.move(r["x"] + 0.25 * r["width"], r["y"] + 0.2 * r["height"])
+    page.mouse.down()
+    page.mouse.move(r["x"] + 0.5 * r["width"], r["y"] + 0.5 * r["height"], steps=4)
+    page.mouse.move(r["x"] + 0.75 * r["width"], r["y"] + 0.8 * r["height"], steps=4)
+    page.mouse.up()
+    cutout_b = _figure(page, "B/cutout.png")
+    assert cutout_b.locator("input[name='x1']").input_value() != ""
+    cutout_b.locator("input.reason").fill("kept the table top")
+    cutout_b.locator("button.reject").click()
+    cutout_b.locator(".decision[data-saved='rejected']").wait_for()
+
+    # D: a box typed in; first one outside the photo (refused, nothing written), then a good one.
+    cutout_d = _figure(page, "D/cutout.png")
+    for name, value in zip(("x0", "y0", "x1", "y1"), (5, 6, 300, 40), strict=True):
+        cutout_d.locator(f"input[name='{name}']").fill(str(value))
+    cutout_d.locator("input.reason").fill("lost the handle")
+    cutout_d.locator("button.reject").click()
+    playwright_api.expect(cutout_d.locator(".error")).to_contain_text("outside the 80x60 photo")
+    assert "D/cutout.png" not in _review(out)["outputs"]
+    cutout_d.locator("input[name='x1']").fill("30")
+    cutout_d.locator("button.reject").click()
+    cutout_d.locator(".decision[data-saved='rejected']").wait_for()
+
+    review = _review(out)
+    assert set(review["outputs"]) == {"A/cutout.png", "A/packshot-white.png", "B/cutout.png", "D/cutout.png"}
+    assert review["outputs"]["A/cutout.png"]["status"] == "approved"
+    assert review["outputs"]["A/cutout.png"]["reason"] == "clean edges"
+    b = review["outputs"]["B/cutout.png"]
+    assert b["status"] == "rejected" and b["reason"] == "kept the table top" and b["sku"] == "B"
+    expected = (0.25 * PHOTO[0], 0.2 * PHOTO[1], 0.75 * PHOTO[0], 0.8 * PHOTO[1])
+    assert all(abs(got - want) <= 2 for got, want in zip(b["correction"]["box"], expected, strict=True))
+    assert review["outputs"]["D/cutout.png"]["correction"] == {"box": [5, 6, 30, 40], "points": None,
+                                                               "new_seed": False}
+    assert b["decided_at"] and not list(out.glob(".review.json.*.tmp"))
+
+    # Filters: failed products only, then rejected ones.
+    page.select_option("select[name='status']", "failed")
+    page.wait_for_function("document.querySelectorAll('section.product').length === 1")
+    assert page.locator("section.product").get_attribute("data-sku") == "C"
+    page.select_option("select[name='status']", "")
+    page.select_option("select[name='decision']", "rejected")
+    page.wait_for_function("document.querySelectorAll('section.product').length === 2")
+    assert [s.get_attribute("data-sku") for s in page.locator("section.product").all()] == ["B", "D"]
+
+    # The export lists exactly the approved outputs.
+    page.click("#export")
+    page.wait_for_function("document.getElementById('export-result').textContent.includes('approved')")
+    approved = json.loads((out / "approved.json").read_text())
+    keys = [o["key"] for p in approved["products"] for o in p["outputs"]]
+    assert keys == ["A/cutout.png", "A/packshot-white.png"]
+    csv_keys = [line.split(",")[7] for line in (out / "approved.csv").read_text().splitlines()[1:]]
+    assert csv_keys == keys
+
+
+def test_only_the_runs_images_are_served(served):
+    base, out = served
+    assert httpx.get(base + "/files/A/cutout.png").status_code == 200
+    assert httpx.get(base + "/files/A/source-preview.jpg").status_code == 200
+    for bad in ("/files/secret.txt", "/files/manifest.json", "/files/..%2Fsecret.txt",
+                "/files/A/..%2F..%2Fetc%2Fpasswd", "/files/thumbs/" + "0" * 64 + ".jpg"):
+        assert httpx.get(base + bad).status_code == 404, bad
+    assert httpx.get(base + "/", headers={"Host": "evil.example"}).status_code == 400
+    bad_key = {"sku": "A", "key": "../secret.txt", "status": "approved"}
+    assert httpx.post(base + "/api/decisions", json=bad_key).status_code == 422
+    other = {"sku": "A", "key": "B/cutout.png", "status": "approved"}
+    assert "not an output of SKU" in httpx.post(base + "/api/decisions", json=other).json()["detail"]
+    points = {"sku": "A", "key": "A/cutout.png", "status": "rejected",
+              "correction": {"points": [{"x": 3, "y": 4, "include": True}]}}
+    assert "need the SAM segmenter" in httpx.post(base + "/api/decisions", json=points).json()["detail"]
+    assert not (out / "review.json").exists()
