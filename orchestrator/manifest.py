@@ -23,6 +23,7 @@ from packshot.storage import Storage
 
 COUNT_KEYS = ("done", "skipped", "failed", "invalid", "outputs", "failed_checks")
 MAX_RUN_NOTES = 50  # distinct product notes repeated at the top of the manifest and report
+NOTE_SKUS = 5  # SKUs named beside each of those notes (then "and N more")
 TABLE_ROWS = 200  # rows of the Prefect table artifact: the first products, then failures up to as many again
 
 
@@ -32,7 +33,8 @@ class RunTally:
 
     def __init__(self) -> None:
         self.count = dict.fromkeys(COUNT_KEYS, 0)
-        self.notes: set[str] = set()
+        self.notes: dict[str, list[str]] = {}  # note -> the first NOTE_SKUS SKUs it is about
+        self.note_counts: dict[str, int] = {}  # note -> how many products it is about
         self.more_notes = 0
         self.rows: list[dict] = []  # first TABLE_ROWS products, then failures only
         self.failures: list[ProductResult] = []  # the first TABLE_ROWS failed or invalid products
@@ -43,11 +45,16 @@ class RunTally:
         self.count["outputs"] += len(result.outputs)
         failed_checks = sum(1 for o in result.outputs if o.checks)
         self.count["failed_checks"] += failed_checks
-        for note in result.notes:
-            if note.startswith("unchanged") or note in self.notes:
+        for note in dict.fromkeys(result.notes):
+            if note.startswith("unchanged"):
                 continue
-            if len(self.notes) < MAX_RUN_NOTES:
-                self.notes.add(note)
+            if note in self.notes:
+                self.note_counts[note] += 1
+                if len(self.notes[note]) < NOTE_SKUS:
+                    self.notes[note].append(result.sku or f"{result.source_file}:{result.source_line}")
+            elif len(self.notes) < MAX_RUN_NOTES:
+                self.notes[note] = [result.sku or f"{result.source_file}:{result.source_line}"]
+                self.note_counts[note] = 1
             else:
                 self.more_notes += 1
         problem = result.status in ("failed", "invalid")
@@ -63,7 +70,12 @@ class RunTally:
         return dict(self.count)
 
     def note_list(self) -> list[str]:
-        notes = sorted(self.notes)
+        """The run's distinct notes, each led by the SKUs it is about: ``SKU A, B and 3 more: note``."""
+        notes = []
+        for note in sorted(self.notes):
+            skus, more = self.notes[note], self.note_counts[note] - len(self.notes[note])
+            who = ", ".join(skus) + (f" and {more} more" if more else "")
+            notes.append(f"SKU {who}: {note}")
         if self.more_notes:
             notes.append(f"and {self.more_notes} more product notes: see each product's notes")
         return notes

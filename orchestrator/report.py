@@ -1,13 +1,18 @@
-"""The run's visual report: a self-contained HTML contact sheet (thumbnails embedded), plus the
-markdown summary used as a Prefect artifact."""
+"""The run's visual report ``report.html``, plus the markdown summary used as a Prefect artifact.
+
+One HTML file a merchant can open, that stays small and fast however large the catalog:
+thumbnails are files beside it (``thumbs/<sha256>.jpg`` or ``.png``, linked relatively, or by
+presigned links on S3), never embedded; product cards come in sections of :data:`PAGE_PRODUCTS`, and
+a small inline script shows one section at a time (without script every section shows, and images
+still load lazily). Every value is escaped by Jinja2's autoescaping.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
 import io
+import re
 
-from PIL import Image
+from jinja2 import DictLoader, Environment
 
 from orchestrator.manifest import RunTally, StagedFile, chunk_file
 from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
@@ -15,7 +20,9 @@ from packshot.storage import Storage
 
 THUMB_PX = 220
 _COUNT_KEYS = ("done", "skipped", "failed", "invalid", "outputs", "failed_checks")
-MAX_EMBEDDED = 4000  # past this many thumbnails the sheet links files instead of embedding them
+PAGE_PRODUCTS = 100  # product cards per section of the report
+MAX_NEW_THUMBS = 4000  # thumbnails made per report; past this, cards show the files themselves (lazily)
+_SHA = re.compile(r"[0-9a-f]{64}")
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
@@ -23,36 +30,103 @@ h1{margin:0 0 4px} .meta{color:#666;margin-bottom:16px}
 .counts span{display:inline-block;margin-right:14px;padding:4px 10px;border-radius:12px;background:#eee}
 .counts .failed,.counts .invalid{background:#fde2e1} .counts .done{background:#e2f6e6}
 table{border-collapse:collapse;margin:8px 0 20px} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
-.sku{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:12px;margin:12px 0}
+.sku{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:12px;margin:12px 0;
+content-visibility:auto;contain-intrinsic-size:auto 320px}
 .sku h3{margin:0 0 8px;font-size:15px} .grid{display:flex;flex-wrap:wrap;gap:10px}
 figure{margin:0;width:220px} figure img{width:220px;height:220px;object-fit:contain;border:1px solid #ddd;
 background:repeating-conic-gradient(#eee 0 25%,#fff 0 50%) 0 0/16px 16px}
 figcaption{font-size:12px;color:#555;word-break:break-all} .bad img{border:3px solid #d33}
 .bad figcaption{color:#b00} .note{color:#8a5a00}
+.paged section.page{display:none} .paged section.page.shown{display:block}
+nav.pages{margin:10px 0;display:none} .paged nav.pages{display:block}
+nav.pages a{margin-right:6px} nav.pages a.current{font-weight:bold}
 """
 
+# Shows one section at a time, chosen by the address's #p<N>; every section stays in the file.
+_SCRIPT = """
+(function(){
+  var pages=document.querySelectorAll('section.page'); if(pages.length<2) return;
+  document.body.classList.add('paged');
+  var navs=document.querySelectorAll('nav.pages');
+  function show(){
+    var m=/^#p(\\d+)$/.exec(location.hash), n=m?Math.min(+m[1],pages.length):1;
+    pages.forEach(function(s,i){s.classList.toggle('shown',i===n-1);});
+    navs.forEach(function(nav){
+      nav.textContent='';
+      for(var i=1;i<=pages.length;i++){
+        var a=document.createElement('a'); a.href='#p'+i; a.textContent=pages[i-1].dataset.label;
+        if(i===n) a.className='current'; nav.appendChild(a);
+      }
+    });
+  }
+  window.addEventListener('hashchange',function(){show(); window.scrollTo(0,0);}); show();
+})();
+"""
 
-def _thumb(storage: Storage, rec: OutputRecord) -> str | None:
-    # Thumbnails are cached by the output's sha256, so a nightly rerun's report reads them back
-    # instead of decoding and resizing every image again.
-    cached = f".cache/thumbs/{rec.sha256}"
+_TEMPLATES = {
+    "head.html": """<!doctype html><html><head><meta charset="utf-8"><title>packshot: {{ m.catalog }}</title>
+<style>{{ css | safe }}</style></head><body>
+<h1>packshot run</h1><div class="meta">catalog <b>{{ m.catalog }}</b> ({{ m.catalog_format or '?' }})
+&rarr; {{ m.output }}<br>stages: {{ m.stages | join(', ') }} &middot; presets: {{ m.presets | join(', ') }}
+&middot; started {{ m.started.strftime('%Y-%m-%d %H:%M') }} UTC</div>
+<div class="counts">{% for name in keys %}<span class="{{ name }}">{{ name.replace('_', ' ') }}:
+<b>{{ counts[name] }}</b></span>{% endfor %}</div>
+{% if m.backends or m.licences %}<h2>Models</h2><table><tr><th>stage</th><th>backend</th></tr>
+{% for k, v in m.backends.items() %}<tr><td>{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table>
+{% if m.licences %}<table><tr><th>model</th><th>licence</th></tr>
+{% for k, v in m.licences.items() %}<tr><td>{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table>{% endif %}
+{% endif %}{% if m.notes %}<h2>Notes</h2>{% for n in m.notes %}<div class="note">{{ n }}</div>{% endfor %}
+{% endif %}""",
+    "failure.html": """
+<tr><td>{{ p.source_file }}:{{ p.source_line }}</td><td>{{ p.sku or '' }}</td><td>{{ p.status }}</td>\
+<td>{{ p.error or '' }}</td></tr>""",
+    "card.html": """
+<div class="sku" id="sku-{{ index }}"><h3>{{ p.sku or '' }} <small>({{ p.status }}, \
+{{ '%.1f' % p.seconds }} s)</small></h3><div class="grid">
+{%- for f in figures %}
+<figure{% if f.rec.checks %} class="bad"{% endif %}><a href="{{ f.link }}"><img loading="lazy" \
+decoding="async" alt="{{ f.label }}" src="{{ f.src }}"></a><figcaption>{{ f.label }}<br>\
+{{ f.rec.width }}&times;{{ f.rec.height }}, {{ f.rec.bytes // 1024 }} KB\
+{% if f.rec.generated %} &middot; generated{% endif %}\
+{% for c in f.rec.checks %}<br>&#10007; {{ c }}{% endfor %}</figcaption></figure>
+{%- endfor %}</div>{% for n in p.notes %}<div class="note">{{ n }}</div>{% endfor %}</div>""",
+    "section.html": """
+<section class="page" id="p{{ number }}" data-label="{{ label }}"><h3>products {{ label }}</h3>""",
+}
+_jinja = Environment(loader=DictLoader(_TEMPLATES), autoescape=True, keep_trailing_newline=False)
+
+
+def thumb_key(rec: OutputRecord) -> str | None:
+    """Where the report keeps ``rec``'s thumbnail: ``thumbs/<sha256>.png`` for formats with alpha,
+    ``.jpg`` otherwise; None when the record's checksum is not a sha256 (a damaged ``.done.json``)."""
+    if not _SHA.fullmatch(rec.sha256):
+        return None
+    return f"thumbs/{rec.sha256}.{'jpg' if rec.format.upper() == 'JPEG' else 'png'}"
+
+
+def make_thumb(storage: Storage, rec: OutputRecord, key: str) -> str | None:
+    """Write ``rec``'s thumbnail under ``key`` (from :func:`thumb_key`); returns ``key``, or None when
+    the output cannot be read (the card then shows the file itself)."""
+    from PIL import Image
+
     try:
-        if storage.exists(cached):
-            return storage.read_bytes(cached).decode()
         img = Image.open(io.BytesIO(storage.read_bytes(rec.key)))
         img.thumbnail((THUMB_PX * 2, THUMB_PX * 2))
         buf = io.BytesIO()
-        if img.mode == "RGBA":
-            img.save(buf, "PNG", optimize=True)
-            mime = "png"
+        if key.endswith(".png"):
+            img.convert("RGBA" if "A" in img.getbands() else "RGB").save(buf, "PNG", optimize=True)
         else:
             img.convert("RGB").save(buf, "JPEG", quality=80)
-            mime = "jpeg"
-        uri = f"data:image/{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
-        storage.write_bytes(cached, uri.encode(), "text/plain")
-        return uri
+        storage.write_bytes(key, buf.getvalue(), "image/png" if key.endswith(".png") else "image/jpeg")
+        return key
     except Exception:  # a missing or unreadable file shows as a broken link, not a failed report
         return None
+
+
+def _href(link: str) -> str:
+    """A link for an attribute: presigned https URLs as they are, run keys as ``./key`` (so a key can
+    never read as a scheme such as ``javascript:``)."""
+    return link if link.startswith(("https://", "http://")) else f"./{link}"
 
 
 class ReportWriter:
@@ -63,45 +137,58 @@ class ReportWriter:
     def __init__(self, storage: Storage):
         self.storage = storage
         self._failures, self._cards = chunk_file(), chunk_file()
-        self._embedded = 0
+        self._new_thumbs = 0
+        self._cards_written = 0
 
     def add(self, p: ProductResult) -> None:
-        e = html.escape
         if p.status in ("failed", "invalid"):
-            self._failures.write(
-                f"\n<tr><td>{e(p.source_file)}:{p.source_line}</td><td>{e(p.sku or '')}</td>"
-                f"<td>{p.status}</td><td>{e(p.error or '')}</td></tr>"
-            )
+            self._failures.write(_jinja.get_template("failure.html").render(p=p))
         if not p.outputs:
             return
-        out = [
-            f"<div class='sku'><h3>{e(p.sku or '')} <small>({p.status}, {p.seconds:.1f} s)</small></h3>"
-            "<div class='grid'>"
-        ]
-        for rec in p.outputs:
-            src = None
-            if self._embedded < MAX_EMBEDDED:
-                src = _thumb(self.storage, rec)
-                self._embedded += 1
-            out.append(_figure(rec, src, self.storage.link(rec.key)))
-        out.append("</div>")
-        out += [f"<div class='note'>{e(n)}</div>" for n in p.notes]
-        out.append("</div>")
-        self._cards.write("\n" + "\n".join(out))
+        if self._cards_written % PAGE_PRODUCTS == 0:
+            if self._cards_written:
+                self._cards.write("\n</section>")
+            first = self._cards_written + 1
+            number = self._cards_written // PAGE_PRODUCTS + 1
+            self._cards.write(_jinja.get_template("section.html").render(
+                number=number, label=f"{first}-{first + PAGE_PRODUCTS - 1}"))
+        figures = [self._figure(rec) for rec in p.outputs]
+        card = _jinja.get_template("card.html").render(p=p, figures=figures, index=self._cards_written)
+        self._cards.write(card)
+        self._cards_written += 1
+
+    def _figure(self, rec: OutputRecord) -> dict:
+        """The thumbnail is named by the output's checksum, so a rerun finds it and makes none."""
+        key = thumb_key(rec)
+        if key is not None and not self.storage.exists(key):
+            if self._new_thumbs < MAX_NEW_THUMBS:
+                self._new_thumbs += 1
+                key = make_thumb(self.storage, rec, key)
+            else:
+                key = None
+        link = _href(self.storage.link(rec.key))
+        kind = rec.kind if rec.scene is None else f"scene {rec.scene + 1}"
+        label = " ".join(x for x in (kind, rec.preset or "", rec.variant or "") if x)
+        src = _href(self.storage.link(key)) if key else link
+        return {"rec": rec, "link": link, "src": src, "label": label}
 
     def publish(self, header: RunManifest, counts: dict[str, int]) -> str:
         """Write ``report.html`` for the run ``header`` (notes included) and ``counts``; returns its URI."""
         staged = StagedFile(self.storage, "report.html", "text/html")
         try:
-            staged.write(_head(header, counts))
+            staged.write(_jinja.get_template("head.html").render(m=header, counts=counts, keys=_COUNT_KEYS,
+                                                                  css=_CSS))
             if self._failures.tell():
                 staged.write("\n<h2>Failures</h2><table><tr><th>file:line</th><th>sku</th><th>status</th>"
                              "<th>reason</th></tr>")
                 staged.copy_from(self._failures)
                 staged.write("\n</table>")
-            staged.write("\n<h2>Products</h2>")
+            staged.write(f"\n<h2>Products</h2><p>{self._cards_written} products with files.</p>"
+                         "<nav class='pages'></nav>")
             staged.copy_from(self._cards)
-            staged.write("\n</body></html>")
+            if self._cards_written:
+                staged.write("\n</section>")
+            staged.write(f"\n<nav class='pages'></nav><script>{_SCRIPT}</script>\n</body></html>")
         except BaseException:
             staged.discard()
             raise
@@ -118,45 +205,14 @@ class ReportWriter:
         self.close()
 
 
-def _head(manifest: RunManifest, counts: dict[str, int]) -> str:
-    e = html.escape
-    out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>packshot: {e(manifest.catalog)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>packshot run</h1><div class='meta'>catalog <b>{e(manifest.catalog)}</b> "
-        f"({e(manifest.catalog_format or '?')}) &rarr; {e(manifest.output)}<br>"
-        f"stages: {e(', '.join(manifest.stages))} &middot; presets: {e(', '.join(manifest.presets))}"
-        f" &middot; started {manifest.started:%Y-%m-%d %H:%M} UTC</div>",
-        "<div class='counts'>",
-    ]
-    for name in _COUNT_KEYS:
-        out.append(f"<span class='{name}'>{name.replace('_', ' ')}: <b>{counts[name]}</b></span>")
-    out.append("</div>")
-    if manifest.backends or manifest.licences or manifest.notes:
-        out.append("<h2>Models</h2><table><tr><th>stage</th><th>backend</th></tr>")
-        out += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in manifest.backends.items()]
-        out.append("</table>")
-        if manifest.licences:
-            out.append("<table><tr><th>model</th><th>licence</th></tr>")
-            out += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in manifest.licences.items()]
-            out.append("</table>")
-        out += [f"<div class='note'>{e(n)}</div>" for n in manifest.notes]
-    return "\n".join(out)
-
-
-def _figure(rec: OutputRecord, src: str | None, link: str) -> str:
-    e = html.escape
-    link = e(link)
-    kind = rec.kind if rec.scene is None else f"scene {rec.scene + 1}"
-    label = " ".join(x for x in (kind, rec.preset or "", rec.variant or "") if x)
-    bad = " class='bad'" if rec.checks else ""
-    checks = "".join(f"<br>&#10007; {e(c)}" for c in rec.checks)
-    return (
-        f"<figure{bad}><a href='{link}'><img loading='lazy' alt='{e(label)}' "
-        f"src='{src or link}'></a><figcaption>{e(label)}<br>{rec.width}&times;{rec.height}, "
-        f"{rec.bytes // 1024} KB{' &middot; generated' if rec.generated else ''}{checks}"
-        "</figcaption></figure>"
-    )
+def write_report(storage: Storage, manifest: RunManifest) -> str:
+    """The contact sheet of a manifest held in memory (small runs, tests); flows use ReportWriter."""
+    tally = RunTally()
+    with ReportWriter(storage) as writer:
+        for product in manifest.products:
+            tally.add(product)
+            writer.add(product)
+        return writer.publish(manifest, tally.counts())
 
 
 def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str) -> str:

@@ -72,7 +72,7 @@ def test_flow_writes_manifest_that_matches_files(prefect_api, small_presets, tmp
     n_outputs = sum(len(p["outputs"]) for p in manifest["products"])
     assert len(csv_lines) == 1 + n_outputs + 2  # header, outputs, one line per product without outputs
     report = (out / "report.html").read_text()
-    assert "BOTTLE-1" in report and "missing.jpg" in report and "data:image/" in report
+    assert "BOTTLE-1" in report and "missing.jpg" in report and 'src="./thumbs/' in report
     assert not [f for f in _files(out) if f.endswith(".tmp")]
 
 

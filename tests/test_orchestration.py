@@ -292,7 +292,7 @@ def test_manifest_and_report_stream_from_the_result_spool(tmp_path):
     assert [r["sku"] for r in tally.rows[:TABLE_ROWS]] == [f"P{i}" for i in range(TABLE_ROWS)]
     assert {r["status"] for r in tally.rows[TABLE_ROWS:]} == {"failed"} and len(tally.rows) < 600
     html = (tmp_path / "out" / "report.html").read_text()
-    assert html.count("<tr><td>cat.csv:") == 200 and html.count("<div class='sku'>") == 400
+    assert html.count("<tr><td>cat.csv:") == 200 and html.count('<div class="sku"') == 400
     assert html.index("<h2>Failures</h2>") < html.index("<h2>Products</h2>") and html.endswith("</html>")
     left = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert left == ["manifest.csv", "manifest.json", "report.html"]  # the spool is gone

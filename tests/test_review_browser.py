@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from packshot.storage import LocalStorage
 from tests.review_run import PHOTO, make_run
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,14 +47,20 @@ def served(tmp_path):
     thread.join(10)
 
 
-@pytest.fixture
-def page():
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module (it takes a few seconds to start)."""
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
 
 
 def _figure(page, key: str):
@@ -151,3 +158,23 @@ def test_only_the_runs_images_are_served(served):
               "correction": {"points": [{"x": 3, "y": 4, "include": True}]}}
     assert "need the SAM segmenter" in httpx.post(base + "/api/decisions", json=points).json()["detail"]
     assert not (out / "review.json").exists()
+
+
+def test_the_report_shows_one_section_at_a_time(tmp_path, page):
+    from packshot.report import PAGE_PRODUCTS, write_report
+    from tests.test_report import _hostile
+
+    manifest = make_run(tmp_path)
+    extra = [_hostile(i) for i in range(PAGE_PRODUCTS * 2)]
+    write_report(LocalStorage(tmp_path), manifest.model_copy(update={"products": manifest.products + extra}))
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: errors.append("dialog: " + dialog.message))
+    page.goto((tmp_path / "report.html").as_uri())
+    assert page.locator("section.page:visible").count() == 1
+    assert page.locator("#p1").is_visible() and not page.locator("#p2").is_visible()
+    assert page.locator("#p1 img").first.evaluate("img => img.complete && img.naturalWidth") == 80
+    page.locator("nav.pages").first.get_by_text("101-200").click()
+    page.wait_for_function("location.hash === '#p2'")
+    assert page.locator("#p2").is_visible() and not page.locator("#p1").is_visible()
+    assert not errors  # no script errors, and no injected alert ran

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orchestrator.review.decisions import Correction, Decision, ReviewFile, valid_key
 from packshot.manifest import OutputRecord, ProductResult, RunManifest
+from packshot.report import thumb_key as report_thumb_key
 from packshot.storage import LocalStorage
 
 SHA = re.compile(r"[0-9a-f]{64}")
@@ -136,11 +137,6 @@ def product_decision(p: ProductResult, review: ReviewFile) -> str:
 
 
 def thumb_key(storage: LocalStorage, rec: OutputRecord) -> str | None:
-    """The report's thumbnail of ``rec`` when it made one (``thumbs/<sha256>.jpg|png``), else None."""
-    if not SHA.fullmatch(rec.sha256):
-        return None
-    for ext in ("jpg", "png"):
-        key = f"thumbs/{rec.sha256}.{ext}"
-        if Path(storage.local_path(key)).is_file():
-            return key
-    return None
+    """The report's thumbnail of ``rec`` when it made one, else None."""
+    key = report_thumb_key(rec)
+    return key if key is not None and Path(storage.local_path(key)).is_file() else None

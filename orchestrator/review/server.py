@@ -158,6 +158,7 @@ def create_app(out_dir: str | Path, host: str = DEFAULT_HOST) -> FastAPI:
 
 
 def _is_thumb(key: str) -> bool:
+    """A thumbnail name the report makes: ``thumbs/<sha256>.jpg|png``."""
     folder, _, name = key.partition("/")
     stem, _, ext = name.partition(".")
     return folder == "thumbs" and bool(SHA.fullmatch(stem)) and ext in ("jpg", "png")
