@@ -37,26 +37,29 @@ figure{margin:0;width:220px} figure img{width:220px;height:220px;object-fit:cont
 background:repeating-conic-gradient(#eee 0 25%,#fff 0 50%) 0 0/16px 16px}
 figcaption{font-size:12px;color:#555;word-break:break-all} .bad img{border:3px solid #d33}
 .bad figcaption{color:#b00} .note{color:#8a5a00}
-.paged section.page{display:none} .paged section.page.shown{display:block}
-nav.pages{margin:10px 0;display:none} .paged nav.pages{display:block}
-nav.pages a{margin-right:6px} nav.pages a.current{font-weight:bold}
+nav.pages{margin:10px 0} nav.pages a{margin-right:8px} nav.pages a.current{font-weight:bold}
 """
 
-# Shows one section at a time, chosen by the address's #p<N>; every section stays in the file.
+# Shows one section at a time, chosen by the address's #p<N>. Sections after the first are inert
+# <template>s (parsed, never rendered, their images never requested) until they are chosen, so a
+# 10,000-product report opens about as fast as a 100-product one.
 _SCRIPT = """
 (function(){
-  var pages=document.querySelectorAll('section.page'); if(pages.length<2) return;
-  document.body.classList.add('paged');
-  var navs=document.querySelectorAll('nav.pages');
+  var first=document.getElementById('p1'), later=document.querySelectorAll('template.page');
+  var view=document.getElementById('view'), navs=document.querySelectorAll('nav.pages');
+  if(!first||!later.length) return;
+  var sizes=[first.querySelectorAll('.sku').length];
+  later.forEach(function(t){sizes.push(t.content.querySelectorAll('.sku').length);});
   function show(){
-    var m=/^#p(\\d+)$/.exec(location.hash), n=m?Math.min(+m[1],pages.length):1;
-    pages.forEach(function(s,i){s.classList.toggle('shown',i===n-1);});
+    var m=/^#p(\\d+)$/.exec(location.hash), n=m?Math.max(1,Math.min(+m[1],sizes.length)):1;
+    first.hidden=n!==1; view.textContent='';
+    if(n>1) view.appendChild(later[n-2].content.cloneNode(true));
     navs.forEach(function(nav){
-      nav.textContent='';
-      for(var i=1;i<=pages.length;i++){
-        var a=document.createElement('a'); a.href='#p'+i; a.textContent=pages[i-1].dataset.label;
-        if(i===n) a.className='current'; nav.appendChild(a);
-      }
+      nav.textContent=''; var start=1;
+      sizes.forEach(function(size,i){
+        var a=document.createElement('a'); a.href='#p'+(i+1); a.textContent=start+'-'+(start+size-1);
+        if(i===n-1) a.className='current'; nav.appendChild(a); start+=size;
+      });
     });
   }
   window.addEventListener('hashchange',function(){show(); window.scrollTo(0,0);}); show();
@@ -91,7 +94,7 @@ decoding="async" alt="{{ f.label }}" src="{{ f.src }}"></a><figcaption>{{ f.labe
 {% for c in f.rec.checks %}<br>&#10007; {{ c }}{% endfor %}</figcaption></figure>
 {%- endfor %}</div>{% for n in p.notes %}<div class="note">{{ n }}</div>{% endfor %}</div>""",
     "section.html": """
-<section class="page" id="p{{ number }}" data-label="{{ label }}"><h3>products {{ label }}</h3>""",
+{% if number > 1 %}<template class="page">{% endif %}<section class="page" id="p{{ number }}">""",
 }
 _jinja = Environment(loader=DictLoader(_TEMPLATES), autoescape=True, keep_trailing_newline=False)
 
@@ -146,16 +149,19 @@ class ReportWriter:
         if not p.outputs:
             return
         if self._cards_written % PAGE_PRODUCTS == 0:
-            if self._cards_written:
-                self._cards.write("\n</section>")
-            first = self._cards_written + 1
+            self._cards.write(self._end_section())
             number = self._cards_written // PAGE_PRODUCTS + 1
-            self._cards.write(_jinja.get_template("section.html").render(
-                number=number, label=f"{first}-{first + PAGE_PRODUCTS - 1}"))
+            self._cards.write(_jinja.get_template("section.html").render(number=number))
         figures = [self._figure(rec) for rec in p.outputs]
         card = _jinja.get_template("card.html").render(p=p, figures=figures, index=self._cards_written)
         self._cards.write(card)
         self._cards_written += 1
+
+    def _end_section(self) -> str:
+        """Closes the section being written: the first is plain HTML, later ones are templates."""
+        if not self._cards_written:
+            return ""
+        return "\n</section>" if self._cards_written <= PAGE_PRODUCTS else "\n</section></template>"
 
     def _figure(self, rec: OutputRecord) -> dict:
         """The thumbnail is named by the output's checksum, so a rerun finds it and makes none."""
@@ -184,11 +190,12 @@ class ReportWriter:
                 staged.copy_from(self._failures)
                 staged.write("\n</table>")
             staged.write(f"\n<h2>Products</h2><p>{self._cards_written} products with files.</p>"
-                         "<nav class='pages'></nav>")
+                         f"<noscript>Without JavaScript only the first {PAGE_PRODUCTS} show; all are in "
+                         "manifest.csv.</noscript><nav class='pages'></nav>")
             staged.copy_from(self._cards)
-            if self._cards_written:
-                staged.write("\n</section>")
-            staged.write(f"\n<nav class='pages'></nav><script>{_SCRIPT}</script>\n</body></html>")
+            staged.write(self._end_section())
+            staged.write(f"\n<div id='view'></div><nav class='pages'></nav><script>{_SCRIPT}</script>"
+                         "\n</body></html>")
         except BaseException:
             staged.discard()
             raise

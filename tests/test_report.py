@@ -53,7 +53,7 @@ def test_every_value_is_escaped_and_cached_values_are_checked(tmp_path):
     assert 'href="./javascript:alert(3)"' in html and "passwd" not in html  # bad checksum: no thumbnail
     assert not (tmp_path / "thumbs").exists()  # the outputs are missing: links, no thumbnails
     assert len(re.findall(r'<section class="page" id="p\d+"', html)) == 3
-    assert html.count("</section>") == 3 and html.endswith("</html>")
+    assert html.count("</section>") == 3 and html.count("</template>") == 2 and html.endswith("</html>")
     # The notes at the top say which SKUs they are about.
     head = html[: html.index("<h2>Products</h2>")]
     assert "SKU P0&#34;&gt;&lt;img src=x onerror=alert(0)&gt;, P2" in head
