@@ -26,14 +26,15 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install 
 
 
 @pytest.fixture
-def served(tmp_path):
-    """(base URL, run folder) of the review app over a small run, served in a thread."""
+def served(tmp_path, request):
+    """(base URL, run folder) of the review app over a small run, served in a thread; an indirect
+    parameter names the run's segmenter (default classic)."""
     import uvicorn
 
     from orchestrator.review.server import create_app
 
     out = tmp_path / "run"
-    make_run(out)
+    make_run(out, backend=getattr(request, "param", "classic"))
     server = uvicorn.Server(uvicorn.Config(create_app(out), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -78,6 +79,8 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
     assert page.locator("section.product").count() == 4
     assert "does not look like a studio shot" in page.locator("section[data-sku='D'] .warnings").inner_text()
 
+    page.fill("#reviewer", "Dana")
+    page.dispatch_event("#reviewer", "change")
     for key in ("A/cutout.png", "A/packshot-white.png"):
         fig = _figure(page, key)
         fig.locator("input.reason").fill("clean edges")
@@ -115,6 +118,7 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
     assert set(review["outputs"]) == {"A/cutout.png", "A/packshot-white.png", "B/cutout.png", "D/cutout.png"}
     assert review["outputs"]["A/cutout.png"]["status"] == "approved"
     assert review["outputs"]["A/cutout.png"]["reason"] == "clean edges"
+    assert review["outputs"]["A/cutout.png"]["reviewer"] == "Dana"
     b = review["outputs"]["B/cutout.png"]
     assert b["status"] == "rejected" and b["reason"] == "kept the table top" and b["sku"] == "B"
     expected = (0.25 * PHOTO[0], 0.2 * PHOTO[1], 0.75 * PHOTO[0], 0.8 * PHOTO[1])
@@ -140,6 +144,26 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
     assert keys == ["A/cutout.png", "A/packshot-white.png"]
     csv_keys = [line.split(",")[7] for line in (out / "approved.csv").read_text().splitlines()[1:]]
     assert csv_keys == keys
+
+
+@pytest.mark.parametrize("served", ["sam"], indirect=True)
+def test_include_and_exclude_points_when_the_run_used_sam(served, page):
+    base, out = served
+    page.goto(base + "/")
+    photo = page.locator("section[data-sku='A'] figure.source img")
+    photo.wait_for()
+    r = photo.bounding_box()
+    page.mouse.click(r["x"] + r["width"] / 2, r["y"] + r["height"] / 2)
+    page.keyboard.down("Shift")
+    page.mouse.click(r["x"] + 0.1 * r["width"], r["y"] + 0.1 * r["height"])
+    page.keyboard.up("Shift")
+    assert page.locator("section[data-sku='A'] .point").count() == 2
+    cutout = _figure(page, "A/cutout.png")
+    cutout.locator("button.reject").click()
+    cutout.locator(".decision[data-saved='rejected']").wait_for()
+    points = _review(out)["outputs"]["A/cutout.png"]["correction"]["points"]
+    assert [p["include"] for p in points] == [True, False]
+    assert abs(points[0]["x"] - PHOTO[0] / 2) <= 1 and abs(points[1]["y"] - 0.1 * PHOTO[1]) <= 1
 
 
 def test_only_the_runs_images_are_served(served):

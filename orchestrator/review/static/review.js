@@ -7,6 +7,9 @@
   const takesPoints = body.dataset.takesPoints === "yes";
   const list = document.getElementById("products");
   const filters = document.getElementById("filters");
+  const reviewer = document.getElementById("reviewer");
+  reviewer.value = localStorage.getItem("packshot-reviewer") || "";
+  reviewer.addEventListener("change", () => localStorage.setItem("packshot-reviewer", reviewer.value));
   let offset = 0;
 
   function el(tag, attrs, ...children) {
@@ -197,7 +200,8 @@
   async function send(sku, key, status, reason, correction, state, error) {
     error.textContent = "";
     try {
-      const saved = await api("POST", "/api/decisions", { sku, key, status, reason, correction });
+      const who = reviewer.value.trim() || null;
+      const saved = await api("POST", "/api/decisions", { sku, key, status, reason, correction, reviewer: who });
       state.textContent = decisionLabel(saved);
       state.dataset.saved = saved.status;
     } catch (exc) {
