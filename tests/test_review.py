@@ -18,6 +18,7 @@ from orchestrator.review.decisions import (
     load_review,
 )
 from orchestrator.review.server import create_app
+from packshot.manifest import RunManifest
 from packshot.storage import LocalStorage
 from tests.review_run import make_run
 
@@ -65,7 +66,8 @@ def test_export_lists_approved_outputs_an_output_decision_overriding_its_skus(tm
     assert [(p["sku"], [o["key"] for o in p["outputs"]]) for p in approved["products"]] == [
         ("A", ["A/cutout.png"]), ("B", ["B/packshot-white.png"])]
     assert "approved outputs only" in approved["notes"][0]
-    assert set(store.review.rejected_skus()) == {"A", "D"}
+    manifest = RunManifest.model_validate_json((tmp_path / "manifest.json").read_text())
+    assert store.review.to_redo(manifest) == ["A", "D"]
     assert store.undo("D", "D/cutout.png") and not store.undo("D", "D/cutout.png")
 
 
@@ -108,3 +110,37 @@ def test_points_are_taken_when_the_run_used_sam(tmp_path):
                                               "correction": {"box": [1, 1, 5, 5]}})
     assert fit.status_code == 422 and "correct a cutout" in fit.json()["detail"]
     assert 'data-takes-points="yes"' in client.get("/").text
+
+
+def test_a_rerun_lapses_decisions_but_keeps_corrections(tmp_path):
+    """Decisions hold for the file the reviewer saw; a redone file is undecided, while the box and
+    the seed offset stay for every later run into the folder."""
+    make_run(tmp_path)
+    client = TestClient(create_app(tmp_path), base_url="http://127.0.0.1")
+
+    def reject(key, correction):
+        sku = key.split("/")[0]
+        r = client.post("/api/decisions", json={"sku": sku, "key": key, "status": "rejected",
+                                                "correction": correction})
+        assert r.status_code == 200, r.text
+
+    reject("B/cutout.png", {"box": [2, 3, 40, 50]})
+    reject("B/packshot-white.png", {"new_seed": True})
+    reject("B/packshot-white.png", {"new_seed": True})
+    review = load_review(LocalStorage(tmp_path))[0]
+    assert review.corrections["B"].bbox == (2, 3, 40, 50) and review.corrections["B"].seed_offset == 2
+    manifest = RunManifest.model_validate_json((tmp_path / "manifest.json").read_text())
+    assert review.to_redo(manifest) == ["B"]
+    assert review.outputs["B/cutout.png"].basis == manifest.products[1].outputs[0].sha256
+
+    # The rerun wrote new files for B: its decisions lapse, its corrections stay.
+    for o in manifest.products[1].outputs:
+        o.sha256 = "f" * 64
+    assert review.to_redo(manifest) == []
+    (tmp_path / "manifest.json").write_text(manifest.model_dump_json())
+    os.utime(tmp_path / "manifest.json", (2, 2))
+    b = client.get("/api/products", params={"q": "B"}).json()["items"][0]
+    assert b["decision"] == "undecided" and all(o["decision"] is None for o in b["outputs"])
+    client.post("/api/decisions", json={"sku": "B", "key": "B/cutout.png", "status": "approved"})
+    review = load_review(LocalStorage(tmp_path))[0]
+    assert review.corrections["B"].bbox == (2, 3, 40, 50) and review.corrections["B"].seed_offset == 2

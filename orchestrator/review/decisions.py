@@ -1,9 +1,14 @@
 """A merchant's review of a run: ``review.json`` in the run folder, and the approved-only manifest.
 
 ``review.json`` holds one :class:`Decision` per output key (``SKU/cutout.png``) and optionally one
-per SKU (for all of its outputs at once). An output's own decision wins over its SKU's. A rejected
-cutout may carry a :class:`Correction`: a box ``x0,y0,x1,y1`` in source-photo pixels (it becomes the
-product's ``bbox`` on the rerun), include/exclude points (SAM), or a request for a new seed.
+per SKU (for all of its outputs at once). An output's own decision wins over its SKU's. A decision is
+about what the reviewer saw: its ``basis`` is the output's checksum (the product's content key for a
+SKU decision), so once a rerun replaces the file the old decision no longer applies to it.
+
+A rejected output may carry a :class:`Correction`: a box ``x0,y0,x1,y1`` in source-photo pixels,
+include/exclude points (SAM), or a request for a new seed. Corrections are also kept per SKU in
+``corrections`` (:class:`ProductCorrection`), where approving the redone image does not erase them:
+every later run into the folder keeps the corrected box and seed.
 
 The file is written atomically through :class:`packshot.storage.Storage`; a damaged file is read as
 no decisions with a note (never a crash) and kept aside as ``review.damaged-<time>.json`` before the
@@ -20,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from packshot.manifest import ProductResult, RunManifest, manifest_csv
+from packshot.manifest import OutputRecord, ProductResult, RunManifest, manifest_csv
 from packshot.storage import Storage
 
 REVIEW_KEY = "review.json"
@@ -81,6 +86,8 @@ class Decision(BaseModel):
     reviewer: str | None = Field(None, max_length=200)
     decided_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     correction: Correction | None = None
+    basis: str | None = Field(None, description="the output's sha256 (the product's content key for a "
+                              "SKU decision) when decided; the decision lapses when that changes")
 
     @model_validator(mode="after")
     def _check(self) -> Decision:
@@ -91,6 +98,25 @@ class Decision(BaseModel):
         return self
 
 
+class ProductCorrection(BaseModel):
+    """What the runs into this folder change for one SKU, gathered from its rejections."""
+
+    bbox: tuple[int, int, int, int] | None = Field(None, description="replaces the catalog's box")
+    points: list[Point] | None = None
+    seed_offset: int = Field(0, ge=0, description="added to the brand seed of generated images")
+    updated: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def merged(self, c: Correction) -> ProductCorrection:
+        update: dict = {"updated": datetime.now(UTC)}
+        if c.box is not None:
+            update |= {"bbox": c.box, "points": None}
+        if c.points:
+            update |= {"points": c.points, "bbox": None}
+        if c.new_seed:
+            update["seed_offset"] = self.seed_offset + 1
+        return self.model_copy(update=update)
+
+
 class ReviewFile(BaseModel):
     """The contents of ``review.json``."""
 
@@ -98,17 +124,25 @@ class ReviewFile(BaseModel):
     updated: datetime | None = None
     outputs: dict[str, Decision] = Field(default_factory=dict, description="by output key")
     products: dict[str, Decision] = Field(default_factory=dict, description="by SKU, for all its outputs")
+    corrections: dict[str, ProductCorrection] = Field(default_factory=dict, description="by SKU")
 
-    def decision_for(self, sku: str | None, key: str) -> Decision | None:
-        return self.outputs.get(key) or (self.products.get(sku) if sku is not None else None)
+    def decision_for(self, p: ProductResult, o: OutputRecord) -> Decision | None:
+        """The decision that holds for output ``o`` of ``p`` as it is now, if any."""
+        d = self.outputs.get(o.key)
+        if d is not None and d.basis in (None, o.sha256):
+            return d
+        d = self.products.get(p.sku) if p.sku is not None else None
+        return d if d is not None and d.basis in (None, p.key) else None
 
-    def rejected_skus(self) -> dict[str, list[Decision]]:
-        """SKU -> its rejected decisions (what ``--from-review`` redoes)."""
-        out: dict[str, list[Decision]] = {}
-        for d in [*self.products.values(), *self.outputs.values()]:
-            if d.status == "rejected":
-                out.setdefault(d.sku, []).append(d)
-        return out
+    def product_decision(self, p: ProductResult) -> Decision | None:
+        d = self.products.get(p.sku) if p.sku is not None else None
+        return d if d is not None and d.basis in (None, p.key) else None
+
+    def to_redo(self, manifest: RunManifest) -> list[str]:
+        """SKUs, in catalog order, with a rejection that holds for their current outputs."""
+        return [p.sku for p in manifest.products if p.sku is not None and (
+            any((d := self.decision_for(p, o)) and d.status == "rejected" for o in p.outputs)
+            or ((d := self.product_decision(p)) is not None and d.status == "rejected"))]
 
 
 def load_review(storage: Storage) -> tuple[ReviewFile, str | None]:
@@ -140,6 +174,7 @@ class ReviewStore:
         self._damaged = self.note is not None
 
     def decide(self, decision: Decision) -> Decision:
+        """Record ``decision`` (its ``basis`` set by the caller) and save the file."""
         with self._lock:
             if self._damaged:  # keep the merchant's unreadable file rather than overwrite it
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -147,6 +182,9 @@ class ReviewStore:
                 self._damaged = False
             table = self.review.outputs if decision.key is not None else self.review.products
             table[decision.key if decision.key is not None else decision.sku] = decision
+            if decision.correction is not None:
+                before = self.review.corrections.get(decision.sku, ProductCorrection())
+                self.review.corrections[decision.sku] = before.merged(decision.correction)
             save_review(self.storage, self.review)
             return decision
 
@@ -162,7 +200,7 @@ class ReviewStore:
 def approved_products(manifest: RunManifest, review: ReviewFile) -> Iterator[ProductResult]:
     """Each product with only its approved outputs; products with none approved are left out."""
     for p in manifest.products:
-        kept = [o for o in p.outputs if (d := review.decision_for(p.sku, o.key)) and d.status == "approved"]
+        kept = [o for o in p.outputs if (d := review.decision_for(p, o)) and d.status == "approved"]
         if kept:
             yield p.model_copy(update={"outputs": kept})
 

@@ -72,6 +72,14 @@ class RunIndex:
         cutout = next((o for o in product.outputs if o.kind == "cutout"), None) if product else None
         return (cutout.width, cutout.height) if cutout else None
 
+    def basis(self, d: Decision) -> str | None:
+        """What ``d`` is about as it is now: the output's checksum, or the product's content key."""
+        if d.key is not None:
+            rec = self.output(d.sku, d.key)
+            return rec.sha256 if rec else None
+        product = self.by_sku.get(d.sku)
+        return product.key if product else None
+
     def check(self, d: Decision) -> str | None:
         """None when ``d`` is about this run's products and its correction fits, else what is wrong."""
         if d.sku not in self.by_sku:
@@ -127,9 +135,9 @@ def _has_warning(p: ProductResult, kind: str) -> bool:
 
 def product_decision(p: ProductResult, review: ReviewFile) -> str:
     """rejected when any output is, approved when every output is, else undecided."""
-    states = [d.status if (d := review.decision_for(p.sku, o.key)) else None for o in p.outputs]
+    states = [d.status if (d := review.decision_for(p, o)) else None for o in p.outputs]
     if not states:
-        d = review.products.get(p.sku) if p.sku else None
+        d = review.product_decision(p)
         return d.status if d else "undecided"
     if "rejected" in states:
         return "rejected"

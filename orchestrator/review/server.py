@@ -62,7 +62,7 @@ def _product_json(p: ProductResult, state: ReviewState, index: RunIndex) -> dict
     size = index.photo_size(p.sku) if p.sku else None
     outputs = []
     for o in p.outputs:
-        d = review.decision_for(p.sku, o.key)
+        d = review.decision_for(p, o)
         thumb = thumb_key(state.storage, o)
         outputs.append({
             "key": o.key, "kind": o.kind, "preset": o.preset, "variant": o.variant, "scene": o.scene,
@@ -127,9 +127,11 @@ def create_app(out_dir: str | Path, host: str = DEFAULT_HOST) -> FastAPI:
             decision = Decision(**body.model_dump())
         except ValidationError as exc:
             raise HTTPException(422, str(exc.errors()[0]["msg"])) from None
-        problem = state.index.check(decision)
+        index = state.index
+        problem = index.check(decision)
         if problem:
             raise HTTPException(422, problem)
+        decision.basis = index.basis(decision)
         return state.store.decide(decision).model_dump(mode="json")
 
     @app.delete("/api/decisions")
