@@ -15,9 +15,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from packshot.manifest import OutputRecord, ProductResult, RunManifest, RunTally, write_manifest
-from packshot.report import write_report
+from orchestrator.manifest import RunTally
+from orchestrator.report import write_report
+from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.storage import LocalStorage
+from tests.review_run import write_manifest
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from packshot.manifest import OutputRecord, ProductResult, RunManifest, write_manifest
+from orchestrator.manifest import ManifestWriter
+from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.storage import LocalStorage
 
 PHOTO = (80, 60)  # source photo size in pixels (the cutout's size)
@@ -28,6 +29,14 @@ def _record(storage: LocalStorage, sku: str, kind: str, name: str, data: bytes, 
     return OutputRecord(sku=sku, kind=kind, key=key, uri=uri, format="PNG", width=size[0], height=size[1],
                         bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), source_file="cat.csv",
                         source_line=2, **kw)
+
+
+def write_manifest(storage: LocalStorage, manifest: RunManifest) -> None:
+    """``manifest.json`` and ``manifest.csv`` of a manifest held in memory."""
+    with ManifestWriter(storage) as writer:
+        for product in manifest.products:
+            writer.add(product)
+        writer.publish(manifest.model_copy(update={"products": []}))
 
 
 def make_run(out: Path, backend: str = "classic") -> RunManifest:

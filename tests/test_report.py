@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from packshot.manifest import OutputRecord, ProductResult, RunManifest, RunTally
-from packshot.report import PAGE_PRODUCTS, write_report
+from orchestrator.manifest import RunTally
+from orchestrator.report import PAGE_PRODUCTS, write_report
+from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.storage import LocalStorage
 from tests.review_run import make_run
 

@@ -18,7 +18,7 @@ from orchestrator.review.decisions import (
     load_review,
 )
 from orchestrator.review.server import create_app
-from packshot.manifest import RunManifest
+from packshot.schemas.results import RunManifest
 from packshot.storage import LocalStorage
 from tests.review_run import make_run
 

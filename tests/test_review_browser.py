@@ -185,7 +185,7 @@ def test_only_the_runs_images_are_served(served):
 
 
 def test_the_report_shows_one_section_at_a_time(tmp_path, page):
-    from packshot.report import PAGE_PRODUCTS, write_report
+    from orchestrator.report import PAGE_PRODUCTS, write_report
     from tests.test_report import _hostile
 
     manifest = make_run(tmp_path)

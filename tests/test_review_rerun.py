@@ -8,7 +8,7 @@ import pytest
 from orchestrator.review.decisions import Decision, ReviewStore
 from orchestrator.review.rerun import NOT_CHOSEN, carried_over, check_skus, make_plan, with_seed_offset
 from packshot.errors import PackshotError
-from packshot.manifest import ProductResult
+from packshot.schemas.results import ProductResult
 from packshot.storage import LocalStorage
 from packshot.types import Product
 from tests.review_run import make_run
@@ -62,7 +62,7 @@ def test_products_not_chosen_keep_their_previous_result(tmp_path):
 
 
 def test_seed_offset_moves_every_brand_seed():
-    from stages.lifestyle import BrandStyle
+    from packshot.schemas.brand import BrandStyle
 
     brand = BrandStyle.model_validate({"name": "b", "seed": 7, "seeds": [1, 2],
                                        "scene_prompts": ["a {title} on a table"]})

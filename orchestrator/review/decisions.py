@@ -25,7 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from packshot.manifest import OutputRecord, ProductResult, RunManifest, manifest_csv
+from orchestrator.manifest import manifest_csv
+from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.storage import Storage
 
 REVIEW_KEY = "review.json"

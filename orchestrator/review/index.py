@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.report import thumb_key as report_thumb_key
 from orchestrator.review.decisions import Correction, Decision, ReviewFile, valid_key
-from packshot.manifest import OutputRecord, ProductResult, RunManifest
-from packshot.report import thumb_key as report_thumb_key
+from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.storage import LocalStorage
 
 SHA = re.compile(r"[0-9a-f]{64}")

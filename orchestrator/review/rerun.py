@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.review.decisions import REVIEW_KEY, ProductCorrection, load_review
 from packshot.errors import PackshotError
-from packshot.manifest import ProductResult, RunManifest
+from packshot.schemas.results import ProductResult, RunManifest
 from packshot.storage import Storage, open_storage
 from packshot.types import Product
 

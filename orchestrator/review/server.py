@@ -21,7 +21,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from orchestrator.review.decisions import Correction, Decision, DecisionStatus, ReviewStore, export_approved
 from orchestrator.review.index import SHA, RunIndex, product_decision, thumb_key, warnings_of
-from packshot.manifest import ProductResult
+from packshot.schemas.results import ProductResult
 from packshot.storage import LocalStorage
 
 HERE = Path(__file__).parent
