@@ -80,6 +80,13 @@ def run(
     presets: Annotated[list[str] | None, typer.Option(help="export presets, comma-separated")] = None,
     batch_size: Annotated[int | None, typer.Option(help="products per task")] = None,
     limit: Annotated[int | None, typer.Option(help="only the first N products")] = None,
+    sku: Annotated[list[str] | None, typer.Option(
+        help="redo only this SKU (repeat or comma-separate); the others keep their outputs")] = None,
+    force: Annotated[bool, typer.Option(help="redo the chosen products even when nothing changed")] = False,
+    from_review: Annotated[str | None, typer.Option(
+        help="a reviewed run folder: redo its rejected products (corrected box or new seed)")] = None,
+    fail_on_review: Annotated[bool, typer.Option(
+        help="exit 1 when any product needs review (a doubtful cutout)")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ):
     """Process a catalog through the Prefect flow and show progress."""
@@ -96,12 +103,15 @@ def run(
     total = None if parsed is None else min(len(parsed.products), limit) if limit else len(parsed.products)
     options = RunOptions(
         catalog=catalog,
-        out=out or f"out/{_run_name(catalog)}",
+        out=out or from_review or f"out/{_run_name(catalog)}",
         brand=brand,
         stages=_split(stages) or list(DEFAULT_STAGES),
         presets=_split(presets),
         batch_size=batch_size,
         limit=limit,
+        skus=_split(sku),
+        force=force,
+        from_review=from_review,
     )
     if parsed is not None and parsed.errors:
         err.print(
@@ -120,27 +130,30 @@ def run(
         task_id = bar.add_task("products", total=total, last="starting (first run sets up Prefect)")
 
         def advance(result):
-            mark = {"done": "[green]ok", "skipped": "[cyan]cached", "failed": "[red]failed"}.get(
-                result.status, ""
-            )
+            mark = {"done": "[green]ok", "skipped": "[cyan]cached", "failed": "[red]failed",
+                    "needs_review": "[yellow]review"}.get(result.status, "")
             bar.update(task_id, advance=1, last=f"{mark}[/] {result.sku}")
 
         with progress.listening(advance):
             summary = catalog_run(options)
     _print_summary(summary)
-    if summary["counts"]["failed"] or summary["counts"]["invalid"]:
+    counts = summary["counts"]
+    if counts["failed"] or counts["invalid"] or (fail_on_review and counts["needs_review"]):
         raise typer.Exit(1)
 
 
 def _print_summary(summary: dict) -> None:
     c = summary["counts"]
     console.print(
-        f"\n[bold]done {c['done']}[/], skipped (unchanged) {c['skipped']}, "
+        f"\n[bold]done {c['done']}[/], [yellow]needs review {c['needs_review']}[/], "
+        f"skipped (unchanged) {c['skipped']}, "
         f"[red]failed {c['failed']}[/], invalid rows {c['invalid']}; {c['outputs']} files, "
         f"{c['failed_checks']} failed marketplace checks"
     )
-    if c["failed"] or c["invalid"] or c["failed_checks"]:
+    if c["failed"] or c["invalid"] or c["failed_checks"] or c["needs_review"]:
         _print_problems(summary["output"])
+    if c["needs_review"]:
+        console.print(f"review them:   [bold]packshot review {summary['output']}[/]", soft_wrap=True)
     console.print(f"results:       {summary['output']}")
     console.print(f"manifest:      {summary['manifest']}  (and {summary['manifest_csv']})")
     console.print(f"contact sheet: [bold]{summary['report']}[/]")
@@ -158,6 +171,9 @@ def _print_problems(output: str, shown: int = 20) -> None:
     for row in csv.DictReader(io.StringIO(text)):
         if row["status"] in ("failed", "invalid") and row["error"]:
             problems.append(f"{row['source_file']}:{row['source_line']} {row['sku']}: {row['error']}")
+        elif row["status"] == "needs_review" and row["review_reasons"]:
+            problems.append(f"{row['source_file']}:{row['source_line']} {row['sku']}: needs review: "
+                            f"{row['review_reasons']}")
         elif row["checks"]:
             problems.append(f"{row['key']}: fails {row['preset']} checks: {row['checks']}")
     unique = list(dict.fromkeys(problems))
@@ -165,6 +181,23 @@ def _print_problems(output: str, shown: int = 20) -> None:
         err.print(f"- {line}", style="red", highlight=False, markup=False, soft_wrap=True)
     if len(unique) > shown:
         err.print(f"... and {len(unique) - shown} more: see the contact sheet or manifest.csv")
+
+
+@app.command()
+@friendly
+def review(
+    out: Annotated[Path, typer.Argument(help="a run's output folder (it holds manifest.json)")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
+    host: Annotated[str, typer.Option(help="address to bind; keep the default 127.0.0.1")] = "127.0.0.1",
+):
+    """Review a run in the browser: approve or reject each image, correct boxes, export the approved."""
+    if not (out / "manifest.json").is_file():
+        raise PackshotError(f"{out} has no manifest.json: give the --out folder of a finished `packshot run` "
+                            "(S3 runs: copy the folder locally first)")
+    from orchestrator.review.server import serve
+
+    console.print(f"reviewing {out}: open [bold]http://{host}:{port}/[/] (Ctrl+C to stop)")
+    serve(out, host=host, port=port)
 
 
 @app.command()

@@ -36,10 +36,11 @@ def new_run_id() -> str:
 
 def publish_artifacts(summary: RunSummary) -> None:
     create_table_artifact(key="packshot-results", table=summary.tally.rows,
-                          description=f"per-product results: the first {TABLE_ROWS} products, then failures")
+                          description=f"per-product results: the first {TABLE_ROWS} products, then failures "
+                          "and products that need review")
     create_markdown_artifact(key="packshot-summary", markdown=summary.markdown)
-    get_run_logger().info("done %(done)d, skipped %(skipped)d, failed %(failed)d, invalid rows %(invalid)d",
-                          summary.counts)
+    get_run_logger().info("done %(done)d, needs review %(needs_review)d, skipped %(skipped)d, "
+                          "failed %(failed)d, invalid rows %(invalid)d", summary.counts)
 
 
 @flow(name="packshot-catalog", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)

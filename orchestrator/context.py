@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.options import RunOptions
+from orchestrator.review.rerun import RerunPlan, make_plan, with_seed_offset
 from orchestrator.settings import Settings, get_settings
 from packshot.cache import StageCache
 from packshot.config import resolve_device
@@ -34,6 +35,7 @@ class RunContext:
     brands: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # the generator's LoRA state is shared
     _s3: object | None = None
+    rerun: RerunPlan = field(default_factory=RerunPlan)  # --sku, --force, --from-review, review corrections
 
     def brand(self, name: str | None):
         if not name:
@@ -43,6 +45,12 @@ class RunContext:
 
             self.brands[name] = load_brand_style(name, self.settings.brand_styles_dir)
         return self.brands[name]
+
+    def product_brand(self, product):
+        """The brand style ``product`` is rendered with: its own or the run's, with the seeds moved
+        by the product's reviews ("new seed")."""
+        brand = self.brand(product.brand_style or self.options.brand)
+        return with_seed_offset(brand, self.rerun.seed_offset(product.sku))
 
     def backends(self) -> dict[str, str]:
         out = {"segment": self.segmenter.name}
@@ -132,4 +140,5 @@ def _build_context(options: RunOptions, settings: Settings) -> RunContext:
         base_dir=Path(options.catalog).resolve().parent, device=device,
         presets=all_presets, segmenter=get_segmenter(settings.segment, device), generator=generator,
         cache=StageCache(storage) if settings.orchestration.stage_cache else None,
+        rerun=make_plan(options.skus, options.force, options.from_review, storage),
     )

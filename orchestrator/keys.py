@@ -26,7 +26,7 @@ def safe_dirname(sku: str) -> str:
 
 def product_key(product: Product, image_sha: str, ctx: RunContext) -> str:
     opts = ctx.options
-    brand = ctx.brand(product.brand_style or opts.brand)
+    brand = ctx.product_brand(product)
     presets = [ctx.presets[n].model_dump() for n in (opts.presets or ctx.settings.export.presets)]
     mask_sha = None
     if product.recolor_mask:

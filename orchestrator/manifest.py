@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from packshot.schemas.results import ProductResult, RunManifest
 from packshot.storage import Storage
 
-COUNT_KEYS = ("done", "skipped", "failed", "invalid", "outputs", "failed_checks")
+COUNT_KEYS = ("done", "needs_review", "skipped", "failed", "invalid", "outputs", "failed_checks")
 MAX_RUN_NOTES = 50  # distinct product notes repeated at the top of the manifest and report
 NOTE_SKUS = 5  # SKUs named beside each of those notes (then "and N more")
 TABLE_ROWS = 200  # rows of the Prefect table artifact: the first products, then failures up to as many again
@@ -36,9 +36,10 @@ class RunTally:
         self.notes: dict[str, list[str]] = {}  # note -> the first NOTE_SKUS SKUs it is about
         self.note_counts: dict[str, int] = {}  # note -> how many products it is about
         self.more_notes = 0
-        self.rows: list[dict] = []  # first TABLE_ROWS products, then failures only
+        self.rows: list[dict] = []  # first TABLE_ROWS products, then failures and products to review
         self.failures: list[ProductResult] = []  # the first TABLE_ROWS failed or invalid products
         self.problems = 0
+        self.to_review: list[ProductResult] = []  # the first TABLE_ROWS products that need review
 
     def add(self, result: ProductResult) -> None:
         self.count[result.status] += 1
@@ -62,9 +63,13 @@ class RunTally:
         listed_failure = problem and len(self.failures) < TABLE_ROWS
         if listed_failure:
             self.failures.append(result)
-        if len(self.rows) < TABLE_ROWS or listed_failure:
+        listed_review = result.status == "needs_review" and len(self.to_review) < TABLE_ROWS
+        if listed_review:
+            self.to_review.append(result)
+        if len(self.rows) < TABLE_ROWS or listed_failure or listed_review:
             self.rows.append({"sku": result.sku, "status": result.status, "outputs": len(result.outputs),
-                              "failed_checks": failed_checks, "error": result.error or ""})
+                              "failed_checks": failed_checks, "error": result.error or "",
+                              "review": "; ".join(result.review_reasons)})
 
     def counts(self) -> dict[str, int]:
         return dict(self.count)
@@ -182,6 +187,7 @@ CSV_COLUMNS = [
     "generated",
     "checks",
     "error",
+    "review_reasons",
     "source_file",
     "source_line",
 ]
@@ -193,6 +199,7 @@ def _csv_rows(p: ProductResult) -> Iterator[dict]:
         "sku": p.sku or "",
         "status": p.status,
         "error": p.error or "",
+        "review_reasons": "; ".join(p.review_reasons),
         "source_file": p.source_file,
         "source_line": p.source_line,
     }

@@ -35,3 +35,9 @@ class RunOptions(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="products per task; default from settings")
     limit: int | None = Field(None, ge=1, description="process only the first N products")
     video: VideoOptions | None = Field(None, description="ad clip options (with the video stage)")
+    skus: list[str] | None = Field(None, description="redo only these SKUs; the others keep their outputs")
+    force: bool = Field(False, description="redo the chosen products even when nothing changed")
+    from_review: str | None = Field(
+        None, description="a reviewed run folder: redo its rejected products with the corrected box or a "
+        "new seed, leave the approved ones untouched",
+    )

@@ -32,6 +32,7 @@ from orchestrator.context import RunContext, get_context
 from orchestrator.incremental import key_from_source, refresh_version
 from orchestrator.keys import product_key, safe_dirname
 from orchestrator.options import RunOptions
+from orchestrator.review.rerun import carried_over
 from orchestrator.writer import ProductWriter
 from packshot import progress
 from packshot.cache import array_sha, content_key
@@ -117,7 +118,11 @@ def _fail(job: _Job, exc: Exception) -> None:
 
 def _load_phase(product: Product, ctx: RunContext) -> _Job:
     """Loader thread: decode the image, compute the content key, finish early if nothing changed."""
+    product = ctx.rerun.corrected(product)  # a box from the review replaces the catalog's
     job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
+    if not ctx.rerun.is_chosen(product.sku):  # --sku / --from-review: the others keep their files
+        job.result = carried_over(product, ctx.storage, job.folder, ctx.rerun)
+        return job
     try:
         if (key := key_from_source(product, job.folder, ctx)) and _reuse_previous(job, key, ctx):
             return job  # the store reports it unchanged: skipped without a download (incremental.py)
@@ -143,12 +148,12 @@ def _load_phase(product: Product, ctx: RunContext) -> _Job:
 def _reuse_previous(job: _Job, key: str, ctx: RunContext) -> bool:
     """Finish ``job`` as skipped when its ``.done.json`` has ``key`` and all its files still exist."""
     done_key = f"{job.folder}/.done.json"
-    if not ctx.storage.exists(done_key):
+    if ctx.rerun.force or not ctx.storage.exists(done_key):
         return False
     previous = ProductResult.model_validate_json(ctx.storage.read_bytes(done_key))
     if previous.key != key or not all(ctx.storage.exists(o.key) for o in previous.outputs):
         return False
-    previous.status = "skipped"
+    previous.status = ctx.rerun.status_of_unchanged(previous)  # doubtful until approved
     previous.notes = [*previous.notes, "unchanged since the last run: reused its outputs"]
     job.key, job.result = key, previous
     return True
@@ -160,7 +165,7 @@ def _compute_phase(job: _Job, ctx: RunContext) -> None:
         job.notes += list(job.loaded.notes)
         job.cutout = _cut_out(job, ctx)
         job.notes += job.cutout.notes
-        brand = ctx.brand(job.product.brand_style or ctx.options.brand)
+        brand = ctx.product_brand(job.product)
         job.rendered = _render_all(job, brand, ctx)
         job.notes += _upscale_notes(job.cutout, job.rendered)
         if "recolor" in ctx.options.stages and job.product.colors:
@@ -195,8 +200,10 @@ def _write_phase(job: _Job, ctx: RunContext) -> ProductResult:
             preview = writer.write_source_preview(job.loaded.rgb)
             if "export" in ctx.options.stages or "recolor" in ctx.options.stages:
                 writer.write_rendered(job.rendered)
+            reasons = list(job.cutout.review_reasons)
             job.result = ProductResult(
-                sku=job.product.sku, status="done", outputs=writer.records, notes=job.notes, key=job.key,
+                sku=job.product.sku, status="needs_review" if reasons else "done", outputs=writer.records,
+                notes=job.notes, key=job.key, review_reasons=reasons,
                 source_file=job.product.source_file, source_line=job.product.source_line,
                 source_version=job.product.source_version, image_sha256=job.loaded.sha256,
                 source_image=job.product.images[0], source_preview=preview,

@@ -19,7 +19,7 @@ from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.storage import Storage
 
 THUMB_PX = 220
-_COUNT_KEYS = ("done", "skipped", "failed", "invalid", "outputs", "failed_checks")
+_COUNT_KEYS = ("done", "needs_review", "skipped", "failed", "invalid", "outputs", "failed_checks")
 PAGE_PRODUCTS = 100  # product cards per section of the report
 MAX_NEW_THUMBS = 4000  # thumbnails made per report; past this, cards show the files themselves (lazily)
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -29,6 +29,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fafaf
 h1{margin:0 0 4px} .meta{color:#666;margin-bottom:16px}
 .counts span{display:inline-block;margin-right:14px;padding:4px 10px;border-radius:12px;background:#eee}
 .counts .failed,.counts .invalid{background:#fde2e1} .counts .done{background:#e2f6e6}
+.counts .needs_review,.sku.needs_review{background:#fff4d6} .review{color:#8a4b00;font-weight:600}
 table{border-collapse:collapse;margin:8px 0 20px} td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
 .sku{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:12px;margin:12px 0;
 content-visibility:auto;contain-intrinsic-size:auto 320px}
@@ -83,9 +84,13 @@ _TEMPLATES = {
     "failure.html": """
 <tr><td>{{ p.source_file }}:{{ p.source_line }}</td><td>{{ p.sku or '' }}</td><td>{{ p.status }}</td>\
 <td>{{ p.error or '' }}</td></tr>""",
+    "review.html": """
+<tr><td>{{ p.source_file }}:{{ p.source_line }}</td><td>{{ p.sku or '' }}</td>\
+<td>{{ p.review_reasons | join('; ') }}</td></tr>""",
     "card.html": """
-<div class="sku" id="sku-{{ index }}"><h3>{{ p.sku or '' }} <small>({{ p.status }}, \
-{{ '%.1f' % p.seconds }} s)</small></h3><div class="grid">
+<div class="sku {{ p.status }}" id="sku-{{ index }}"><h3>{{ p.sku or '' }} \
+<small>({{ p.status.replace('_', ' ') }}, {{ '%.1f' % p.seconds }} s)</small></h3>\
+{% for r in p.review_reasons %}<div class="review">needs review: {{ r }}</div>{% endfor %}<div class="grid">
 {%- for f in figures %}
 <figure{% if f.rec.checks %} class="bad"{% endif %}><a href="{{ f.link }}"><img loading="lazy" \
 decoding="async" alt="{{ f.label }}" src="{{ f.src }}"></a><figcaption>{{ f.label }}<br>\
@@ -139,13 +144,15 @@ class ReportWriter:
 
     def __init__(self, storage: Storage):
         self.storage = storage
-        self._failures, self._cards = chunk_file(), chunk_file()
+        self._failures, self._reviews, self._cards = chunk_file(), chunk_file(), chunk_file()
         self._new_thumbs = 0
         self._cards_written = 0
 
     def add(self, p: ProductResult) -> None:
         if p.status in ("failed", "invalid"):
             self._failures.write(_jinja.get_template("failure.html").render(p=p))
+        if p.status == "needs_review":
+            self._reviews.write(_jinja.get_template("review.html").render(p=p))
         if not p.outputs:
             return
         if self._cards_written % PAGE_PRODUCTS == 0:
@@ -189,6 +196,12 @@ class ReportWriter:
                              "<th>reason</th></tr>")
                 staged.copy_from(self._failures)
                 staged.write("\n</table>")
+            if self._reviews.tell():
+                staged.write("\n<h2>Needs review</h2><p>Cutouts the segmenter doubts: check them "
+                             "(<code>packshot review OUT</code>) before publishing.</p>"
+                             "<table><tr><th>file:line</th><th>sku</th><th>why</th></tr>")
+                staged.copy_from(self._reviews)
+                staged.write("\n</table>")
             staged.write(f"\n<h2>Products</h2><p>{self._cards_written} products with files.</p>"
                          f"<noscript>Without JavaScript only the first {PAGE_PRODUCTS} show; all are in "
                          "manifest.csv.</noscript><nav class='pages'></nav>")
@@ -203,6 +216,7 @@ class ReportWriter:
 
     def close(self) -> None:
         self._failures.close()
+        self._reviews.close()
         self._cards.close()
 
     def __enter__(self) -> ReportWriter:
@@ -228,8 +242,8 @@ def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str) -> s
     lines = [
         f"# packshot run: {header.catalog}",
         "",
-        "| done | skipped | failed | invalid rows | outputs | failed checks |",
-        "|---|---|---|---|---|---|",
+        "| done | needs review | skipped | failed | invalid rows | outputs | failed checks |",
+        "|---|---|---|---|---|---|---|",
         "| " + " | ".join(str(c[k]) for k in _COUNT_KEYS) + " |",
         "",
         f"Output: `{header.output}`  ",
@@ -243,4 +257,10 @@ def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str) -> s
         lines += [f"- `{p.source_file}:{p.source_line}` {p.sku or ''}: {p.error}" for p in tally.failures]
         if tally.problems > len(tally.failures):
             lines.append(f"- and {tally.problems - len(tally.failures)} more: see the manifest")
+    if tally.to_review:
+        lines += ["", "## Needs review", ""]
+        lines += [f"- `{p.source_file}:{p.source_line}` {p.sku or ''}: {'; '.join(p.review_reasons)}"
+                  for p in tally.to_review]
+        if c["needs_review"] > len(tally.to_review):
+            lines.append(f"- and {c['needs_review'] - len(tally.to_review)} more: see the manifest")
     return "\n".join(lines)

@@ -21,6 +21,8 @@ from orchestrator.manifest import ManifestWriter, ResultSpool, RunTally
 from orchestrator.options import RunOptions
 from orchestrator.phases import process_batch
 from orchestrator.report import ReportWriter, summary_markdown
+from orchestrator.review.decisions import REVIEW_KEY
+from orchestrator.review.rerun import check_skus
 from orchestrator.settings import Settings, get_settings
 from packshot.schemas.results import ProductResult, RunManifest
 from packshot.types import Catalog, Product
@@ -65,6 +67,7 @@ def start_run(options: RunOptions, run_id: str, settings: Settings | None = None
     settings = settings or get_settings()
     catalog = read_catalog(options.catalog, settings)
     products = catalog.products[: options.limit] if options.limit else catalog.products
+    check_skus(options.skus, products)
     ctx = get_context(options, settings)
     write_run_snapshot(ctx.storage, catalog, options.catalog, run_id)  # exactly what this run read
     size = options.batch_size or settings.batch_size
@@ -121,14 +124,16 @@ def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
             tally.add(result)
             manifest.add(result)
             report.add(result)
-        header.notes = tally.note_list()
+        header.notes = ctx.rerun.notes + tally.note_list()
+        header.review = REVIEW_KEY if ctx.storage.exists(REVIEW_KEY) else None
         json_uri, csv_uri = manifest.publish(header)
         counts = tally.counts()
         report_uri = report.publish(header, counts)
     spool.remove()
     # S3 outputs: a presigned link a person can open; local outputs: the file's path.
     report_link = report_uri if ctx.storage.local_path("report.html") else ctx.storage.link("report.html")
-    log.info("done %(done)d, skipped %(skipped)d, failed %(failed)d, invalid rows %(invalid)d", counts)
+    log.info("done %(done)d, needs review %(needs_review)d, skipped %(skipped)d, failed %(failed)d, "
+             "invalid rows %(invalid)d", counts)
     return RunSummary(counts, json_uri, csv_uri, report_uri, report_link, ctx.storage.uri, tally,
                       summary_markdown(header, tally, report_link))
 

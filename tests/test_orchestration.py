@@ -284,15 +284,15 @@ def test_manifest_and_report_stream_from_the_result_spool(tmp_path):
     recount = RunTally()
     for result in results:
         recount.add(result)
-    assert tally.counts() == recount.counts() == {"done": 400, "failed": 200, "skipped": 0, "invalid": 0,
-                                                  "outputs": 400, "failed_checks": 57}
+    assert tally.counts() == recount.counts() == {"done": 400, "needs_review": 0, "failed": 200, "skipped": 0,
+                                                  "invalid": 0, "outputs": 400, "failed_checks": 57}
     assert len(header.notes) == MAX_RUN_NOTES + 1 and header.notes[-1].startswith("and 550 more")
     assert not any(n.startswith("unchanged") for n in header.notes)
     # The Prefect table: the first products, then failures only, never the whole catalog.
     assert [r["sku"] for r in tally.rows[:TABLE_ROWS]] == [f"P{i}" for i in range(TABLE_ROWS)]
     assert {r["status"] for r in tally.rows[TABLE_ROWS:]} == {"failed"} and len(tally.rows) < 600
     html = (tmp_path / "out" / "report.html").read_text()
-    assert html.count("<tr><td>cat.csv:") == 200 and html.count('<div class="sku"') == 400
+    assert html.count("<tr><td>cat.csv:") == 200 and html.count('<div class="sku done"') == 400
     assert html.index("<h2>Failures</h2>") < html.index("<h2>Products</h2>") and html.endswith("</html>")
     left = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert left == ["manifest.csv", "manifest.json", "report.html"]  # the spool is gone

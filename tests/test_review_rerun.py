@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.review.decisions import Decision, ReviewStore
-from orchestrator.review.rerun import NOT_CHOSEN, carried_over, check_skus, make_plan, with_seed_offset
+from orchestrator.review.rerun import (
+    NOT_CHOSEN,
+    RerunPlan,
+    carried_over,
+    check_skus,
+    make_plan,
+    with_seed_offset,
+)
 from packshot.errors import PackshotError
 from packshot.schemas.results import ProductResult
 from packshot.storage import LocalStorage
@@ -54,11 +61,11 @@ def test_products_not_chosen_keep_their_previous_result(tmp_path):
     before = ProductResult(sku="A", status="done", notes=["n"], key="k1", source_file="old.csv",
                            source_line=9)
     storage.write_bytes("A/.done.json", before.model_dump_json().encode())
-    kept = carried_over(_product("A"), storage, "A")
+    kept = carried_over(_product("A"), storage, "A", RerunPlan())
     assert kept.status == "skipped" and kept.key == "k1" and kept.notes == ["n", NOT_CHOSEN]
     assert kept.source_file == "cat.csv"  # where the product is in this catalog
     storage.write_bytes("B/.done.json", b"{broken")
-    assert carried_over(_product("B"), storage, "B").notes[0].endswith("(it has none yet)")
+    assert carried_over(_product("B"), storage, "B", RerunPlan()).notes[0].endswith("(it has none yet)")
 
 
 def test_seed_offset_moves_every_brand_seed():

@@ -139,6 +139,16 @@ class ReviewFile(BaseModel):
         d = self.products.get(p.sku) if p.sku is not None else None
         return d if d is not None and d.basis in (None, p.key) else None
 
+    def verdict(self, p: ProductResult) -> str:
+        """rejected when any output is, approved when every output is, else undecided."""
+        states = [d.status if (d := self.decision_for(p, o)) else None for o in p.outputs]
+        if not states:
+            d = self.product_decision(p)
+            return d.status if d else "undecided"
+        if "rejected" in states:
+            return "rejected"
+        return "approved" if all(s == "approved" for s in states) else "undecided"
+
     def to_redo(self, manifest: RunManifest) -> list[str]:
         """SKUs, in catalog order, with a rejection that holds for their current outputs."""
         return [p.sku for p in manifest.products if p.sku is not None and (

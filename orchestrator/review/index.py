@@ -134,14 +134,7 @@ def _has_warning(p: ProductResult, kind: str) -> bool:
 
 
 def product_decision(p: ProductResult, review: ReviewFile) -> str:
-    """rejected when any output is, approved when every output is, else undecided."""
-    states = [d.status if (d := review.decision_for(p, o)) else None for o in p.outputs]
-    if not states:
-        d = review.product_decision(p)
-        return d.status if d else "undecided"
-    if "rejected" in states:
-        return "rejected"
-    return "approved" if all(s == "approved" for s in states) else "undecided"
+    return review.verdict(p)
 
 
 def thumb_key(storage: LocalStorage, rec: OutputRecord) -> str | None:

@@ -26,10 +26,16 @@ class RerunPlan:
     chosen: set[str] | None = None  # SKUs to redo; None: all
     force: bool = False  # redo chosen products even when their content key is unchanged
     corrections: dict[str, ProductCorrection] = field(default_factory=dict)
+    approved: set[str] = field(default_factory=set)  # SKUs whose current outputs were all approved
     notes: list[str] = field(default_factory=list)
 
     def is_chosen(self, sku: str) -> bool:
         return self.chosen is None or sku in self.chosen
+
+    def status_of_unchanged(self, previous: ProductResult) -> str:
+        """A reused product is skipped, unless its cutout was doubtful and nobody approved it yet."""
+        doubtful = bool(previous.review_reasons) and previous.sku not in self.approved
+        return "needs_review" if doubtful else "skipped"
 
     def corrected(self, product: Product) -> Product:
         """``product`` with the reviewed box in place of the catalog's (the same object when none)."""
@@ -50,12 +56,18 @@ def make_plan(skus: list[str] | None, force: bool, from_review: str | None, out:
     review, note = load_review(source)
     plan = RerunPlan(force=force, corrections=dict(review.corrections), notes=[note] if note else [])
     chosen = set(skus or [])
-    if from_review:
-        if not source.exists(REVIEW_KEY):
-            raise PackshotError(f"{from_review} has no {REVIEW_KEY}: review the run first "
-                                f"(packshot review {from_review})")
+    if from_review and not source.exists(REVIEW_KEY):
+        raise PackshotError(f"{from_review} has no {REVIEW_KEY}: review the run first "
+                            f"(packshot review {from_review})")
+    manifest = None
+    if (review.outputs or review.products) and source.exists("manifest.json"):
         manifest = RunManifest.model_validate_json(source.read_bytes("manifest.json"))
-        redo = review.to_redo(manifest)
+        plan.approved = {p.sku for p in manifest.products if p.sku and review.verdict(p) == "approved"}
+    if any(c.points for c in plan.corrections.values()):
+        plan.notes.append("include/exclude points from the review are kept in review.json, but the "
+                          "segmenters do not take points yet: those products are redone without them")
+    if from_review:
+        redo = review.to_redo(manifest) if manifest is not None else []
         plan.notes.append(f"from the review of {from_review}: {len(redo)} rejected product(s) redone"
                           + (f" ({', '.join(redo[:10])}{' ...' if len(redo) > 10 else ''})" if redo else ""))
         chosen |= set(redo)
@@ -72,7 +84,7 @@ def check_skus(skus: list[str] | None, products: list[Product]) -> None:
                             "SKUs are matched exactly)")
 
 
-def carried_over(product: Product, storage: Storage, folder: str) -> ProductResult:
+def carried_over(product: Product, storage: Storage, folder: str, plan: RerunPlan) -> ProductResult:
     """The result of a product this run does not redo: its last ``.done.json``, as skipped."""
     base = {"sku": product.sku, "source_file": product.source_file, "source_line": product.source_line}
     done_key = f"{folder}/.done.json"
@@ -82,7 +94,7 @@ def carried_over(product: Product, storage: Storage, folder: str) -> ProductResu
         except ValueError:
             previous = None
         if previous is not None:
-            status = previous.status if previous.status == "needs_review" else "skipped"
+            status = plan.status_of_unchanged(previous)
             return previous.model_copy(update={"status": status, "notes": [*previous.notes, NOT_CHOSEN],
                                                **base})
     return ProductResult(**base, status="skipped", notes=[NOT_CHOSEN + " (it has none yet)"])

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ProductStatus = Literal["done", "failed", "skipped", "invalid"]
+# needs_review: made, but the cutout is doubtful (see review_reasons): neither done nor failed
+ProductStatus = Literal["done", "needs_review", "failed", "skipped", "invalid"]
 
 
 class OutputRecord(BaseModel):
@@ -49,6 +50,9 @@ class ProductResult(BaseModel):
     seconds: float = 0.0
     source_version: str | None = Field(None, description="the store's version marker of the product read")
     image_sha256: str | None = Field(None, description="hash of the main image bytes the outputs came from")
+    review_reasons: list[str] = Field(
+        default_factory=list, description="why a person should check the cutout (status needs_review)"
+    )
     source_image: str | None = Field(None, description="the product's photo as the catalog names it")
     source_preview: str | None = Field(
         None, description="key of a downscaled JPEG copy of the photo in the run (the review page shows it); "
@@ -67,4 +71,5 @@ class RunManifest(BaseModel):
     backends: dict[str, str] = Field(default_factory=dict)
     licences: dict[str, str] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    review: str | None = Field(None, description="the folder's review.json (packshot review) if it has one")
     products: list[ProductResult]

@@ -42,8 +42,11 @@
     return params;
   }
 
+  let latest = 0; // a slower, older answer never replaces a newer one
   async function load() {
+    const ticket = ++latest;
     const data = await api("GET", "/api/products?" + query());
+    if (ticket !== latest) return;
     list.replaceChildren(...data.items.map(card));
     for (const id of ["pager", "pager-top"]) pager(document.getElementById(id), data.total);
   }
