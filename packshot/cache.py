@@ -93,11 +93,13 @@ class StageCache:
         if arrays is None:
             return None
         meta = _meta(arrays)
-        return Cutout(arrays["rgba"], backend=meta["backend"], notes=meta["notes"])
+        return Cutout(arrays["rgba"], backend=meta["backend"], notes=meta["notes"],
+                      confidence=meta.get("confidence"), review_reasons=meta.get("review_reasons", []))
 
     def put_cutout(self, key: str, cutout: Cutout) -> None:
-        self._save("cutout", key, {"rgba": cutout.rgba,
-                                   "meta": _meta_array({"backend": cutout.backend, "notes": cutout.notes})})
+        meta = {"backend": cutout.backend, "notes": cutout.notes, "confidence": cutout.confidence,
+                "review_reasons": cutout.review_reasons}  # a cached cutout stays as doubtful as it was
+        self._save("cutout", key, {"rgba": cutout.rgba, "meta": _meta_array(meta)})
 
     def get_rendered(self, stage: str, key: str) -> list[Rendered] | None:
         arrays = self._load(stage, key)
