@@ -1,5 +1,5 @@
 """A small run folder for the review tests: a manifest of four products and tiny images, written
-directly (no pipeline run). A and B are done (cutout + packshot), C failed, D is done with a note."""
+directly (no pipeline run). A and B are done (cutout + packshot), C failed, D needs review."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def write_manifest(storage: LocalStorage, manifest: RunManifest) -> None:
 def make_run(out: Path, backend: str = "classic") -> RunManifest:
     storage = LocalStorage(out)
     products = []
-    for line, (sku, status) in enumerate([("A", "done"), ("B", "done"), ("C", "failed"), ("D", "done")], 2):
+    rows = [("A", "done"), ("B", "done"), ("C", "failed"), ("D", "needs_review")]
+    for line, (sku, status) in enumerate(rows, 2):
         base = {"sku": sku, "status": status, "source_file": "cat.csv", "source_line": line,
                 "source_image": f"images/{sku}.jpg"}
         if status == "failed":
@@ -58,8 +59,9 @@ def make_run(out: Path, backend: str = "classic") -> RunManifest:
         buf = io.BytesIO()
         Image.new("RGB", PHOTO, color).save(buf, "JPEG")
         storage.write_bytes(preview, buf.getvalue())
-        notes = ["segment: the photo does not look like a studio shot"] if sku == "D" else []
-        products.append(ProductResult(**base, outputs=outputs, notes=notes, source_preview=preview))
+        reasons = ["the photo does not look like a studio shot"] if sku == "D" else []
+        products.append(ProductResult(**base, outputs=outputs, review_reasons=reasons,
+                                      source_preview=preview))
     manifest = RunManifest(catalog="cat.csv", catalog_format="packshot", output=str(out),
                            started=datetime(2026, 1, 1, tzinfo=UTC), stages=["segment", "export"],
                            presets=["white"], backends={"segment": backend}, products=products)

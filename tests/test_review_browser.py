@@ -68,6 +68,16 @@ def _figure(page, key: str):
     return page.locator(f"figure.output[data-key='{key}']")
 
 
+def _wait_for_skus(page, skus: list[str]) -> None:
+    """Wait until the page lists exactly ``skus``, in order."""
+    listed = "JSON.stringify([...document.querySelectorAll('section.product')].map(s => s.dataset.sku))"
+    try:
+        want = json.dumps(skus, separators=(",", ":"))  # as JSON.stringify writes it
+        page.wait_for_function(f"want => {listed} === want", arg=want, timeout=10_000)
+    except playwright_api.TimeoutError:
+        raise AssertionError(f"the page lists {page.evaluate(listed)}, not {skus}") from None
+
+
 def _review(out: Path) -> dict:
     return json.loads((out / "review.json").read_text())
 
@@ -127,14 +137,11 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
                                                                "new_seed": False}
     assert b["decided_at"] and not list(out.glob(".review.json.*.tmp"))
 
-    # Filters: failed products only, then rejected ones.
-    page.select_option("select[name='status']", "failed")
-    page.wait_for_function("document.querySelectorAll('section.product').length === 1")
-    assert page.locator("section.product").get_attribute("data-sku") == "C"
-    page.select_option("select[name='status']", "")
-    page.select_option("select[name='decision']", "rejected")
-    page.wait_for_function("document.querySelectorAll('section.product').length === 2")
-    assert [s.get_attribute("data-sku") for s in page.locator("section.product").all()] == ["B", "D"]
+    # Filters: failed products only, those that need review, then the rejected ones.
+    for name, value, skus in (("status", "failed", ["C"]), ("status", "needs_review", ["D"]),
+                              ("status", "", ["A", "B", "C", "D"]), ("decision", "rejected", ["B", "D"])):
+        page.select_option(f"select[name='{name}']", value)
+        _wait_for_skus(page, skus)
 
     # The export lists exactly the approved outputs.
     page.click("#export")

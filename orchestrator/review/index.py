@@ -21,7 +21,7 @@ POINT_BACKENDS = ("sam", "tiny")  # segmenters that take include/exclude points
 
 def warnings_of(p: ProductResult) -> list[str]:
     """What a reviewer should look at: review reasons, notes (not the 'unchanged' one), failed checks."""
-    reasons = list(getattr(p, "review_reasons", None) or [])
+    reasons = list(p.review_reasons)
     notes = [n for n in p.notes if not n.startswith("unchanged")]
     checks = [f"{o.key}: {c}" for o in p.outputs for c in o.checks]
     return reasons + notes + checks
@@ -129,7 +129,7 @@ def _has_warning(p: ProductResult, kind: str) -> bool:
     if kind == "checks":
         return any(o.checks for o in p.outputs)
     if kind == "notes":
-        return any(not n.startswith("unchanged") for n in p.notes) or bool(getattr(p, "review_reasons", None))
+        return any(not n.startswith("unchanged") for n in p.notes) or bool(p.review_reasons)
     return bool(warnings_of(p))
 
 

@@ -73,7 +73,7 @@ def _product_json(p: ProductResult, state: ReviewState, index: RunIndex) -> dict
     preview = p.source_preview if p.source_preview in index.files else None
     return {
         "sku": p.sku, "status": p.status, "error": p.error, "warnings": warnings_of(p),
-        "review_reasons": list(getattr(p, "review_reasons", None) or []),
+        "review_reasons": list(p.review_reasons),
         "source_image": p.source_image, "source_preview": f"/files/{preview}" if preview else None,
         "photo_size": list(size) if size else None, "outputs": outputs,
         "decision": product_decision(p, review), "source": f"{p.source_file}:{p.source_line}",
