@@ -181,6 +181,8 @@ def test_only_the_runs_images_are_served(served):
                 "/files/A/..%2F..%2Fetc%2Fpasswd", "/files/thumbs/" + "0" * 64 + ".jpg"):
         assert httpx.get(base + bad).status_code == 404, bad
     assert httpx.get(base + "/", headers={"Host": "evil.example"}).status_code == 400
+    assert httpx.post(base + "/api/export", headers={"Origin": "http://evil.example"}).status_code == 403
+    assert not (out / "approved.json").exists()
     bad_key = {"sku": "A", "key": "../secret.txt", "status": "approved"}
     assert httpx.post(base + "/api/decisions", json=bad_key).status_code == 422
     other = {"sku": "A", "key": "B/cutout.png", "status": "approved"}

@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
@@ -85,7 +86,16 @@ def create_app(out_dir: str | Path, host: str = DEFAULT_HOST) -> FastAPI:
     Requests naming another host are refused (a web page cannot reach it by DNS rebinding)."""
     state = ReviewState(Path(out_dir))
     app = FastAPI(title="packshot review", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted({"127.0.0.1", "localhost", host}))
+    allowed = sorted({"127.0.0.1", "localhost", host})
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed)
+
+    @app.middleware("http")
+    async def same_origin_writes(request: Request, call_next):
+        """Writes only from the review page itself: another site's page in the browser gets 403."""
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD") and origin and urlsplit(origin).hostname not in allowed:
+            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        return await call_next(request)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/", response_class=HTMLResponse)
