@@ -1,5 +1,5 @@
 """A small run folder for the review tests: a manifest of four products and tiny images, written
-directly (no pipeline run). A and B are done (cutout + packshot), C failed, D needs review."""
+directly (no pipeline run). A and B are done (cutout + generated background), C failed, D needs review."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def make_run(out: Path, backend: str = "classic") -> RunManifest:
         color = (40 * line, 90, 160)
         outputs = [
             _record(storage, sku, "cutout", "cutout.png", _png(PHOTO, (*color, 255), "RGBA"), PHOTO),
-            _record(storage, sku, "packshot", "packshot-white.png", _png((50, 50), color), (50, 50),
-                    preset="white", position=1),
+            _record(storage, sku, "background", "background-white.png", _png((50, 50), color), (50, 50),
+                    preset="white", position=1, generated=True),
         ]
         preview = f"{sku}/source-preview.jpg"
         buf = io.BytesIO()

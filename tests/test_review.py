@@ -57,14 +57,14 @@ def test_export_lists_approved_outputs_an_output_decision_overriding_its_skus(tm
     make_run(tmp_path)
     store = ReviewStore(LocalStorage(tmp_path))
     store.decide(Decision(sku="A", status="approved", reason="all good"))
-    store.decide(Decision(sku="A", key="A/packshot-white.png", status="rejected", reason="too dark"))
-    store.decide(Decision(sku="B", key="B/packshot-white.png", status="approved"))
+    store.decide(Decision(sku="A", key="A/background-white.png", status="rejected", reason="too dark"))
+    store.decide(Decision(sku="B", key="B/background-white.png", status="approved"))
     store.decide(Decision(sku="D", key="D/cutout.png", status="rejected", correction={"box": (1, 1, 9, 9)}))
     json_uri, csv_uri, count = export_approved(LocalStorage(tmp_path))
     approved = json.loads((tmp_path / "approved.json").read_text())
     assert count == 2 and json_uri.endswith("approved.json") and csv_uri.endswith("approved.csv")
     assert [(p["sku"], [o["key"] for o in p["outputs"]]) for p in approved["products"]] == [
-        ("A", ["A/cutout.png"]), ("B", ["B/packshot-white.png"])]
+        ("A", ["A/cutout.png"]), ("B", ["B/background-white.png"])]
     assert "approved outputs only" in approved["notes"][0]
     manifest = RunManifest.model_validate_json((tmp_path / "manifest.json").read_text())
     assert store.review.to_redo(manifest) == ["A", "D"]
@@ -106,9 +106,12 @@ def test_points_are_taken_when_the_run_used_sam(tmp_path):
     ok = client.post("/api/decisions", json={"sku": "A", "key": "A/cutout.png", "status": "rejected",
                                              "correction": {"points": [{"x": 3, "y": 4, "include": False}]}})
     assert ok.status_code == 200, ok.text
-    fit = client.post("/api/decisions", json={"sku": "A", "key": "A/packshot-white.png", "status": "rejected",
-                                              "correction": {"box": [1, 1, 5, 5]}})
+    fit = client.post("/api/decisions", json={"sku": "A", "key": "A/background-white.png",
+                                              "status": "rejected", "correction": {"box": [1, 1, 5, 5]}})
     assert fit.status_code == 422 and "correct a cutout" in fit.json()["detail"]
+    seed = client.post("/api/decisions", json={"sku": "A", "key": "A/cutout.png", "status": "rejected",
+                                               "correction": {"new_seed": True}})
+    assert seed.status_code == 422 and "generated images only" in seed.json()["detail"]
     assert 'data-takes-points="yes"' in client.get("/").text
 
 
@@ -125,8 +128,8 @@ def test_a_rerun_lapses_decisions_but_keeps_corrections(tmp_path):
         assert r.status_code == 200, r.text
 
     reject("B/cutout.png", {"box": [2, 3, 40, 50]})
-    reject("B/packshot-white.png", {"new_seed": True})
-    reject("B/packshot-white.png", {"new_seed": True})
+    reject("B/background-white.png", {"new_seed": True})
+    reject("B/background-white.png", {"new_seed": True})
     review = load_review(LocalStorage(tmp_path))[0]
     assert review.corrections["B"].bbox == (2, 3, 40, 50) and review.corrections["B"].seed_offset == 2
     manifest = RunManifest.model_validate_json((tmp_path / "manifest.json").read_text())

@@ -91,7 +91,7 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
 
     page.fill("#reviewer", "Dana")
     page.dispatch_event("#reviewer", "change")
-    for key in ("A/cutout.png", "A/packshot-white.png"):
+    for key in ("A/cutout.png", "A/background-white.png"):
         fig = _figure(page, key)
         fig.locator("input.reason").fill("clean edges")
         fig.locator("button.approve").click()
@@ -125,7 +125,8 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
     cutout_d.locator(".decision[data-saved='rejected']").wait_for()
 
     review = _review(out)
-    assert set(review["outputs"]) == {"A/cutout.png", "A/packshot-white.png", "B/cutout.png", "D/cutout.png"}
+    assert set(review["outputs"]) == {"A/cutout.png", "A/background-white.png", "B/cutout.png",
+                                      "D/cutout.png"}
     assert review["outputs"]["A/cutout.png"]["status"] == "approved"
     assert review["outputs"]["A/cutout.png"]["reason"] == "clean edges"
     assert review["outputs"]["A/cutout.png"]["reviewer"] == "Dana"
@@ -148,7 +149,7 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
     page.wait_for_function("document.getElementById('export-result').textContent.includes('approved')")
     approved = json.loads((out / "approved.json").read_text())
     keys = [o["key"] for p in approved["products"] for o in p["outputs"]]
-    assert keys == ["A/cutout.png", "A/packshot-white.png"]
+    assert keys == ["A/cutout.png", "A/background-white.png"]
     csv_keys = [line.split(",")[7] for line in (out / "approved.csv").read_text().splitlines()[1:]]
     assert csv_keys == keys
 

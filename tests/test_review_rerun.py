@@ -33,8 +33,8 @@ def test_from_review_chooses_the_rejected_and_applies_their_corrections(tmp_path
     store.decide(Decision(sku="A", key="A/cutout.png", status="approved", basis=sha["A/cutout.png"]))
     store.decide(Decision(sku="B", key="B/cutout.png", status="rejected", correction={"box": (3, 4, 50, 40)},
                           basis=sha["B/cutout.png"]))
-    store.decide(Decision(sku="D", key="D/packshot-white.png", status="rejected",
-                          correction={"new_seed": True}, basis=sha["D/packshot-white.png"]))
+    store.decide(Decision(sku="D", key="D/background-white.png", status="rejected",
+                          correction={"new_seed": True}, basis=sha["D/background-white.png"]))
 
     plan = make_plan(None, False, str(tmp_path), storage)
     assert plan.chosen == {"B", "D"} and not plan.is_chosen("A") and "2 rejected product(s)" in plan.notes[0]

@@ -88,8 +88,13 @@ class RunIndex:
         if d.key is not None and rec is None:
             return f"{d.key!r} is not an output of SKU {d.sku!r}"
         c: Correction | None = d.correction
-        if c is None or c.new_seed:
+        if c is None:
             return None
+        if c.new_seed:
+            outputs = [rec] if rec is not None else self.by_sku[d.sku].outputs
+            if any(o.generated for o in outputs):
+                return None
+            return "a new seed changes generated images only; correct a cutout with a box"
         if rec is not None and rec.kind != "cutout":
             return "a box or points correct a cutout; for other images ask for a new seed"
         if c.points and not self.takes_points:

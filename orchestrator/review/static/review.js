@@ -171,7 +171,7 @@
       photo.onBox = (b) => ["x0", "y0", "x1", "y1"].forEach((name, i) => { inputs[name].value = b[i]; });
     }
     const seed = el("input", { class: "new-seed", type: "checkbox", "aria-label": "new seed" });
-    correction.append(el("label", {}, seed, " new seed"));
+    if (o.generated) correction.append(el("label", {}, seed, " new seed"));
     const approve = el("button", { type: "button", class: "approve", text: "Approve" });
     const reject = el("button", { type: "button", class: "reject", text: "Reject" });
     const error = el("div", { class: "error", role: "alert" });
@@ -181,7 +181,7 @@
       const coords = ["x0", "y0", "x1", "y1"].map((n) => (inputs[n] ? inputs[n].value.trim() : ""));
       if (coords.every((v) => v !== "")) fix = { box: coords.map((v) => parseInt(v, 10)) };
       else if (o.kind === "cutout" && photo.points.length) fix = { points: photo.points };
-      else if (seed.checked) fix = { new_seed: true };
+      else if (o.generated && seed.checked) fix = { new_seed: true };
       send(p.sku, o.key, "rejected", reason.value, fix, state, error);
     };
     caption.append(reason, correction, el("div", { class: "actions" }, approve, reject), error);
