@@ -111,6 +111,7 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
     cutout_b.locator("input.reason").fill("kept the table top")
     cutout_b.locator("button.reject").click()
     cutout_b.locator(".decision[data-saved='rejected']").wait_for()
+    b_box = _review(out)["outputs"]["B/cutout.png"]["correction"]["box"]
 
     # D: a box typed in; first one outside the photo (refused, nothing written), then a good one.
     cutout_d = _figure(page, "D/cutout.png")
@@ -124,9 +125,18 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
     cutout_d.locator("button.reject").click()
     cutout_d.locator(".decision[data-saved='rejected']").wait_for()
 
+    # B's generated background: a new seed.
+    background_b = _figure(page, "B/background-white.png")
+    assert _figure(page, "B/cutout.png").locator("input.new-seed").count() == 0  # cutouts take a box
+    background_b.locator("input.new-seed").check()
+    background_b.locator("button.reject").click()
+    background_b.locator(".decision[data-saved='rejected']").wait_for()
+
     review = _review(out)
+    assert review["outputs"]["B/background-white.png"]["correction"]["new_seed"] is True
+    assert review["corrections"]["B"]["seed_offset"] == 1 and review["corrections"]["B"]["bbox"] == b_box
     assert set(review["outputs"]) == {"A/cutout.png", "A/background-white.png", "B/cutout.png",
-                                      "D/cutout.png"}
+                                      "B/background-white.png", "D/cutout.png"}
     assert review["outputs"]["A/cutout.png"]["status"] == "approved"
     assert review["outputs"]["A/cutout.png"]["reason"] == "clean edges"
     assert review["outputs"]["A/cutout.png"]["reviewer"] == "Dana"
