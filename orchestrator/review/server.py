@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -58,6 +58,10 @@ class ReviewState:
             return self._index
 
 
+def _file_url(key: str) -> str:
+    return "/files/" + quote(key)
+
+
 def _product_json(p: ProductResult, state: ReviewState, index: RunIndex) -> dict:
     review = state.store.review
     size = index.photo_size(p.sku) if p.sku else None
@@ -68,14 +72,14 @@ def _product_json(p: ProductResult, state: ReviewState, index: RunIndex) -> dict
         outputs.append({
             "key": o.key, "kind": o.kind, "preset": o.preset, "variant": o.variant, "scene": o.scene,
             "width": o.width, "height": o.height, "generated": o.generated, "checks": o.checks,
-            "url": f"/files/{o.key}", "thumb": f"/files/{thumb}" if thumb else f"/files/{o.key}",
+            "url": _file_url(o.key), "thumb": _file_url(thumb or o.key),
             "decision": d.model_dump(mode="json") if d else None,
         })
     preview = p.source_preview if p.source_preview in index.files else None
     return {
         "sku": p.sku, "status": p.status, "error": p.error, "warnings": warnings_of(p),
         "review_reasons": list(p.review_reasons),
-        "source_image": p.source_image, "source_preview": f"/files/{preview}" if preview else None,
+        "source_image": p.source_image, "source_preview": _file_url(preview) if preview else None,
         "photo_size": list(size) if size else None, "outputs": outputs,
         "decision": product_decision(p, review), "source": f"{p.source_file}:{p.source_line}",
     }
