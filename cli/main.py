@@ -206,17 +206,20 @@ def validate(
     catalog: Annotated[str, typer.Argument(help=SOURCE_HELP)],
     json_out: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     check_images: Annotated[
-        bool, typer.Option(help="open each local image's header: missing files, non-images, oversized images")
+        bool, typer.Option(help="check each local image, bbox, recolor mask and brand style as the run will")
     ] = True,
+    brand: Annotated[str | None, typer.Option(help="brand style for rows without one")] = None,
 ):
     """Check a catalog without processing it; exit code 1 when any row is bad."""
     from orchestrator.catalog_source import read_catalog
     from orchestrator.settings import get_settings
-    from packshot.catalog import check_local_images, report_json, validation_report
+    from packshot.catalog import report_json, validate_catalog, validation_context, validation_report
 
     parsed = read_catalog(catalog, get_settings(), versions=False)
     if check_images:
-        parsed = check_local_images(parsed, get_settings().load.max_pixels)
+        settings = get_settings()
+        parsed = validate_catalog(parsed, validation_context(
+            parsed.path, settings.load.max_pixels, settings.brand_styles_dir, default_brand=brand))
     if json_out:
         import json
 
@@ -319,6 +322,7 @@ def estimate(
     from orchestrator.settings import get_settings
     from packshot.catalog import load_catalog
     from packshot.imageio import load_image
+    from packshot.schemas.brand import brand_style_dirs
     from stages.video import format_estimate, plan_clips
 
     settings = get_settings()
@@ -328,7 +332,7 @@ def estimate(
     requests, problems = clip_requests(
         products,
         lambda p: load_image(p.images[0], base, settings.load).rgb,
-        settings.brand_styles_dir,
+        brand_style_dirs(settings.brand_styles_dir, base),
         default_brand=brand,
         provider=provider,
         model=model,

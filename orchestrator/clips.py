@@ -28,7 +28,7 @@ def brand_video_style(brand_name: str | None, brand_styles_dir: Path):
     except ValidationError as exc:
         problems = "; ".join(f"video.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(
-            f"brand style '{brand_name}' ({brand_styles_dir}/{brand_name}.yaml): {problems}"
+            f"brand style '{brand_name}' ({brand._source_file}): {problems}"
         ) from None
 
 
@@ -88,6 +88,7 @@ def add_clips(results: list, products: list[Product], ctx) -> None:
     import hashlib
     import io
 
+    from packshot.schemas.brand import brand_style_dirs
     from packshot.schemas.results import OutputRecord
     from stages.video import render_clips
 
@@ -103,7 +104,7 @@ def add_clips(results: list, products: list[Product], ctx) -> None:
     requests, problems = clip_requests(
         [by_sku[sku] for sku in sources],
         lambda p: ctx.storage.read_bytes(sources[p.sku]),
-        ctx.settings.brand_styles_dir,
+        brand_style_dirs(ctx.settings.brand_styles_dir, ctx.base_dir),
         default_brand=ctx.options.brand,
     )
     stored: dict[str, tuple[str, bytes]] = {}

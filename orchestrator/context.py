@@ -41,9 +41,10 @@ class RunContext:
         if not name:
             return None
         if name not in self.brands:
-            from packshot.schemas.brand import load_brand_style
+            from packshot.schemas.brand import brand_style_dirs, load_brand_style
 
-            self.brands[name] = load_brand_style(name, self.settings.brand_styles_dir)
+            dirs = brand_style_dirs(self.settings.brand_styles_dir, self.base_dir)
+            self.brands[name] = load_brand_style(name, dirs)
         return self.brands[name]
 
     def product_brand(self, product):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from orchestrator.keys import product_key
+from orchestrator.keys import load_previous_result, product_key
 from packshot.schemas.results import ProductResult
 from packshot.storage import Storage
 from packshot.types import Product
@@ -31,9 +31,10 @@ DONE_NAME = ".done.json"
 
 def key_from_source(product: Product, folder: str, ctx: RunContext) -> str | None:
     """The load phase's check before any download: the content key to reuse, or None to go on."""
-    if not product.source_version or not ctx.storage.exists(f"{folder}/{DONE_NAME}"):
+    if not product.source_version:
         return None
-    previous = ProductResult.model_validate_json(ctx.storage.read_bytes(f"{folder}/{DONE_NAME}"))
+    # Damaged state counts as absent (the load phase then redoes the product and notes it).
+    previous = load_previous_result(ctx.storage, f"{folder}/{DONE_NAME}", [])
     return key_if_unchanged(product, previous, lambda sha: product_key(product, sha, ctx))
 
 

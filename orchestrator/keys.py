@@ -7,7 +7,11 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from packshot.imageio import resolve_local
+from pydantic import ValidationError
+
+from packshot.imageio import regular_file, resolve_local
+from packshot.schemas.results import ProductResult
+from packshot.storage import Storage
 from packshot.types import Product
 
 if TYPE_CHECKING:
@@ -31,8 +35,8 @@ def product_key(product: Product, image_sha: str, ctx: RunContext) -> str:
     mask_sha = None
     if product.recolor_mask:
         mask_path = resolve_local(product.recolor_mask, ctx.base_dir)
-        if mask_path.is_file():
-            mask_sha = hashlib.sha256(mask_path.read_bytes()).hexdigest()
+        regular_file(product.recolor_mask, mask_path, "recolor mask")  # never open a FIFO
+        mask_sha = hashlib.sha256(mask_path.read_bytes()).hexdigest()
     payload = {
         "v": PIPELINE_VERSION,
         "image": image_sha,
@@ -45,3 +49,19 @@ def product_key(product: Product, image_sha: str, ctx: RunContext) -> str:
         "settings": ctx.settings.segment.model_dump_json() + ctx.settings.generative.model_dump_json(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_previous_result(storage: Storage, done_key: str, notes: list[str]) -> ProductResult | None:
+    """The product's last result from its ``.done.json``, or None when there is none. A damaged file
+    (truncated, empty, garbage, from an older schema) counts as absent: the product is redone, and a
+    note saying so is added to ``notes`` (once)."""
+    if not storage.exists(done_key):
+        return None
+    try:
+        return ProductResult.model_validate_json(storage.read_bytes(done_key))
+    except (ValidationError, ValueError, UnicodeDecodeError, OSError) as exc:
+        reason = str(exc).splitlines()[0][:120]
+        note = f"{done_key} was damaged ({type(exc).__name__}: {reason}); the product was made again"
+        if note not in notes:
+            notes.append(note)
+        return None

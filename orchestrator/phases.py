@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from orchestrator.checks import check_loaded_product
 from orchestrator.context import RunContext, get_context
 from orchestrator.incremental import key_from_source, refresh_version
-from orchestrator.keys import product_key, safe_dirname
+from orchestrator.keys import load_previous_result, product_key, safe_dirname
 from orchestrator.options import RunOptions
 from orchestrator.review.rerun import carried_over
 from orchestrator.writer import ProductWriter
@@ -137,6 +138,7 @@ def _load_phase(product: Product, ctx: RunContext) -> _Job:
             return job
         s3 = ctx.s3_client() if ref.startswith("s3://") else None
         job.loaded = load_image(ref, ctx.base_dir, ctx.settings.load, s3_client=s3, data=data)
+        check_loaded_product(product, job.loaded.size, ctx)  # the checks of `packshot validate`
         job.key = product_key(product, job.loaded.sha256, ctx)
         if _reuse_previous(job, job.key, ctx):
             refresh_version(ctx.storage, job.folder, job.result, product)
@@ -148,10 +150,11 @@ def _load_phase(product: Product, ctx: RunContext) -> _Job:
 def _reuse_previous(job: _Job, key: str, ctx: RunContext) -> bool:
     """Finish ``job`` as skipped when its ``.done.json`` has ``key`` and all its files still exist."""
     done_key = f"{job.folder}/.done.json"
-    if ctx.rerun.force or not ctx.storage.exists(done_key):
+    if ctx.rerun.force:
         return False
-    previous = ProductResult.model_validate_json(ctx.storage.read_bytes(done_key))
-    if previous.key != key or not all(ctx.storage.exists(o.key) for o in previous.outputs):
+    previous = load_previous_result(ctx.storage, done_key, job.notes)  # damaged counts as absent
+    if previous is None or previous.key != key \
+            or not all(ctx.storage.exists(o.key) for o in previous.outputs):
         return False
     previous.status = ctx.rerun.status_of_unchanged(previous)  # doubtful until approved
     previous.notes = [*previous.notes, "unchanged since the last run: reused its outputs"]
@@ -169,7 +172,7 @@ def _compute_phase(job: _Job, ctx: RunContext) -> None:
         job.rendered = _render_all(job, brand, ctx)
         job.notes += _upscale_notes(job.cutout, job.rendered)
         if "recolor" in ctx.options.stages and job.product.colors:
-            job.rendered += _recolor_all(job.product, job.rendered, ctx)
+            job.rendered += _recolor_all(job.product, job.rendered, ctx, job.loaded.size)
     except Exception as exc:
         _fail(job, exc)
 
@@ -286,11 +289,12 @@ def _scene_presets(brand, run_presets: list[str], ctx: RunContext) -> list:
     return [ctx.presets[n] for n in names if n in ctx.presets and ctx.presets[n].allow_generated]
 
 
-def _recolor_all(product: Product, rendered: list[Rendered], ctx: RunContext) -> list[Rendered]:
+def _recolor_all(product: Product, rendered: list[Rendered], ctx: RunContext,
+                 size: tuple[int, int]) -> list[Rendered]:
     source_mask = None
     if product.recolor_mask:
         mask_path = resolve_local(product.recolor_mask, ctx.base_dir)
-        source_mask = load_material_mask(mask_path, None)
+        source_mask = load_material_mask(mask_path, size)  # the photo's size: mapped like the cutout
     out = []
     for item in rendered:
         mask = None

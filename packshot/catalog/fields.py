@@ -134,7 +134,10 @@ class Colors:
             color = parse_color(text)
         except ValueError as exc:
             return str(exc)
-        self.by_slug.setdefault(color.slug, color)
+        other = self.by_slug.setdefault(color.slug, color)
+        if other is not color:
+            return (f"colors {other.name!r} and {color.name!r} both become the variant name {color.slug!r} "
+                    f"(file names); rename one of them")
         return None
 
     def as_list(self) -> list[ColorVariant]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from packshot.catalog.base import CatalogError, Intake
+from packshot.catalog.base import CatalogError, Intake, Row
 from packshot.catalog.fields import http_notes
 from packshot.catalog.table import parse_table, read_text
 from packshot.types import Catalog
@@ -30,9 +30,22 @@ def load_catalog(path: str | Path) -> Catalog:
     if delimiter != ",":
         notes.append(f"read as {'semicolon' if delimiter == ';' else 'tab'}-separated values")
     intake = Intake(file=str(path), header=header)
+    rows = _without_nul_rows(rows, intake)
     products = spec.parse(rows, intake)
     if not rows:
         notes.append("the file has a header row but no product rows")
     notes += http_notes(products)
     errors = sorted(intake.errors, key=lambda e: e.line)  # stable: a row's problems keep their column order
     return Catalog(path=str(path), format=spec.name, products=products, errors=errors, notes=notes)
+
+
+def _without_nul_rows(rows: list[Row], intake: Intake) -> list[Row]:
+    """Rows holding a NUL byte (binary data pasted into a cell) are bad rows, wherever they are."""
+    kept = []
+    for row in rows:
+        if any("\x00" in cell for cell in row.cells):
+            intake.error(row.line, None, "the row contains a NUL byte (binary data); delete it from the cell "
+                         "or re-export the catalog as CSV")
+        else:
+            kept.append(row)
+    return kept

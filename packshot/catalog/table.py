@@ -10,6 +10,7 @@ from pathlib import Path
 from packshot.catalog.base import CatalogError, CatalogFormatSpec, Row
 from packshot.catalog.formats import FORMATS, expected_headers
 
+_BINARY = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")  # control bytes no text file holds
 _FIELD_LIMIT = 16 * 1024 * 1024  # Shopify bodies can embed base64 images; the csv default is 128 KiB
 
 
@@ -30,7 +31,9 @@ def read_text(path: Path) -> tuple[str, list[str]]:
         )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text" export
         return data.decode("utf-16"), []
-    if b"\x00" in data[:8192]:
+    # Many control bytes mean binary data; a stray NUL in a row is that row's problem (see load_catalog).
+    head = data[:8192]
+    if len(_BINARY.findall(head)) > max(3, len(head) // 200):
         raise CatalogError(
             f"{path} is not a CSV text file (it contains binary data); export the catalog as CSV."
         )

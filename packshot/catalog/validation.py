@@ -1,68 +1,136 @@
-"""Validation beyond parsing (local image headers) and the reports a merchant reads."""
+"""The one validation of a catalog's products beyond parsing, and the reports a merchant reads.
+
+``product_problems`` is used by ``packshot validate``, by the intake flow before it starts a run, and
+by the run itself once a product's image is loaded, so a row that ``validate`` passes does not fail
+at run time for a reason validate could have seen. It checks:
+
+- every local image: a regular file inside the catalog folder (no FIFO, folder, device, symlink out),
+  an image whose header Pillow reads, within ``max_pixels`` (decompression and PNG chunk bombs);
+- the bbox lies inside the main image (EXIF rotation applied, as the pipeline sees it);
+- the recolor mask: a readable image inside the catalog folder, drawn on the photo (same size or
+  the same aspect ratio);
+- the brand style (the row's, else the run's default) exists and is valid, looked for in every
+  folder of :func:`packshot.schemas.brand.brand_style_dirs`.
+
+URLs and ``s3://`` images are checked when they are loaded (the run does, with the same function).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packshot.catalog.fields import plural
 from packshot.catalog.formats import FORMATS
-from packshot.types import Catalog, RowError
+from packshot.errors import PackshotError
+from packshot.types import Catalog, Product, RowError
+
+
+@dataclass
+class ValidationContext:
+    """What the checks need: the catalog's folder, the pixel limit and where brand styles live.
+
+    ``brands`` caches each brand name's problem (None when fine), so a catalog reads each style once."""
+
+    base_dir: Path
+    max_pixels: int
+    brand_dirs: list[Path] = field(default_factory=list)
+    default_brand: str | None = None
+    brands: dict[str, str | None] = field(default_factory=dict)
+
+    def brand_problem(self, name: str) -> str | None:
+        if name not in self.brands:
+            from packshot.schemas.brand import load_brand_style
+
+            try:
+                load_brand_style(name, self.brand_dirs)
+                self.brands[name] = None
+            except PackshotError as exc:
+                self.brands[name] = str(exc)
+        return self.brands[name]
+
+
+def validation_context(catalog_path: str | Path, max_pixels: int,
+                       brand_styles_dir: Path | str = "brand_styles",
+                       default_brand: str | None = None) -> ValidationContext:
+    """The checks' context for the catalog at ``catalog_path`` (brand styles: see brand_style_dirs)."""
+    from packshot.schemas.brand import brand_style_dirs
+
+    base = Path(catalog_path).resolve().parent
+    return ValidationContext(base, max_pixels, brand_style_dirs(brand_styles_dir, base), default_brand)
+
+
+def product_problems(product: Product, vc: ValidationContext, image_size: tuple[int, int] | None = None,
+                     probe_images: bool = True) -> list[RowError]:
+    """Every problem of ``product`` (empty: it can run). ``image_size``: (width, height) of the main
+    image when already known (the run passes the loaded image's); ``probe_images=False`` skips the
+    image file checks (the run has just decoded the image)."""
+    from packshot.errors import ImageLoadError
+    from packshot.imageio import probe_file, resolve_local
+
+    problems: list[RowError] = []
+
+    def problem(column: str, message: str) -> None:
+        problems.append(RowError(file=product.source_file, line=product.source_line, column=column,
+                                 sku=product.sku, message=message))
+
+    for index, ref in enumerate(product.images if probe_images else []):
+        if "://" in ref:
+            continue
+        try:
+            size = probe_file(ref, resolve_local(ref, vc.base_dir), vc.max_pixels)
+        except ImageLoadError as exc:
+            problem("image", str(exc))
+            return problems  # the other checks need the image
+        if index == 0:
+            image_size = image_size or size
+    if product.bbox and image_size:
+        x0, y0, x1, y1 = product.bbox
+        width, height = image_size
+        if x1 > width or y1 > height:
+            where = "wholly" if x0 >= width or y0 >= height else "partly"
+            problem("bbox", f"bbox {x0},{y0},{x1},{y1} lies {where} outside the {width}x{height} image; "
+                            "give it in the photo's pixels (x1 <= width, y1 <= height)")
+    if product.recolor_mask and (message := _mask_problem(product.recolor_mask, image_size, vc)):
+        problem("recolor_mask", message)
+    brand = product.brand_style or vc.default_brand
+    if brand and (message := vc.brand_problem(brand)):
+        problem("brand_style", message)
+    return problems
+
+
+def _mask_problem(ref: str, image_size: tuple[int, int] | None, vc: ValidationContext) -> str | None:
+    from packshot.errors import ImageLoadError
+    from packshot.imageio import probe_file, resolve_local
+
+    try:
+        mw, mh = probe_file(ref, resolve_local(ref, vc.base_dir), vc.max_pixels)
+    except ImageLoadError as exc:
+        return f"recolor mask: {exc}".replace("Image ", "", 1)
+    if image_size is None or (mw, mh) == tuple(image_size):
+        return None
+    w, h = image_size
+    if abs(mw / mh - w / h) > 0.01 * (w / h):
+        return (f"recolor mask {ref!r} is {mw}x{mh} px but the photo is {w}x{h}; draw the mask on the "
+                "product photo itself (same size or the same aspect ratio)")
+    return None
+
+
+def validate_catalog(catalog: Catalog, vc: ValidationContext) -> Catalog:
+    """``catalog`` with every product that has a problem moved into its errors (see the module doc)."""
+    keep, errors = [], list(catalog.errors)
+    for product in catalog.products:
+        problems = product_problems(product, vc)
+        errors += problems
+        if not problems:
+            keep.append(product)
+    return catalog.model_copy(update={"products": keep, "errors": sorted(errors, key=lambda e: e.line)})
 
 
 def check_local_images(catalog: Catalog, max_pixels: int) -> Catalog:
-    """Probe every local image's header (cheap: no pixels are decoded) and move products whose
-    file is missing, not an image, or too large into the catalog's errors. URLs and s3:// keys are
-    left to load time, where their fetch is checked anyway."""
-    from PIL import Image, UnidentifiedImageError
-
-    from packshot.errors import ImageLoadError
-    from packshot.imageio import resolve_local
-
-    base = Path(catalog.path).resolve().parent
-    keep, errors = [], list(catalog.errors)
-    for product in catalog.products:
-        problem = None
-        for ref in product.images:
-            if "://" in ref:
-                continue
-            try:
-                path = resolve_local(ref, base)
-            except ImageLoadError as exc:
-                problem = str(exc)
-                break
-            if not path.is_file():
-                problem = (
-                    f"image file {ref!r} does not exist (looked for {path}); check the path and its case"
-                )
-            else:
-                try:
-                    with Image.open(path) as img:
-                        width, height = img.size
-                except (UnidentifiedImageError, OSError) as exc:
-                    kind = type(exc).__name__
-                    problem = f"{ref!r} is not an image Pillow can read ({kind}); export it as JPEG or PNG"
-                else:
-                    if width * height > max_pixels:
-                        problem = (
-                            f"{ref!r} is {width}x{height} pixels, above the limit of {max_pixels:,}; "
-                            "downscale it or raise PACKSHOT_LOAD__MAX_PIXELS"
-                        )
-            if problem:
-                break
-        if problem:
-            errors.append(
-                RowError(
-                    file=product.source_file,
-                    line=product.source_line,
-                    column="image",
-                    sku=product.sku,
-                    message=problem,
-                )
-            )
-        else:
-            keep.append(product)
-    return catalog.model_copy(update={"products": keep, "errors": sorted(errors, key=lambda e: e.line)})
+    """:func:`validate_catalog` with brand styles looked up in their default folders."""
+    return validate_catalog(catalog, validation_context(catalog.path, max_pixels))
 
 
 def validation_report(catalog: Catalog) -> str:

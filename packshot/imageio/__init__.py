@@ -18,15 +18,15 @@ from urllib.parse import urlsplit
 
 from packshot.config import LoadSettings
 from packshot.errors import ImageLoadError
-from packshot.imageio.decode import SUPPORTED_FORMATS, LoadedImage, decode_image
+from packshot.imageio.decode import SUPPORTED_FORMATS, LoadedImage, decode_image, probe_file
 from packshot.imageio.download import check_url, fetch_url
-from packshot.imageio.local import read_local, resolve_local
+from packshot.imageio.local import read_local, read_regular_file, regular_file, resolve_local
 from packshot.imageio.refs import display_ref
 from packshot.imageio.s3 import read_s3
 
 __all__ = [
     "SUPPORTED_FORMATS", "LoadedImage", "check_url", "decode_image", "fetch_url", "load_image",
-    "read_local", "resolve_local",
+    "probe_file", "read_local", "read_regular_file", "regular_file", "resolve_local",
 ]
 
 

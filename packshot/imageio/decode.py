@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from packshot.config import LoadSettings
 from packshot.errors import ImageLoadError
+from packshot.imageio.local import regular_file
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,45 @@ class LoadedImage:
     notes: tuple[str, ...] = ()
 
 
+def probe_file(ref: str, path: Path, max_pixels: int) -> tuple[int, int]:
+    """(width, height) of the local image file ``path`` as the pipeline will see it (EXIF rotation
+    applied), from its header only; :class:`ImageLoadError` naming ``ref`` for anything else: not a
+    regular file, not an image, a decompression bomb, a PNG text/ICC chunk bomb, a truncated header."""
+    regular_file(ref, path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ImageLoadError(f"Image {ref!r}: cannot open it ({exc.strerror or exc}).") from exc
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(fh, formats=_available_formats()) as img:
+                    width, height = img.size
+                    orientation = _orientation(img)
+        except Image.DecompressionBombError as exc:
+            raise _bomb_error(repr(ref), str(exc), LoadSettings(max_pixels=max_pixels)) from exc
+        except UnidentifiedImageError as exc:
+            raise ImageLoadError(
+                f"Image {ref!r}: not an image Pillow can read (supported: {', '.join(SUPPORTED_FORMATS)}); "
+                "export it as JPEG or PNG."
+            ) from exc
+        except Exception as exc:  # ValueError (PNG chunk bombs), OSError, SyntaxError, EOFError ...
+            raise ImageLoadError(
+                f"Image {ref!r}: invalid or damaged image header ({type(exc).__name__}: {exc}); re-export it."
+            ) from exc
+    if width * height > max_pixels:
+        raise _bomb_error(repr(ref), f"{width}x{height} = {width * height:,} pixels",
+                          LoadSettings(max_pixels=max_pixels))
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # malformed EXIF: the image is used as stored, as decode_image does
+        return 1
 
 
 def decode_image(data: bytes, name: str, settings: LoadSettings) -> LoadedImage:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -139,25 +140,53 @@ class BrandStyle(BaseModel):
         return self.seeds[scene % len(self.seeds)] if self.seeds else self.seed
 
 
-def available_brands(directory: Path) -> list[str]:
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    return sorted({p.stem for p in directory.iterdir() if p.suffix in (".yaml", ".yml")})
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # the repository (or the installed code's folder)
 
 
-def load_brand_style(name: str, directory: Path) -> BrandStyle:
-    """Read and validate ``<directory>/<name>.yaml``; raise :class:`ConfigError` saying what to fix."""
-    directory = Path(directory)
+def brand_style_dirs(configured: Path | str = "brand_styles", catalog_dir: Path | None = None) -> list[Path]:
+    """Where brand styles are looked for, first match wins: ``configured``
+    (``PACKSHOT_BRAND_STYLES_DIR``; a relative one from the current folder), then, for a relative
+    ``configured``, the same folder beside the catalog and in the project. Duplicates are dropped."""
+    configured = Path(configured)
+    found = [configured.resolve()]
+    if not configured.is_absolute():
+        if catalog_dir is not None:
+            found.append((Path(catalog_dir) / configured).resolve())
+        found.append((PROJECT_DIR / configured).resolve())
+    return list(dict.fromkeys(found))
+
+
+def _as_dirs(directory: Path | str | Sequence[Path]) -> list[Path]:
+    if isinstance(directory, (str, Path)):
+        return [Path(directory)]
+    return [Path(d) for d in directory]
+
+
+def available_brands(directory: Path | str | Sequence[Path]) -> list[str]:
+    """The brand style names in ``directory`` (or several, see :func:`brand_style_dirs`)."""
+    names: set[str] = set()
+    for folder in _as_dirs(directory):
+        if folder.is_dir():
+            names |= {p.stem for p in folder.iterdir()
+                      if p.suffix in (".yaml", ".yml") and _NAME.match(p.stem)}
+    return sorted(names)
+
+
+def load_brand_style(name: str, directory: Path | str | Sequence[Path]) -> BrandStyle:
+    """Read and validate ``<directory>/<name>.yaml`` from the first of the directories that has it;
+    raise :class:`ConfigError` saying where it was looked for and what to fix."""
+    folders = _as_dirs(directory)
     if not _NAME.match(name or ""):
         raise ConfigError(f"brand style name {name!r} is not a plain name like 'nordic-home'")
-    candidates = [directory / f"{name}{ext}" for ext in (".yaml", ".yml")]
+    candidates = [folder / f"{name}{ext}" for folder in folders for ext in (".yaml", ".yml")]
     path = next((c for c in candidates if c.is_file()), None)
     if path is None:
-        known = available_brands(directory)
+        known = available_brands(folders)
         listed = ", ".join(known) if known else "none"
+        where = ", ".join(str(f) for f in folders)
         raise ConfigError(
-            f"unknown brand style '{name}': no {candidates[0]}; available in {directory}: {listed}"
+            f"unknown brand style '{name}': no {name}.yaml in {where}; available: {listed}. "
+            "Put the file in one of these folders or set PACKSHOT_BRAND_STYLES_DIR."
         )
     return parse_brand_file(path)
 
