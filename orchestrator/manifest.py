@@ -9,17 +9,19 @@ the spool into the two files, so memory stays flat however large the catalog.
 from __future__ import annotations
 
 import contextlib
-import csv
+import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from packshot.csvsafe import SafeDictWriter
 from packshot.schemas.results import ProductResult, RunManifest
-from packshot.storage import Storage
+from packshot.storage import Storage, disk_error, output_mode
 
 COUNT_KEYS = ("done", "needs_review", "skipped", "failed", "invalid", "outputs", "failed_checks")
 MAX_RUN_NOTES = 50  # distinct product notes repeated at the top of the manifest and report
@@ -122,47 +124,84 @@ class ResultSpool:
 
 class StagedFile:
     """A text file written piece by piece, then published under ``key`` in one step: renamed into
-    place in a local run folder, uploaded for S3. A crash leaves no partial file under ``key``."""
+    place in a local run folder, uploaded for S3. A crash leaves no partial file under ``key``; a
+    failure (a full disk) removes the temp file before the error is raised."""
 
     def __init__(self, storage: Storage, key: str, content_type: str):
         self.storage, self.key, self.content_type = storage, key, content_type
         target = storage.local_path(key)
         folder = None
-        if target is not None:  # same folder, so the final rename is atomic
-            folder = target.parent
-            folder.mkdir(parents=True, exist_ok=True)
-        fd, path = tempfile.mkstemp(dir=folder, prefix=f".{PurePosixPath(key).name}.", suffix=".tmp")
+        try:
+            if target is not None:  # same folder, so the final rename is atomic
+                folder = target.parent
+                folder.mkdir(parents=True, exist_ok=True)
+            fd, path = tempfile.mkstemp(dir=folder, prefix=f".{PurePosixPath(key).name}.", suffix=".tmp")
+        except OSError as exc:
+            raise disk_error(exc, target or key) from exc
         self.path = Path(path)
         self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
 
     def write(self, text: str) -> None:
-        self.fh.write(text)
+        with self._disk_errors():
+            self.fh.write(text)
 
     def copy_from(self, chunk) -> None:
         """Append a temporary chunk file (opened ``w+``) written earlier."""
         chunk.seek(0)
-        shutil.copyfileobj(chunk, self.fh, 1 << 20)
+        with self._disk_errors():
+            shutil.copyfileobj(chunk, self.fh, 1 << 20)
 
-    def publish(self) -> str:
-        try:
+    def finish(self) -> None:
+        """Everything on disk, with the umask's mode; :meth:`install` then publishes it."""
+        with self._disk_errors():
             self.fh.flush()
+            os.fchmod(self.fh.fileno(), output_mode())
             os.fsync(self.fh.fileno())
             self.fh.close()
-            target = self.storage.local_path(self.key)
-            if target is not None:
-                os.replace(self.path, target)
-                return str(target)
-            upload = getattr(self.storage, "upload_file", None)
-            if upload is not None:
-                return upload(self.key, self.path, self.content_type)
-            return self.storage.write_bytes(self.key, self.path.read_bytes(), self.content_type)
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def install(self) -> str:
+        try:
+            with self._disk_errors():
+                target = self.storage.local_path(self.key)
+                if target is not None:
+                    os.replace(self.path, target)
+                    return str(target)
+                upload = getattr(self.storage, "upload_file", None)
+                if upload is not None:
+                    return upload(self.key, self.path, self.content_type)
+                return self.storage.write_bytes(self.key, self.path.read_bytes(), self.content_type)
         finally:
             self.discard()
 
+    def publish(self) -> str:
+        try:
+            self.finish()
+        except BaseException:
+            self.discard()
+            raise
+        return self.install()
+
     def discard(self) -> None:
+        """Remove the temp file first (so nothing is left even when closing fails), then close."""
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
         if not self.fh.closed:
-            self.fh.close()
-        self.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError, ValueError):
+                self.fh.close()
+
+    @contextlib.contextmanager
+    def _disk_errors(self):
+        try:
+            yield
+        except OSError as exc:
+            raise disk_error(exc, self.storage.local_path(self.key) or self.key) from exc
 
 
 def chunk_file():
@@ -219,38 +258,51 @@ class ManifestWriter:
         self.storage = storage
         self._products = chunk_file()
         self._csv = StagedFile(storage, "manifest.csv", "text/csv")
-        self._rows = csv.DictWriter(self._csv.fh, CSV_COLUMNS, lineterminator="\n")
+        self._rows = SafeDictWriter(self._csv.fh, CSV_COLUMNS, lineterminator="\n")
         self._rows.writeheader()
         self._count = 0
 
     def add(self, product: ProductResult) -> None:
         body = product.model_dump_json(indent=2).replace("\n", "\n    ")  # nested two levels deep
-        self._products.write((",\n    " if self._count else "\n    ") + body)
+        try:
+            self._products.write((",\n    " if self._count else "\n    ") + body)
+        except OSError as exc:  # the chunk lives in the temp folder, which may be full too
+            raise disk_error(exc, "a temporary file of the manifest") from exc
         self._count += 1
-        self._rows.writerows(_csv_rows(product))
+        try:
+            self._rows.writerows(_csv_rows(product))
+        except OSError as exc:
+            raise disk_error(exc, "manifest.csv") from exc
 
     def publish(self, header: RunManifest) -> tuple[str, str]:
         """Write ``manifest.json`` (``header`` with the streamed products) and ``manifest.csv``;
-        returns their URIs. ``header.products`` must be empty."""
+        returns their URIs. ``header.products`` must be empty. Both files are complete on disk before
+        either is published, and the JSON names the CSV's checksum, so a run killed between the two
+        renames is found (and repaired) by :func:`repair_manifest_pair` on the next start."""
         header.finished = header.finished or datetime.now(UTC)
-        head = header.model_copy(update={"products": []}).model_dump_json(indent=2)
-        empty = '"products": []\n}'
-        assert head.endswith(empty)
         staged = StagedFile(self.storage, "manifest.json", "application/json")
         try:
+            self._csv.finish()
+            header.manifest_csv_sha256 = self._csv.sha256()
+            head = header.model_copy(update={"products": []}).model_dump_json(indent=2)
+            empty = '"products": []\n}'
+            assert head.endswith(empty)
             if self._count:
                 staged.write(head[: -len(empty)] + '"products": [')
                 staged.copy_from(self._products)
                 staged.write("\n  ]\n}")
             else:
                 staged.write(head)
+            staged.finish()
         except BaseException:
             staged.discard()
             raise
-        return staged.publish(), self._csv.publish()
+        json_uri = staged.install()  # the JSON first: a torn pair is repaired from it
+        return json_uri, self._csv.install()
 
     def close(self) -> None:
-        self._products.close()
+        with contextlib.suppress(OSError):
+            self._products.close()
         self._csv.discard()
 
     def __enter__(self) -> ManifestWriter:
@@ -262,8 +314,73 @@ class ManifestWriter:
 
 def manifest_csv(manifest: RunManifest) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n")
+    writer = SafeDictWriter(buf, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for p in manifest.products:
         writer.writerows(_csv_rows(p))
     return buf.getvalue()
+
+
+TEMP_GRACE_S = 600  # temp files this much older than a run's start belong to no live writer
+DEAD_SPOOL_S = 12 * 3600  # a result spool not written to for this long belongs to a dead run
+
+
+def clean_leftovers(storage: Storage, run_id: str, started: float) -> list[str]:
+    """What killed runs left in the output, cleaned at the start of a run (``started``: unix time):
+    temp files and unfinished multipart uploads, result spools of dead runs, and a torn
+    manifest.json/manifest.csv pair. Returns one note per thing done."""
+    notes = storage.clean_leftovers(started - TEMP_GRACE_S)
+    notes += remove_dead_spools(storage, run_id, started - DEAD_SPOOL_S)
+    notes += repair_manifest_pair(storage)
+    return notes
+
+
+def remove_dead_spools(storage: Storage, run_id: str, older_than: float) -> list[str]:
+    """Delete local ``.runs/<id>/`` spools other than ``run_id``'s whose newest file is older than
+    ``older_than`` (S3 spools expire by a lifecycle rule on ``.runs/``)."""
+    root = storage.local_path(".runs/x")
+    if root is None or not root.parent.is_dir():
+        return []
+    removed = []
+    for folder in root.parent.iterdir():
+        if folder.name == run_id or not folder.is_dir():
+            continue
+        times = [p.stat().st_mtime for p in folder.rglob("*") if p.is_file()] or [folder.stat().st_mtime]
+        if max(times) < older_than:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return [f"removed the result spools of {len(removed)} interrupted run(s) from .runs/"] if removed else []
+
+
+def repair_manifest_pair(storage: Storage) -> list[str]:
+    """When ``manifest.csv`` is not the file published with ``manifest.json`` (a run was killed between
+    the two renames), rewrite the CSV from the JSON so the pair agrees again."""
+    if not storage.exists("manifest.json"):
+        return []
+    match = re.search(r'"manifest_csv_sha256":\s*"([0-9a-f]{64})"', _head(storage, "manifest.json"))
+    if match is None:
+        return []  # written before the checksum existed: nothing to compare
+    current = hashlib.sha256(storage.read_bytes("manifest.csv")).hexdigest() \
+        if storage.exists("manifest.csv") else None
+    if current == match.group(1):
+        return []
+    try:
+        manifest = RunManifest.model_validate_json(storage.read_bytes("manifest.json"))
+    except ValueError:
+        return ["manifest.json is damaged (a run was interrupted); this run writes both manifest files anew"]
+    storage.write_bytes("manifest.csv", manifest_csv(manifest).encode(), "text/csv")
+    return ["manifest.csv did not belong to manifest.json (a run was interrupted between publishing them); "
+            "rewrote manifest.csv from manifest.json"]
+
+
+def _head(storage: Storage, key: str, size: int = 1 << 16) -> str:
+    """The first ``size`` bytes of ``key`` as text (the manifest's header, without its products)."""
+    path = storage.local_path(key)
+    if path is not None:
+        with open(path, "rb") as fh:
+            return fh.read(size).decode("utf-8", "replace")
+    client = getattr(storage, "client", None)
+    if client is not None and hasattr(storage, "bucket"):
+        body = client.get_object(Bucket=storage.bucket, Key=storage._key(key), Range=f"bytes=0-{size - 1}")
+        return body["Body"].read().decode("utf-8", "replace")
+    return storage.read_bytes(key)[:size].decode("utf-8", "replace")

@@ -17,7 +17,7 @@ from itertools import chain
 from orchestrator.catalog_source import read_catalog, write_run_snapshot
 from orchestrator.clips import add_clips
 from orchestrator.context import RunContext, get_context
-from orchestrator.manifest import ManifestWriter, ResultSpool, RunTally
+from orchestrator.manifest import ManifestWriter, ResultSpool, RunTally, clean_leftovers
 from orchestrator.options import RunOptions
 from orchestrator.phases import process_batch
 from orchestrator.report import ReportWriter, summary_markdown
@@ -74,7 +74,10 @@ def start_run(options: RunOptions, run_id: str, settings: Settings | None = None
     batches = [products[i : i + size] for i in range(0, len(products), size)]
     log.info("%s: %d products, %d bad rows (%s format)", catalog.path, len(products),
              len(catalog.errors), catalog.format)
-    return CatalogRun(options, run_id, catalog, products, batches, ctx)
+    run = CatalogRun(options, run_id, catalog, products, batches, ctx)
+    for note in clean_leftovers(ctx.storage, run_id, run.started.timestamp()):
+        log.warning("%s: %s", ctx.storage.uri, note)
+    return run
 
 
 def process_part(products: list[Product], options: RunOptions, run_id: str, part: str | int) -> str:

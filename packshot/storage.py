@@ -7,9 +7,12 @@ only when its upload completes, so a killed run never leaves a half-written file
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from packshot.config import StorageSettings
-from packshot.errors import ConfigError
+from packshot.errors import ConfigError, PackshotError
 
 
 def _check_key(key: str) -> str:
@@ -56,6 +59,11 @@ class Storage(ABC):
         """The file's path when the storage is a local folder, else None."""
         return None
 
+    def clean_leftovers(self, older_than: float) -> list[str]:
+        """Remove what killed runs left behind before the unix time ``older_than`` (temp files,
+        unfinished uploads); returns a note per removal kind, for the run's log."""
+        return []
+
     @abstractmethod
     def list_files(self, folder: str = "") -> list[StoredFile]:
         """The files directly inside ``folder`` (not in its subfolders), sorted by key."""
@@ -85,10 +93,8 @@ class LocalStorage(Storage):
         return self.root / _check_key(key)
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> str:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data)
-        return str(path)
+        atomic_write(self._path(key), data)
+        return str(self._path(key))
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -133,23 +139,77 @@ class LocalStorage(Storage):
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
+    def clean_leftovers(self, older_than: float) -> list[str]:
+        removed = 0
+        for path in stale_temp_files(self.root, older_than):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+        return [f"removed {removed} temp file(s) left by an interrupted run"] if removed else []
+
+
+class StorageFullError(PackshotError):
+    """The output's disk (or quota) is full: nothing more can be written until space is freed."""
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_umask_lock = threading.Lock()
+
+
+def disk_error(exc: OSError, where: Path | str) -> Exception:
+    """``exc`` as the error to raise: a full disk or quota becomes one clear :class:`StorageFullError`."""
+    if exc.errno in _FULL:
+        return StorageFullError(
+            f"cannot write {where}: the disk is full ({exc.strerror}); free space there or write the run "
+            "to another --out folder, then run again (finished products are kept and skipped)"
+        )
+    return exc
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:  # elsewhere: set and restore
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def output_mode() -> int:
+    """The mode a plain ``open()`` would give a new file: 0644 under umask 022 (mkstemp gives 0600)."""
+    return 0o666 & ~current_umask()
+
 
 @contextmanager
 def atomic_file(path: Path, mode: str = "wb", **open_args) -> Iterator[IO]:
     """A file object whose content appears at ``path`` only when the block ends without error: written
-    to a temp file in the same folder, flushed to disk, then renamed over ``path``. On any error (a
-    full disk included) the temp file is removed and ``path`` keeps its old content. The one atomic
-    write of packshot: storage, cutout folders, ledgers and caches go through it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    to a temp file in the same folder, flushed to disk, given the umask's mode, then renamed over
+    ``path``. On any error the temp file is removed before the error is raised (a full disk as one
+    :class:`StorageFullError`), and ``path`` keeps its old content. The one atomic write of packshot:
+    storage, cutout folders, ledgers and caches go through it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise disk_error(exc, path) from exc
     try:
         with os.fdopen(fd, mode, **open_args) as fh:
             yield fh
             fh.flush()
+            os.fchmod(fh.fileno(), output_mode())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise disk_error(exc, path) from exc
         raise
 
 
@@ -157,6 +217,20 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
     with atomic_file(path) as fh:
         fh.write(data)
+
+
+def stale_temp_files(root: Path, older_than: float) -> list[Path]:
+    """``.<name>.<random>.tmp`` files under ``root`` (left by killed runs) last changed before the
+    unix time ``older_than``."""
+    found = []
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                path = Path(folder) / name
+                with contextlib.suppress(OSError):
+                    if path.lstat().st_mtime < older_than:
+                        found.append(path)
+    return found
 
 
 class S3Storage(Storage):
@@ -253,6 +327,20 @@ class S3Storage(Storage):
 
     def fetch_copy(self, key: str, folder: Path) -> Path:
         return self.download_file(key, folder / PurePosixPath(key).name)
+
+    def clean_leftovers(self, older_than: float) -> list[str]:
+        """Abort multipart uploads under this prefix started before ``older_than`` (a killed run's
+        parts are otherwise stored, and billed, until a lifecycle rule removes them)."""
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        aborted = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"].timestamp() < older_than:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                       UploadId=upload["UploadId"])
+                    aborted += 1
+        return [f"aborted {aborted} unfinished multipart upload(s) of an interrupted run"] if aborted else []
 
     def link(self, key: str) -> str:
         params = {"Bucket": self.bucket, "Key": self._key(key)}

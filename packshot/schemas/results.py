@@ -72,4 +72,6 @@ class RunManifest(BaseModel):
     licences: dict[str, str] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     review: str | None = Field(None, description="the folder's review.json (packshot review) if it has one")
+    manifest_csv_sha256: str | None = Field(
+        None, description="sha256 of the manifest.csv published with this file (finds a torn pair)")
     products: list[ProductResult]
