@@ -53,15 +53,9 @@ SOURCE_HELP = (
 
 def _run_name(source: str) -> str:
     """Default output folder name: the file's stem, the shop, or the feed's file name."""
-    from urllib.parse import urlsplit
+    from orchestrator.options import default_out
 
-    from packshot.types import slugify
-
-    if "://" not in source:
-        return Path(source).stem
-    parts = urlsplit(source)
-    stem = Path(parts.path).stem if parts.scheme in ("http", "https") and parts.path.strip("/") else ""
-    return slugify(stem or parts.netloc.removesuffix(".myshopify.com"))
+    return default_out(source).removeprefix("out/")
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -92,27 +86,34 @@ def run(
     """Process a catalog through the Prefect flow and show progress."""
     _prefect_defaults(verbose)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    from pydantic import ValidationError
+
     from orchestrator.catalog_source import read_catalog
-    from orchestrator.options import DEFAULT_STAGES, RunOptions
+    from orchestrator.options import DEFAULT_STAGES, RunOptions, options_problem
     from orchestrator.settings import get_settings
     from packshot import progress
 
+    try:  # every option is checked before Prefect starts (it takes seconds to)
+        options = RunOptions(
+            catalog=catalog,
+            out=out or from_review,
+            brand=brand,
+            stages=_split(stages) or list(DEFAULT_STAGES),
+            presets=_split(presets),
+            batch_size=batch_size,
+            limit=limit,
+            skus=_split(sku),
+            force=force,
+            from_review=from_review,
+        )
+    except ValidationError as exc:
+        for line in options_problem(exc).splitlines():
+            err.print(f"[bold red]error:[/] {line}", highlight=False)
+        raise typer.Exit(2) from None
     # A file: fail fast on an unreadable catalog, and size the bar. A store or feed URL is read once,
     # by the run itself (reading it twice would page through the whole store twice).
     parsed = None if "://" in catalog else read_catalog(catalog, get_settings())
     total = None if parsed is None else min(len(parsed.products), limit) if limit else len(parsed.products)
-    options = RunOptions(
-        catalog=catalog,
-        out=out or from_review or f"out/{_run_name(catalog)}",
-        brand=brand,
-        stages=_split(stages) or list(DEFAULT_STAGES),
-        presets=_split(presets),
-        batch_size=batch_size,
-        limit=limit,
-        skus=_split(sku),
-        force=force,
-        from_review=from_review,
-    )
     if parsed is not None and parsed.errors:
         err.print(
             f"[yellow]{len(parsed.errors)} bad row(s) will be skipped; see `packshot validate {catalog}`[/]"
@@ -135,10 +136,16 @@ def run(
             bar.update(task_id, advance=1, last=f"{mark}[/] {result.sku}")
 
         with progress.listening(advance):
-            summary = catalog_run(options)
+            state = catalog_run(options, return_state=True)
+            summary = state.result(raise_on_failure=not state.is_failed())
+    if not isinstance(summary, dict):  # the flow failed before it finished: its error says why
+        raise summary if isinstance(summary, BaseException) else PackshotError(state.message or "run failed")
     _print_summary(summary)
     counts = summary["counts"]
-    if counts["failed"] or counts["invalid"] or (fail_on_review and counts["needs_review"]):
+    if summary.get("problem"):
+        err.print(f"[bold red]error:[/] {summary['problem']}", highlight=False)
+    if counts["failed"] or counts["invalid"] or summary.get("problem") or (
+            fail_on_review and counts["needs_review"]):
         raise typer.Exit(1)
 
 
@@ -291,18 +298,29 @@ def check(
     presets_file: Annotated[Path | None, typer.Option(help="YAML with custom presets")] = None,
 ):
     """Check finished files against a marketplace preset; exit code 1 when any rule is broken."""
-    from stages.export import check_files
+    from packshot.errors import ImageLoadError
+    from packshot.imageio import regular_file
+    from stages.export import Violation, check_files
 
-    report = check_files(list(files), preset, presets_file)
+    report: dict[Path, list[Violation]] = {}
+    readable = []
+    for path in files:  # never open a FIFO or device: it could block forever
+        try:
+            regular_file(str(path), path, "File")
+            readable.append(path)
+        except ImageLoadError as exc:
+            report[path] = [Violation(rule="readable", message=str(exc))]
+    report.update(check_files(readable, preset, presets_file))
     bad = 0
-    for path, violations in report.items():
-        if violations:
+    for path in files:
+        errors = [v for v in report[path] if not v.warning]
+        if errors:
             bad += 1
-            console.print(f"[red]FAIL[/] {path}")
-            for v in violations:
-                console.print(f"  - {v}")
+            console.print(f"[red]FAIL[/] {path}", highlight=False)
         else:
-            console.print(f"[green]ok[/]   {path}")
+            console.print(f"[green]ok[/]   {path}", highlight=False)
+        for v in report[path]:
+            console.print(f"  - {'warning: ' if v.warning else ''}{v}", highlight=False, markup=False)
     if bad:
         raise typer.Exit(1)
 

@@ -16,6 +16,7 @@ from prefect.artifacts import (
 )
 from prefect.futures import wait
 from prefect.runtime import flow_run as current_run
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.gpu import use_prefect_gpu_limit
@@ -25,6 +26,7 @@ from orchestrator.options import RunOptions
 from orchestrator.run import RunSummary, finish_run, start_run
 from orchestrator.settings import get_settings
 from packshot import progress
+from packshot.errors import PackshotError
 
 PROGRESS_EVERY_S = 2.0  # how often the progress artifact is updated while batches run
 
@@ -46,7 +48,21 @@ def publish_artifacts(summary: RunSummary) -> None:
 @flow(name="packshot-catalog", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
 def catalog_run(options: RunOptions) -> dict:
     """Process a catalog: every product's cutout, packshots, scenes and color variants, then the
-    manifest and the contact sheet. Unchanged products are skipped (content keys)."""
+    manifest and the contact sheet. Unchanged products are skipped (content keys). The run ends
+    Failed, with the summary as its data, when the video stage made no clip at all (call it with
+    ``return_state=True`` to read the summary then). An error the user can fix (a full disk, an
+    unreadable catalog) ends it Failed with that one-line message, not a traceback."""
+    try:
+        summary = _run_catalog(options)
+    except PackshotError as exc:
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc), data=exc)
+    if summary.problem:  # the files are published; the state says what is missing
+        return Failed(message=summary.problem, data=summary.as_dict())
+    return summary.as_dict()
+
+
+def _run_catalog(options: RunOptions) -> RunSummary:
     settings = get_settings()
     use_prefect_gpu_limit(settings)
     run = start_run(options, new_run_id(), settings)  # loads models once, before the batches start
@@ -70,4 +86,4 @@ def catalog_run(options: RunOptions) -> dict:
         make_clips_task(parts, run.batches, options, run.run_id)
     summary = finish_run(run, parts=parts)
     publish_artifacts(summary)
-    return summary.as_dict()
+    return summary

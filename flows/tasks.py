@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
 from orchestrator.options import RunOptions
 from orchestrator.run import add_clips_to_parts, process_part
+from packshot.errors import PackshotError
 from packshot.types import Product
 
 
@@ -17,10 +19,16 @@ def process_batch_task(products: list[Product], options: RunOptions, run_id: str
     """Process one batch and store its results as spool part ``index``; returns the part's key."""
     # Resume and incremental reruns are keyed by content inside the orchestrator (.done.json per
     # product), so Prefect's own result caching stays off: no hashing of image batches.
-    return process_part(products, options, run_id, index)
+    try:
+        return process_part(products, options, run_id, index)
+    except PackshotError as exc:  # e.g. a full disk: the flow ends with this one line, no traceback
+        return Failed(message=str(exc), data=exc)
 
 
 @task(name="make-clips", cache_policy=NO_CACHE)
 def make_clips_task(parts: list[str], batches: list[list[Product]], options: RunOptions, run_id: str) -> None:
     """Ad clips for the finished products (the video stage): :func:`orchestrator.run.add_clips_to_parts`."""
-    add_clips_to_parts(parts, batches, options, run_id)
+    try:
+        add_clips_to_parts(parts, batches, options, run_id)
+    except PackshotError as exc:
+        return Failed(message=str(exc), data=exc)

@@ -42,11 +42,15 @@ class RunTally:
         self.failures: list[ProductResult] = []  # the first TABLE_ROWS failed or invalid products
         self.problems = 0
         self.to_review: list[ProductResult] = []  # the first TABLE_ROWS products that need review
+        self.clips = 0  # ad clips made (the video stage)
+        self.clip_misses = 0  # products whose clip failed, was skipped (budget) or could not be requested
 
     def add(self, result: ProductResult) -> None:
         self.count[result.status] += 1
         self.count["outputs"] += len(result.outputs)
         failed_checks = sum(1 for o in result.outputs if o.checks)
+        self.clips += sum(1 for o in result.outputs if o.kind == "clip")
+        self.clip_misses += any(n.startswith("video: ") and " clip cost " not in n for n in result.notes)
         self.count["failed_checks"] += failed_checks
         for note in dict.fromkeys(result.notes):
             if note.startswith("unchanged"):

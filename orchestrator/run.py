@@ -56,10 +56,12 @@ class RunSummary:
     output: str
     tally: RunTally
     markdown: str
+    problem: str | None = None  # why the run as a whole failed although it finished (no clip made)
 
     def as_dict(self) -> dict:
         return {"counts": self.counts, "manifest": self.manifest, "manifest_csv": self.manifest_csv,
-                "report": self.report, "report_link": self.report_link, "output": self.output}
+                "report": self.report, "report_link": self.report_link, "output": self.output,
+                "problem": self.problem}
 
 
 def start_run(options: RunOptions, run_id: str, settings: Settings | None = None) -> CatalogRun:
@@ -138,7 +140,15 @@ def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
     log.info("done %(done)d, needs review %(needs_review)d, skipped %(skipped)d, failed %(failed)d, "
              "invalid rows %(invalid)d", counts)
     return RunSummary(counts, json_uri, csv_uri, report_uri, report_link, ctx.storage.uri, tally,
-                      summary_markdown(header, tally, report_link))
+                      summary_markdown(header, tally, report_link), run_problem(options, tally))
+
+
+def run_problem(options: RunOptions, tally: RunTally) -> str | None:
+    """Why a finished run still counts as failed: the video stage was asked for and made no clip."""
+    if "video" in options.stages and tally.clips == 0 and tally.clip_misses:
+        return (f"no ad clip was made: the clips of {tally.clip_misses} product(s) failed or were skipped "
+                "(budget, provider errors); see the video notes in manifest.json or the contact sheet")
+    return None
 
 
 def licences(ctx: RunContext) -> dict[str, str]:

@@ -56,7 +56,8 @@ class ProductWriter:
             preset = self.ctx.presets[preset_name]
             for position, item in enumerate(order_for_listing(group, preset), start=1):
                 data = encode(item, preset)
-                violations = [str(v) for v in check(data, preset, item.product_alpha, item.generated)]
+                found = check(data, preset, item.product_alpha, item.generated)
+                violations = [str(v) for v in found if not v.warning]
                 ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[preset.format]
                 stem = item.kind if item.scene is None else f"{item.kind}{item.scene + 1}"
                 sub = f"{item.variant}/" if item.variant else ""

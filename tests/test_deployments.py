@@ -210,6 +210,7 @@ def test_prefect_yaml_deploys_with_the_prefect_cli(server, tmp_path):
     from prefect.flows import load_flow_from_entrypoint
 
     from flows.deployments import ensure_work_pool
+    from orchestrator.settings import OrchestrationSettings
 
     with _client(server):
         ensure_work_pool("gpu-pool")  # `prefect work-pool create gpu-pool --type process`
@@ -226,8 +227,9 @@ def test_prefect_yaml_deploys_with_the_prefect_cli(server, tmp_path):
                          "packshot-fanout/fan-out", "packshot-shard/shard"}
     nightly = deps["packshot-catalog/nightly"]
     (schedule,) = nightly.schedules
+    defaults = OrchestrationSettings()  # one source for the nightly schedule: the settings' defaults
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
-        "0 2 * * *", "Europe/Berlin", True)
+        defaults.nightly_cron, defaults.timezone, True)
     assert nightly.parameters == {"options": {"catalog": "catalogs/demo/catalog.csv", "out": "out/nightly"}}
     assert set(nightly.tags) == {"packshot", "nightly"}
     intake = deps["packshot-intake/intake"]

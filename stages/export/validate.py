@@ -5,7 +5,8 @@ Rules (names as reported):
 - ``readable``: the bytes decode as an image.
 - ``format``: the preset's format. ``color-mode``: RGB or greyscale, no CMYK, no alpha channel
   (every preset has an opaque background; a JPEG cannot carry alpha at all).
-- ``color-profile``: an embedded ICC profile that describes sRGB.
+- ``color-profile``: an embedded ICC profile that describes sRGB; an RGB or greyscale file without
+  one is a warning (``Violation.warning``): it is assumed sRGB, as marketplaces do.
 - ``min-size``/``max-size`` (long side), ``min-short-side``, ``megapixels``, ``aspect`` (when the
   preset checks it), ``max-bytes``.
 - ``white-background`` (pure-white presets): every pixel outside the product region is exactly
@@ -53,6 +54,7 @@ _SOURCE_TYPE = re.compile(r"DigitalSourceType[^>]*?(?:=\s*[\"']|>)\s*([^\"'<\s]+
 class Violation(BaseModel):
     rule: str
     message: str
+    warning: bool = False  # what we assume rather than a broken rule (an untagged file is sRGB)
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.message}"
@@ -69,15 +71,16 @@ def check(
     """
     out: list[Violation] = []
 
-    def fail(rule: str, message: str) -> None:
-        out.append(Violation(rule=rule, message=message))
+    def fail(rule: str, message: str, warning: bool = False) -> None:
+        out.append(Violation(rule=rule, message=message, warning=warning))
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             img.load()
-    except (UnidentifiedImageError, OSError, *_BOMB) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, *_BOMB) as exc:  # ValueError:
+        # a PNG text or ICC chunk that decompresses beyond Pillow's limit
         return [Violation(rule="readable", message=f"not a readable image ({exc})")]
 
     if img.format != preset.format:
@@ -116,7 +119,11 @@ def _check_mode(img: Image.Image, fail) -> None:
 def _check_profile(img: Image.Image, preset: Preset, fail) -> None:
     icc = img.info.get("icc_profile")
     if not icc:
-        fail("color-profile", f"no ICC profile embedded; export with an {preset.color_profile} profile")
+        if img.mode in ("RGB", "L", "P"):  # marketplaces read untagged RGB as sRGB, and so do we
+            fail("color-profile", f"no ICC profile embedded: assumed sRGB, as marketplaces do; embed an "
+                 f"{preset.color_profile} profile to be sure", warning=True)
+        else:
+            fail("color-profile", f"no ICC profile embedded; export with an {preset.color_profile} profile")
         return
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile
