@@ -40,8 +40,9 @@ def regular_file(ref: str, path: Path, what: str = "Image") -> os.stat_result:
     try:
         info = os.stat(path)
     except FileNotFoundError as exc:
-        raise ImageLoadError(f"{what} {_short(ref)}: file not found at {_short(str(path))}; check the path "
-                             "and its case (paths are relative to the catalog's folder).") from exc
+        raise ImageLoadError(f"{what} {_short(ref)}: file not found, it does not exist (looked for "
+                             f"{_short(str(path))}); check the path and its case (paths are relative to "
+                             "the catalog's folder).") from exc
     except OSError as exc:
         raise ImageLoadError(f"{what} {_short(ref)}: cannot read it ({_reason(exc)}).") from exc
     if stat.S_ISDIR(info.st_mode):
