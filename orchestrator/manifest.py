@@ -262,7 +262,7 @@ class ManifestWriter:
         self.storage = storage
         self._products = chunk_file()
         self._csv = StagedFile(storage, "manifest.csv", "text/csv")
-        self._rows = SafeDictWriter(self._csv.fh, CSV_COLUMNS, lineterminator="\n")
+        self._rows = SafeDictWriter(self._csv.fh, CSV_COLUMNS, lineterminator="\r\n")
         self._rows.writeheader()
         self._count = 0
 
@@ -318,7 +318,7 @@ class ManifestWriter:
 
 def manifest_csv(manifest: RunManifest) -> str:
     buf = io.StringIO()
-    writer = SafeDictWriter(buf, CSV_COLUMNS, lineterminator="\n")
+    writer = SafeDictWriter(buf, CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for p in manifest.products:
         writer.writerows(_csv_rows(p))

@@ -4,7 +4,9 @@ A merchant's SKU such as ``=HYPERLINK("http://x")`` or ``=cmd|' /C calc'!A0`` wo
 when the manifest is opened in Excel or LibreOffice. Every CSV packshot writes goes through
 :class:`SafeDictWriter`: a text cell that starts with ``=``, ``+``, ``-`` or ``@`` (also after
 leading whitespace), or with a tab or carriage return, is prefixed with a single quote, which
-spreadsheets show as text. Numbers (``int``/``float`` values) are left as they are.
+spreadsheets show as text. Numbers (``int``/``float`` values) are left as they are. Write with
+``lineterminator="\r\n"`` (RFC 4180): the csv module quotes a cell holding a CR only when the line
+terminator has one, and an unquoted CR breaks the row.
 """
 
 from __future__ import annotations

@@ -280,7 +280,7 @@ def test_manifest_and_report_stream_from_the_result_spool(tmp_path):
 
     full = header.model_copy(update={"products": results})
     assert (tmp_path / "out" / "manifest.json").read_text() == full.model_dump_json(indent=2)
-    assert (tmp_path / "out" / "manifest.csv").read_text() == manifest_csv(full)
+    assert (tmp_path / "out" / "manifest.csv").read_bytes().decode() == manifest_csv(full)
     recount = RunTally()
     for result in results:
         recount.add(result)

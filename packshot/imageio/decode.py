@@ -48,10 +48,12 @@ class LoadedImage:
     notes: tuple[str, ...] = ()
 
 
-def probe_file(ref: str, path: Path, max_pixels: int) -> tuple[int, int]:
+def probe_file(ref: str, path: Path, max_pixels: int, decode: bool = True) -> tuple[int, int]:
     """(width, height) of the local image file ``path`` as the pipeline will see it (EXIF rotation
-    applied), from its header only; :class:`ImageLoadError` naming ``ref`` for anything else: not a
-    regular file, not an image, a decompression bomb, a PNG text/ICC chunk bomb, a truncated header."""
+    applied); :class:`ImageLoadError` naming ``ref`` for anything else: not a regular file, not an
+    image, a decompression bomb, a PNG text/ICC chunk bomb, truncated or corrupt data. ``decode``:
+    also decode the pixels (a JPEG at 1/8 scale, which still reads all its data), so a truncated
+    file is found; else the header alone is read."""
     regular_file(ref, path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -65,6 +67,15 @@ def probe_file(ref: str, path: Path, max_pixels: int) -> tuple[int, int]:
                 with Image.open(fh, formats=_available_formats()) as img:
                     width, height = img.size
                     orientation = _orientation(img)
+                    if width * height > max_pixels:
+                        raise _bomb_error(repr(ref), f"{width}x{height} = {width * height:,} pixels",
+                                          LoadSettings(max_pixels=max_pixels))
+                    if decode:
+                        if img.format == "JPEG":
+                            img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                        img.load()
+        except ImageLoadError:
+            raise
         except Image.DecompressionBombError as exc:
             raise _bomb_error(repr(ref), str(exc), LoadSettings(max_pixels=max_pixels)) from exc
         except UnidentifiedImageError as exc:
@@ -74,11 +85,9 @@ def probe_file(ref: str, path: Path, max_pixels: int) -> tuple[int, int]:
             ) from exc
         except Exception as exc:  # ValueError (PNG chunk bombs), OSError, SyntaxError, EOFError ...
             raise ImageLoadError(
-                f"Image {ref!r}: invalid or damaged image header ({type(exc).__name__}: {exc}); re-export it."
+                f"Image {ref!r}: truncated, damaged or not a valid image ({type(exc).__name__}: {exc}); "
+                "re-export or re-upload it."
             ) from exc
-    if width * height > max_pixels:
-        raise _bomb_error(repr(ref), f"{width}x{height} = {width * height:,} pixels",
-                          LoadSettings(max_pixels=max_pixels))
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
