@@ -20,7 +20,7 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.gpu import use_prefect_gpu_limit
-from flows.tasks import make_clips_task, process_batch_task
+from flows.tasks import BatchProblem, make_clips_task, process_batch_task
 from orchestrator.manifest import TABLE_ROWS
 from orchestrator.options import RunOptions
 from orchestrator.run import RunSummary, finish_run, start_run
@@ -54,8 +54,7 @@ def catalog_run(options: RunOptions) -> dict:
     unreadable catalog) ends it Failed with that one-line message, not a traceback."""
     try:
         summary = _run_catalog(options)
-    except PackshotError as exc:
-        get_run_logger().error("%s", exc)
+    except PackshotError as exc:  # the state's message is the one line (no traceback in the logs)
         return Failed(message=str(exc), data=exc)
     if summary.problem:  # the files are published; the state says what is missing
         return Failed(message=summary.problem, data=summary.as_dict())
@@ -79,11 +78,15 @@ def _run_catalog(options: RunOptions) -> RunSummary:
         while pending:
             done, _ = wait(list(pending), timeout=PROGRESS_EVERY_S)
             for future in done:
-                parts[pending.pop(future)] = future.result()
+                part = future.result()
+                if isinstance(part, BatchProblem):
+                    part.raise_it()
+                parts[pending.pop(future)] = part
             update_progress_artifact(progress_id, progress=100.0 * finished[0] / max(len(run.products), 1))
     update_progress_artifact(progress_id, progress=100.0)
-    if "video" in options.stages:
-        make_clips_task(parts, run.batches, options, run.run_id)
+    if "video" in options.stages and isinstance(
+            problem := make_clips_task(parts, run.batches, options, run.run_id), BatchProblem):
+        problem.raise_it()
     summary = finish_run(run, parts=parts)
     publish_artifacts(summary)
     return summary

@@ -4,9 +4,10 @@ the run's result spool, not back to the flow, so the flow's memory does not grow
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Failed
 
 from orchestrator.options import RunOptions
 from orchestrator.run import add_clips_to_parts, process_part
@@ -14,21 +15,35 @@ from packshot.errors import PackshotError
 from packshot.types import Product
 
 
+@dataclass(frozen=True)
+class BatchProblem:
+    """What a task returns instead of raising an error the user can fix (a full disk): Prefect would
+    log the task's failure with its traceback; the flow raises it as one :class:`PackshotError`."""
+
+    message: str
+
+    def raise_it(self):
+        raise PackshotError(self.message)
+
+
 @task(name="process-batch", cache_policy=NO_CACHE, task_run_name="batch {index}")
-def process_batch_task(products: list[Product], options: RunOptions, run_id: str, index: int = 0) -> str:
+def process_batch_task(products: list[Product], options: RunOptions, run_id: str,
+                       index: int = 0) -> str | BatchProblem:
     """Process one batch and store its results as spool part ``index``; returns the part's key."""
     # Resume and incremental reruns are keyed by content inside the orchestrator (.done.json per
     # product), so Prefect's own result caching stays off: no hashing of image batches.
     try:
         return process_part(products, options, run_id, index)
-    except PackshotError as exc:  # e.g. a full disk: the flow ends with this one line, no traceback
-        return Failed(message=str(exc), data=exc)
+    except PackshotError as exc:  # e.g. a full disk: handed to the flow, which ends with this one line
+        return BatchProblem(str(exc))
 
 
 @task(name="make-clips", cache_policy=NO_CACHE)
-def make_clips_task(parts: list[str], batches: list[list[Product]], options: RunOptions, run_id: str) -> None:
+def make_clips_task(parts: list[str], batches: list[list[Product]], options: RunOptions,
+                    run_id: str) -> BatchProblem | None:
     """Ad clips for the finished products (the video stage): :func:`orchestrator.run.add_clips_to_parts`."""
     try:
         add_clips_to_parts(parts, batches, options, run_id)
     except PackshotError as exc:
-        return Failed(message=str(exc), data=exc)
+        return BatchProblem(str(exc))
+    return None

@@ -91,3 +91,33 @@ def test_intake_reports_missing_images_and_ends_failed_when_products_fail(prefec
     data = json.loads(Path(f"{moved}.validation.json").read_text())
     assert data["ok"] is False and data["run"]["counts"]["done"] == 1
     assert state.is_failed() and "up.csv: 1 product(s) failed" in state.message
+
+
+def test_a_full_disk_stops_the_cli_run_with_one_message_and_no_leftovers(prefect_api, env, monkeypatch,
+                                                                         capfd):
+    import errno
+    import os
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    catalog = write_catalog(env / "cat", [{"sku": "A"}, {"sku": "B", "shape": "mug"}])
+    real_fsync = os.fsync
+    out = env / "out"
+
+    def fsync(fd):  # every write under the output folder hits a full disk
+        if str(out) in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    result = CliRunner().invoke(app, ["run", str(catalog), "--out", str(out), "--presets", "test-shop",
+                                      "--stages", "segment,export"])
+    logs = capfd.readouterr()
+    assert result.exit_code == 2, result.output
+    assert "the disk is full" in result.output and result.output.count("error:") == 1, result.output
+    assert "| ERROR" not in result.output + logs.err  # one message: no task/flow failure logs on top
+    assert "Traceback" not in result.output + logs.out + logs.err
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert not (out / "manifest.json").exists()
