@@ -333,9 +333,15 @@ def clean_leftovers(storage: Storage, run_id: str, started: float) -> list[str]:
     """What killed runs left in the output, cleaned at the start of a run (``started``: unix time):
     temp files and unfinished multipart uploads, result spools of dead runs, and a torn
     manifest.json/manifest.csv pair. Returns one note per thing done."""
-    notes = storage.clean_leftovers(started - TEMP_GRACE_S)
-    notes += remove_dead_spools(storage, run_id, started - DEAD_SPOOL_S)
-    notes += repair_manifest_pair(storage)
+    notes: list[str] = []
+    steps = ((storage.clean_leftovers, (started - TEMP_GRACE_S,)),
+             (remove_dead_spools, (storage, run_id, started - DEAD_SPOOL_S)),
+             (repair_manifest_pair, (storage,)))
+    for step, args in steps:
+        try:
+            notes += step(*args)
+        except Exception as exc:  # tidying up must never stop a run (a bucket policy without List ...)
+            notes.append(f"could not clean up after earlier runs ({type(exc).__name__}: {exc}); carrying on")
     return notes
 
 
@@ -349,7 +355,10 @@ def remove_dead_spools(storage: Storage, run_id: str, older_than: float) -> list
     for folder in root.parent.iterdir():
         if folder.name == run_id or not folder.is_dir():
             continue
-        times = [p.stat().st_mtime for p in folder.rglob("*") if p.is_file()] or [folder.stat().st_mtime]
+        try:
+            times = [p.stat().st_mtime for p in folder.rglob("*") if p.is_file()] or [folder.stat().st_mtime]
+        except OSError:  # removed meanwhile (another run tidying up)
+            continue
         if max(times) < older_than:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)

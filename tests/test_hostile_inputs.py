@@ -406,3 +406,15 @@ def test_unfinished_multipart_uploads_under_our_prefix_are_aborted(tmp_path, mon
         assert left == {theirs} and ours not in left
     finally:
         server.stop()
+
+
+def test_cleaning_up_after_earlier_runs_never_stops_a_run(tmp_path):
+    from orchestrator.manifest import clean_leftovers
+    from packshot.storage import LocalStorage
+
+    class NoListing(LocalStorage):  # a bucket policy without s3:ListBucketMultipartUploads, say
+        def clean_leftovers(self, older_than):
+            raise PermissionError("AccessDenied")
+
+    (note,) = clean_leftovers(NoListing(tmp_path), "run", 0.0)
+    assert "could not clean up" in note and "AccessDenied" in note
