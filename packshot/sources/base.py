@@ -16,11 +16,11 @@ import json
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
 from packshot.errors import PackshotError
+from packshot.imageio.refs import display_ref
 from packshot.types import Catalog
 
 SNAPSHOT_NAME = "catalog.snapshot.json"
@@ -94,13 +94,7 @@ class CsvSource(Source):
         return self.path.resolve().parent
 
 
-def display_uri(uri: str) -> str:
-    """The URI without user:password@ and query string (presigned links and keys travel there)."""
-    if "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}://{host}{parts.path}" + ("?…" if parts.query else "")
+display_uri = display_ref  # the same rule for every reference shown to people
 
 
 def snapshot_json(catalog: Catalog, source_uri: str) -> bytes:
