@@ -63,13 +63,24 @@ class _TransientStatus(Exception):
 def fetch_url(url: str, settings: LoadSettings, accept: str = "image/*") -> bytes:
     """Download ``url`` under the SSRF, redirect, size and total-time rules (see module doc). Every
     packshot download goes through here: images, feeds, and providers' result files (``accept``)."""
+    return _request(url, settings, accept, "GET")[0]
+
+
+def fetch_headers(url: str, settings: LoadSettings, accept: str = "*/*") -> dict[str, str]:
+    """The response headers (lowercased names) of a ``HEAD`` on ``url`` under the same rules as
+    :func:`fetch_url`, no body read: how an image's ETag or Last-Modified is checked without a download."""
+    return _request(url, settings, accept, "HEAD")[1]
+
+
+def _request(url: str, settings: LoadSettings, accept: str, method: str) -> tuple[bytes, dict[str, str]]:
     deadline = time.monotonic() + settings.download_timeout_s
     shown = display_ref(url)
     current = url
     for _hop in range(settings.max_redirects + 1):
         target = check_url(current, settings, shown)
         try:
-            status, location, body = _fetch_with_retries(target, deadline, settings, shown, accept)
+            status, location, body, headers = _fetch_with_retries(target, deadline, settings, shown, accept,
+                                                                  method)
         except httpcore.TimeoutException as exc:
             raise ImageLoadError(
                 f"Image {shown}: download did not finish within load.download_timeout_s = "
@@ -99,7 +110,7 @@ def fetch_url(url: str, settings: LoadSettings, accept: str = "image/*") -> byte
         if status != 200:
             hint = "the URL is wrong or expired" if 400 <= status < 500 else "the server failed; retry later"
             raise HTTPStatusError(f"Image {shown}: the server answered HTTP {status} ({hint}).", status)
-        return body
+        return body, headers
     raise ImageLoadError(
         f"Image {shown}: more than load.max_redirects = {settings.max_redirects} redirects; "
         "use the final image URL."
@@ -180,15 +191,17 @@ def blocked_reason(address: str, settings: LoadSettings) -> str | None:
     return None
 
 
-def _fetch_with_retries(target: _Target, deadline: float, settings: LoadSettings, shown: str, accept: str):
-    """One hop: (status, Location header or None, body bytes). Transient errors are retried."""
+def _fetch_with_retries(
+    target: _Target, deadline: float, settings: LoadSettings, shown: str, accept: str, method: str
+):
+    """One hop: (status, Location header or None, body bytes, headers). Transient errors are retried."""
     retrying = Retrying(
         retry=retry_if_exception(_is_transient),
         stop=stop_after_attempt(3) | stop_before_delay(max(0.0, deadline - time.monotonic())),
         wait=wait_exponential(multiplier=0.2, max=1.0),
         reraise=True,
     )
-    return retrying(_fetch_once, target, deadline, settings, shown, accept)
+    return retrying(_fetch_once, target, deadline, settings, shown, accept, method)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -205,7 +218,9 @@ def _tls_error(exc: BaseException) -> ssl.SSLError | None:
     return next((cause for cause in causes if isinstance(cause, ssl.SSLError)), None)
 
 
-def _fetch_once(target: _Target, deadline: float, settings: LoadSettings, shown: str, accept: str):
+def _fetch_once(
+    target: _Target, deadline: float, settings: LoadSettings, shown: str, accept: str, method: str
+):
     remaining = _remaining(deadline)
     timeouts = {"connect": remaining, "read": remaining, "write": remaining, "pool": remaining}
     backend = _PinnedBackend(target.addresses, deadline)
@@ -225,15 +240,15 @@ def _fetch_once(target: _Target, deadline: float, settings: LoadSettings, shown:
     ssl_context = _ssl_context(settings.ca_bundle) if target.scheme == "https" else None
     with httpcore.ConnectionPool(
         ssl_context=ssl_context, network_backend=backend, max_connections=1, retries=0
-    ) as pool, pool.stream("GET", url, headers=headers, extensions={"timeout": timeouts}) as response:
+    ) as pool, pool.stream(method, url, headers=headers, extensions={"timeout": timeouts}) as response:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
         status = response.status
         if status in _REDIRECT_STATUSES:
-            return status, headers.get("location"), b""
+            return status, headers.get("location"), b"", headers
         if status in _TRANSIENT_STATUSES:
             raise _TransientStatus(status)
-        if status != 200:
-            return status, None, b""
+        if status != 200 or method == "HEAD":
+            return status, None, b"", headers
         if headers.get("content-encoding", "identity").lower() not in ("identity", ""):
             raise ImageLoadError(
                 f"Image {shown}: the server sent {headers['content-encoding']}-encoded data although "
@@ -247,7 +262,7 @@ def _fetch_once(target: _Target, deadline: float, settings: LoadSettings, shown:
             body += chunk
             if len(body) > settings.max_download_bytes:
                 raise too_big_error(shown, f"over {settings.max_download_bytes:,} bytes received", settings)
-        return status, None, bytes(body)
+        return status, None, bytes(body), headers
 
 
 @lru_cache(maxsize=4)

@@ -9,9 +9,7 @@ become part of the product's ``source_version``.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urljoin
 
 import httpcore
 
@@ -72,39 +70,11 @@ def _validator(url: str, load: LoadSettings) -> str | None:
 
 
 def _head(url: str, load: LoadSettings) -> dict[str, str] | None:
-    """Response headers of a HEAD on ``url`` after redirects, or None for a non-200 answer."""
-    from packshot.imageio.download import USER_AGENT, _PinnedBackend, _ssl_context, check_url
+    """Response headers of a HEAD on ``url`` after redirects (the SSRF-safe downloader's rules), or None
+    for a non-200 answer."""
+    from packshot.imageio.download import HTTPStatusError, fetch_headers
 
-    current = url
-    for _hop in range(load.max_redirects + 1):
-        target = check_url(current, load)
-        host = f"[{target.host}]" if ":" in target.host else target.host
-        if target.port != (443 if target.scheme == "https" else 80):
-            host += f":{target.port}"
-        request_url = httpcore.URL(
-            scheme=target.scheme.encode(),
-            host=target.host.encode(),
-            port=target.port,
-            target=target.target.encode(),
-        )
-        timeout = load.download_timeout_s
-        deadline = time.monotonic() + timeout
-        ssl_context = _ssl_context(load.ca_bundle) if target.scheme == "https" else None
-        with httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            network_backend=_PinnedBackend(target.addresses, deadline),
-            max_connections=1,
-            retries=0,
-        ) as pool:
-            response = pool.request(
-                "HEAD",
-                request_url,
-                headers={"Host": host, "User-Agent": USER_AGENT},
-                extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)},
-            )
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
-        if response.status in _REDIRECTS and headers.get("location"):
-            current = urljoin(current, headers["location"])
-            continue
-        return headers if response.status == 200 else None
-    return None
+    try:
+        return fetch_headers(url, load)
+    except HTTPStatusError:
+        return None
