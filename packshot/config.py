@@ -61,7 +61,9 @@ class GenerativeSettings(BaseModel):
     flux_revision: str | None = None
     steps: int = 28
     guidance_scale: float = 30.0
-    cpu_offload: bool = Field(False, description="enable model CPU offload for 24 GB cards")
+    memory_plan: Literal["auto", "full", "text-offload", "fp8", "group-offload"] = Field(
+        "auto", description="how FLUX is placed on the card (packshot.memory); auto: from the free memory"
+    )
     fill_fraction: float = Field(0.62, description="share of the frame the product spans")
     floor_line: float = Field(0.86, description="where the product stands, as a fraction of the height")
     flux_licence: str | None = Field(

@@ -3,7 +3,11 @@
 Every stage asks ``models.get(key, loader)`` instead of loading weights itself, so a model is
 loaded once per process and reused for every product (no per-product reloads). When a new model
 would not fit in the memory budget, the least recently used models are freed first (GPU memory is
-released before the next one loads, as IOPaint does).
+released before the next one loads, as IOPaint's model switch does). In production the budget is
+the card's memory (:meth:`ModelRegistry.budget_from_card`) and entries record the bytes they hold on
+the card (``gpu_bytes``: parameters and buffers on a CUDA device, FP8 tensor subclasses counted by
+their inner tensors) apart from host bytes. Whoever holds a model elsewhere (the run context) subscribes
+with :meth:`ModelRegistry.on_free` and drops its reference, so a freed model really leaves the card.
 """
 
 from __future__ import annotations
@@ -23,22 +27,50 @@ T = TypeVar("T")
 @dataclass
 class _Entry:
     model: Any
-    nbytes: int
+    nbytes: int  # on the card when it is on one, else in host memory
     identity: str
+    gpu_bytes: int = 0
+
+
+def _modules(model: Any) -> list:
+    if hasattr(model, "components"):  # diffusers pipeline
+        return [m for m in model.components.values() if hasattr(m, "parameters")]
+    if hasattr(model, "parameters"):
+        return [model]
+    return []
+
+
+def tensor_nbytes(t: Any) -> int:
+    """Bytes of a tensor; tensor subclasses (torchao FP8) are counted by their inner tensors."""
+    flatten = getattr(t, "__tensor_flatten__", None)
+    if flatten is not None and type(t).__name__ not in ("Tensor", "Parameter"):
+        names, _ = flatten()
+        return sum(tensor_nbytes(getattr(t, n)) for n in names)
+    return t.numel() * t.element_size()
+
+
+def model_bytes(model: Any) -> tuple[int, int]:
+    """(bytes on a CUDA device, bytes elsewhere) of a torch module or a diffusers pipeline's modules.
+
+    Group-offloaded parts count where their weights are between calls (host memory)."""
+    on_card = elsewhere = 0
+    seen: set[int] = set()
+    for m in _modules(model):
+        for t in [*m.parameters(), *m.buffers()]:
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            n = tensor_nbytes(t)
+            if t.device.type == "cuda":
+                on_card += n
+            else:
+                elsewhere += n
+    return on_card, elsewhere
 
 
 def model_nbytes(model: Any) -> int:
     """Bytes held by a torch module or a diffusers pipeline's modules (0 for anything else)."""
-    modules = []
-    if hasattr(model, "components"):  # diffusers pipeline
-        modules = [m for m in model.components.values() if hasattr(m, "parameters")]
-    elif hasattr(model, "parameters"):
-        modules = [model]
-    total = 0
-    for m in modules:
-        total += sum(p.numel() * p.element_size() for p in m.parameters())
-        total += sum(b.numel() * b.element_size() for b in m.buffers())
-    return total
+    return sum(model_bytes(model))
 
 
 class ModelRegistry:
@@ -47,6 +79,19 @@ class ModelRegistry:
         self._lock = threading.RLock()
         self.budget_bytes = budget_bytes
         self.load_counts: dict[str, int] = {}
+        self._listeners: list[Callable[[str], None]] = []
+
+    def budget_from_card(self, device: str, reserve_bytes: int = 1024**3) -> int | None:
+        """Set the budget to the card's total memory less ``reserve_bytes`` (CUDA context); None on CPU."""
+        from packshot.memory import card_total_bytes
+
+        total = card_total_bytes(device)
+        self.budget_bytes = None if total is None else total - reserve_bytes
+        return self.budget_bytes
+
+    def on_free(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(key)`` whenever a model is freed, before the memory is released."""
+        self._listeners.append(listener)
 
     def get(self, key: str, loader: Callable[[], T], *, size_hint: int = 0, identity: str | None = None) -> T:
         """Return the model stored under ``key``, calling ``loader()`` only the first time.
@@ -63,7 +108,9 @@ class ModelRegistry:
             log.info("loading model %s", key)
             model = loader()
             self.load_counts[key] = self.load_counts.get(key, 0) + 1
-            self._entries[key] = _Entry(model, model_nbytes(model) or size_hint, identity or key)
+            on_card, elsewhere = model_bytes(model)
+            self._entries[key] = _Entry(model, on_card or elsewhere or size_hint, identity or key,
+                                        gpu_bytes=on_card)
             return model
 
     def identity(self, key: str) -> str | None:
@@ -82,23 +129,46 @@ class ModelRegistry:
     def resident_bytes(self) -> int:
         return sum(e.nbytes for e in self._entries.values())
 
+    def gpu_bytes(self) -> dict[str, int]:
+        """Key -> bytes each loaded model holds on the card (0 for models in host memory)."""
+        return {k: e.gpu_bytes for k, e in self._entries.items()}
+
     def free(self, key: str) -> None:
         with self._lock:
-            if self._entries.pop(key, None) is not None:
-                log.info("freed model %s", key)
+            if key in self._entries:
+                self._drop(key, "freed model %s")
                 _release_memory()
+
+    def free_where(self, predicate: Callable[[str], bool]) -> list[str]:
+        """Free every model whose key ``predicate`` accepts (an out-of-memory retry); returns the keys."""
+        with self._lock:
+            keys = [k for k in self._entries if predicate(k)]
+            for key in keys:
+                self._drop(key, "freed model %s")
+            if keys:
+                _release_memory()
+            return keys
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            for key in list(self._entries):
+                self._drop(key, "freed model %s")
             _release_memory()
+
+    def _drop(self, key: str, message: str) -> None:
+        self._entries.pop(key)
+        log.info(message, key)
+        for listener in list(self._listeners):
+            listener(key)
 
     def _make_room(self, size_hint: int) -> None:
         if not self.budget_bytes or not size_hint:
             return
+        freed = False
         while self._entries and self.resident_bytes() + size_hint > self.budget_bytes:
-            key, _ = self._entries.popitem(last=False)
-            log.info("freed model %s to make room", key)
+            self._drop(next(iter(self._entries)), "freed model %s to make room")
+            freed = True
+        if freed:
             _release_memory()
 
 

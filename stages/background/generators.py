@@ -29,7 +29,6 @@ FLUX_DEV_LICENCE = (
 )
 TINY_LICENCE = "tiny random-weight FLUX Fill built locally for tests (no licence terms; not for production)"
 CLASSIC_LICENCE = "no generative model (studio backdrops drawn in code)"
-FLUX_FILL_BYTES = 34 * 1024**3  # bf16 transformer + T5-XXL + CLIP + VAE, for the registry's budget
 MODEL_SETTING = "PACKSHOT_GENERATIVE__FLUX_MODEL"
 
 
@@ -265,22 +264,21 @@ def _locate(model: str) -> tuple[str, bool]:
 
 def _fill_generator(name, source, revision, local, device, settings, licence, *, long_side, steps,
                     max_sequence_length, notes) -> FluxFillGenerator:
+    from packshot.memory import FOOTPRINTS, resolve_plan
     from stages.background.speed import speed_signature
 
-    offload = settings.cpu_offload and device.startswith("cuda")
-    key = (f"flux-fill:{source}@{revision or 'main'}:{device}{':offload' if offload else ''}"
-           f":{speed_signature(settings.speed)}")
+    footprint = FOOTPRINTS["flux-fill" if name == "flux" else "tiny"]
+    plan = resolve_plan("image", settings.memory_plan, [footprint], device)  # the orchestrator passes it
+    key = (f"flux-fill:{source}@{revision or 'main'}:{device}:{speed_signature(settings.speed)}"
+           f":{plan.plan}")
     identity = f"{name}:{source}@{revision or 'main'}"
     pipe = models.get(
         key,
-        lambda: load_fill_pipeline(
-            source, revision=revision, device=device, local=local, cpu_offload=offload
-        ),
-        size_hint=FLUX_FILL_BYTES if name == "flux" else 0,
+        lambda: load_fill_pipeline(source, revision=revision, device=device, local=local, plan=plan.plan),
+        size_hint=footprint.card_bytes(plan.plan) if device.startswith("cuda") else 0,
         identity=identity,
     )
-    if offload:
-        notes = [*notes, "background: model CPU offload enabled (fits 24 GB cards, slower per image)"]
+    notes = [*notes, f"background: memory plan {plan.plan} ({plan.why})"]
     return FluxFillGenerator(
         pipe, name=name, key=key, model_identity=identity, licence=licence, settings=settings,
         long_side=long_side, steps=steps, max_sequence_length=max_sequence_length, notes=notes,
@@ -288,12 +286,15 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
     )
 
 
-def load_fill_pipeline(source: str, *, revision: str | None, device: str, local: bool, cpu_offload: bool):
-    """``FluxFillPipeline.from_pretrained`` in bf16 on CUDA (float32 on CPU), offline for local files.
+def load_fill_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):
+    """``FluxFillPipeline.from_pretrained`` in bf16 on CUDA (float32 on CPU), offline for local files,
+    placed on ``device`` by memory ``plan`` (:func:`packshot.memory.apply_memory_plan`).
 
     A hub id is first looked up in the local Hugging Face cache without network access.
     """
     import torch
+
+    from packshot.memory import apply_memory_plan
 
     from stages.background.compat import import_diffusers
 
@@ -314,9 +315,7 @@ def load_fill_pipeline(source: str, *, revision: str | None, device: str, local:
             f"cannot load FLUX Fill from {MODEL_SETTING}={source}: {error}. Point the setting at a local "
             f"directory with the weights or a reachable hub id; official weights: {FLUX_FILL_URL}"
         ) from error
-    if cpu_offload:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
+    for note in apply_memory_plan(pipe, plan, device):
+        log.info("%s: %s", source, note)
     pipe.set_progress_bar_config(disable=True)
     return pipe

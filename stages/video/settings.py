@@ -45,6 +45,9 @@ class VideoSettings(BaseModel):
     local_steps: int = 30
     local_fps: int = 24
     local_long_side: int = Field(768, description="long side of local clips in pixels (rounded to 32)")
+    memory_plan: Literal["auto", "full", "text-offload", "fp8", "group-offload"] = Field(
+        "auto", description="how the local video model is placed on the card (packshot.memory)"
+    )
     prices_usd_per_s: dict[str, float] = Field(
         default_factory=lambda: {
             "runway/gen4_turbo": 0.05,

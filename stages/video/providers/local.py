@@ -2,7 +2,11 @@
 
 No per-clip fee and no data leaves the merchant's machines. The model is named by
 ``video.local_model`` (hub id or directory; ``tiny`` builds a random toy model for tests) and loaded
-once per process through the model registry.
+once per process through the model registry, placed by the memory plan ``video.memory_plan``
+(:mod:`packshot.memory`), under the same card lock as the image models (:func:`packshot.gpu.gpu_lock`):
+the registry frees image models first when the card's budget needs it. A model that cannot load is
+remembered for the life of the process, so later clips fail at once instead of reloading tens of GB.
+An out-of-memory error retries the clip once with the next lighter plan.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import uuid
 
 import numpy as np
 
+from packshot import memory
 from packshot.errors import ModelUnavailableError
+from packshot.gpu import gpu_lock
 from packshot.registry import models
 from stages.video.encode import frames_to_mp4
-from stages.video.providers.base import ClipFailedError, JobState, VideoProvider
+from stages.video.providers.base import ClipFailedError, JobState, ProviderUnavailableError, VideoProvider
 from stages.video.settings import VideoSettings
 from stages.video.spec import ClipSpec
 
@@ -25,6 +31,10 @@ ASPECTS = {"16:9": 16 / 9, "3:2": 1.5, "4:3": 4 / 3, "1:1": 1.0, "3:4": 0.75, "2
 NEGATIVE_PROMPT = (
     "worst quality, inconsistent motion, blurry, jittery, distorted, warped product, changed logo"
 )
+
+
+_failed_loads: dict[str, str] = {}  # registry key -> why it could not load (for this process's life)
+PLAN_SETTING = memory.PLAN_SETTING["video"]
 
 
 def _round32(x: float) -> int:
@@ -66,64 +76,134 @@ class LocalProvider(VideoProvider):
         """LTX wants 8k+1 frames (which also satisfies Wan's 4k+1)."""
         return 8 * max(1, round(duration_s * self.settings.local_fps / 8)) + 1
 
-    def _pipeline(self, model: str):
+    def device(self) -> str:
         from packshot.config import resolve_device
 
-        device = resolve_device(self.settings.device or "auto")
+        return resolve_device(self.settings.device or "auto")
 
-        def load():
-            import diffusers
-            import torch
+    def plan(self, model: str, setting: str | None = None) -> memory.PhasePlan:
+        """The memory plan this model gets on this process's card now (nothing is loaded)."""
+        footprint = memory.video_footprint(model, self.settings.local_pipeline)
+        return memory.resolve_plan("video", setting or self.settings.memory_plan, [footprint], self.device())
 
-            cls = getattr(diffusers, self.settings.local_pipeline, None)
-            if cls is None:
-                raise ModelUnavailableError(
-                    f"diffusers has no pipeline '{self.settings.local_pipeline}' "
-                    "(PACKSHOT_VIDEO__LOCAL_PIPELINE)"
-                )
-            source = model
-            if model == "tiny":
-                from stages.video.tiny import tiny_ltx_dir
+    def check_source(self, model: str) -> None:
+        """Read the model's ``model_index.json`` only: a missing folder or a gated hub id without a token
+        fails here, at the start of a run, without loading any weights."""
+        self.check_model(model)
+        if model == "tiny":
+            return
+        cls = self._pipeline_class()
+        try:
+            cls.load_config(model)
+        except Exception as exc:  # diffusers raises OSError, ValueError or hub errors
+            raise ModelUnavailableError(
+                f"cannot read the local video model '{model}' (PACKSHOT_VIDEO__LOCAL_MODEL): {exc}"
+            ) from None
 
-                source = str(tiny_ltx_dir())
-            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-            try:
-                pipe = cls.from_pretrained(source, dtype=dtype)
-            except (OSError, ValueError) as exc:
-                raise ModelUnavailableError(
-                    f"could not load the local video model '{model}' (PACKSHOT_VIDEO__LOCAL_MODEL): {exc}"
-                ) from None
-            pipe.set_progress_bar_config(disable=True)
-            return pipe.to(device)
+    def load(self, model: str, plan: str | None = None):
+        """The loaded pipeline (once per process, under the card lock); raises
+        :class:`ProviderUnavailableError` for a model that could not load before."""
+        plan = plan or self.plan(model).plan
+        key = f"video:{self.settings.local_pipeline}:{model}"
+        if key in _failed_loads:
+            raise ProviderUnavailableError(_failed_loads[key], "MODEL_UNAVAILABLE")
+        device = self.device()
+        footprint = memory.video_footprint(model, self.settings.local_pipeline)
+        try:
+            with gpu_lock(device):
+                return models.get(f"{key}:{plan}", lambda: self._load(model, device, plan), identity=model,
+                                  size_hint=footprint.card_bytes(plan) if device.startswith("cuda") else 0)
+        except ModelUnavailableError as exc:
+            _failed_loads[key] = str(exc)
+            raise ProviderUnavailableError(str(exc), "MODEL_UNAVAILABLE") from None
 
-        return models.get(f"video:{self.settings.local_pipeline}:{model}", load, identity=model)
+    def _pipeline_class(self):
+        import diffusers
+
+        cls = getattr(diffusers, self.settings.local_pipeline, None)
+        if cls is None:
+            raise ModelUnavailableError(
+                f"diffusers has no pipeline '{self.settings.local_pipeline}' (PACKSHOT_VIDEO__LOCAL_PIPELINE)"
+            )
+        return cls
+
+    def _load(self, model: str, device: str, plan: str):
+        import torch
+
+        cls = self._pipeline_class()
+        source = model
+        if model == "tiny":
+            from stages.video.tiny import tiny_ltx_dir
+
+            source = str(tiny_ltx_dir())
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        try:
+            pipe = cls.from_pretrained(source, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailableError(
+                f"could not load the local video model '{model}' (PACKSHOT_VIDEO__LOCAL_MODEL): {exc}"
+            ) from None
+        pipe.set_progress_bar_config(disable=True)
+        memory.apply_memory_plan(pipe, plan, device)
+        if plan != "full" and hasattr(getattr(pipe, "vae", None), "enable_tiling"):
+            pipe.vae.enable_tiling()  # the decode of a whole clip is the largest working memory
+        return pipe
 
     def submit(self, spec: ClipSpec, frame: np.ndarray) -> str:
         import torch
-        from PIL import Image
 
         with self._lock:
-            pipe = self._pipeline(spec.model)
-            width, height = spec.size
-            kwargs = dict(
-                image=Image.fromarray(frame),
-                prompt=spec.prompt_text,
-                negative_prompt=NEGATIVE_PROMPT,
-                width=width,
-                height=height,
-                num_frames=self.num_frames(spec.duration_s),
-                num_inference_steps=self.settings.local_steps,
-                output_type="np",
-                generator=torch.Generator("cpu").manual_seed(
-                    int(hashlib.sha256(spec.key.encode()).hexdigest()[:8], 16)
-                ),
-            )
-            if "frame_rate" in inspect.signature(pipe.__call__).parameters:
-                kwargs["frame_rate"] = self.settings.local_fps
-            frames = np.asarray(pipe(**kwargs).frames[0])
+            plan = self.plan(spec.model).plan
+            try:
+                frames = self._render(spec, frame, plan)
+            except torch.OutOfMemoryError:
+                lighter = memory.lighter_plan(plan)
+                models.free_where(lambda key: key.startswith("video:"))
+                if lighter is None:
+                    raise self._out_of_memory(plan) from None
+                try:
+                    frames = self._render(spec, frame, lighter)
+                except torch.OutOfMemoryError:
+                    models.free_where(lambda key: key.startswith("video:"))
+                    raise self._out_of_memory(lighter) from None
         job_id = f"local-{uuid.uuid4().hex[:12]}"
         self._outputs[job_id] = frames_to_mp4(frames, self.settings.local_fps)
         return job_id
+
+    def _out_of_memory(self, plan: str) -> ProviderUnavailableError:
+        lighter = memory.lighter_plan(plan)
+        advice = (f"set {PLAN_SETTING}={lighter}" if lighter else
+                  "use a smaller model (PACKSHOT_VIDEO__LOCAL_MODEL), a lower PACKSHOT_VIDEO__LOCAL_LONG_SIDE "
+                  "or a larger card")
+        return ProviderUnavailableError(
+            f"the local video model ran out of GPU memory with memory plan {plan}; {advice}", "OUT_OF_MEMORY")
+
+    def _render(self, spec: ClipSpec, frame: np.ndarray, plan: str) -> np.ndarray:
+        with gpu_lock(self.device()):  # loading and rendering: one holder of the card
+            pipe = self.load(spec.model, plan)
+            return np.asarray(pipe(**self._call_kwargs(pipe, spec, frame)).frames[0])
+
+    def _call_kwargs(self, pipe, spec: ClipSpec, frame: np.ndarray) -> dict:
+        import torch
+        from PIL import Image
+
+        width, height = spec.size
+        kwargs = dict(
+            image=Image.fromarray(frame),
+            prompt=spec.prompt_text,
+            negative_prompt=NEGATIVE_PROMPT,
+            width=width,
+            height=height,
+            num_frames=self.num_frames(spec.duration_s),
+            num_inference_steps=self.settings.local_steps,
+            output_type="np",
+            generator=torch.Generator("cpu").manual_seed(
+                int(hashlib.sha256(spec.key.encode()).hexdigest()[:8], 16)
+            ),
+        )
+        if "frame_rate" in inspect.signature(pipe.__call__).parameters:
+            kwargs["frame_rate"] = self.settings.local_fps
+        return kwargs
 
     def poll(self, job_id: str) -> JobState:
         if job_id not in self._outputs:
