@@ -1,8 +1,22 @@
-"""The run context: settings, storage, presets and loaded backends, built once per process."""
+"""The run context: settings, storage, presets and loaded backends, built once per process.
+
+Building a context loads every configured model before the first batch, under the card lock
+(:func:`packshot.gpu.gpu_lock`), so missing weights, a wrong folder or a gated model without a token
+stop the run at its start with the stage's message, never one product at a time. The memory plan of
+the image models (and of the local video model) is chosen here from the card's free memory
+(:mod:`orchestrator.plans`). When the registry frees one of the context's models (to make room for
+another large model), the context lets go of it too and is rebuilt on its next use.
+
+In a served run (``PACKSHOT_ORCHESTRATION__GPU_WORKERS=served``) the models live in the GPU task worker;
+the flow's own process only holds a described context (:func:`use_described_backends`).
+"""
 
 from __future__ import annotations
 
+import gc
+import logging
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,13 +24,38 @@ from pathlib import Path
 from orchestrator.options import RunOptions
 from orchestrator.review.rerun import RerunPlan, make_plan, with_seed_offset
 from orchestrator.settings import Settings, get_settings
+from packshot import gpu
 from packshot.cache import StageCache
 from packshot.config import resolve_device
 from packshot.errors import PackshotError
 from packshot.gpu import gpu_lock
+from packshot.registry import models
 from packshot.storage import Storage, open_storage
 from stages.background import BackgroundGenerator
 from stages.segment import Segmenter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DescribedBackend:
+    """What a run records about a backend that is not loaded in this process (name, keys, licence)."""
+
+    name: str
+    identity: str
+    licence: str | None = None
+    generated: bool = False
+    model_identity: str | None = None
+
+    @classmethod
+    def of(cls, backend) -> DescribedBackend:
+        return cls(name=backend.name, identity=str(getattr(backend, "identity", None) or backend.name),
+                   licence=getattr(backend, "licence", None),
+                   generated=bool(getattr(backend, "generated", False)),
+                   model_identity=getattr(backend, "model_identity", None))
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -33,9 +72,51 @@ class RunContext:
     generator: BackgroundGenerator | None
     cache: StageCache | None = None
     brands: dict = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)  # the generator's LoRA state is shared
+    lock: threading.RLock = field(default_factory=threading.RLock)  # the generator's LoRA state is shared
+    image_plan: str = "full"  # the memory plan the generator was loaded with
+    model_keys: set[str] = field(default_factory=set)  # registry keys of the models this context holds
+    stale: bool = False  # a model was freed by the registry: rebuild before the next batch
     _s3: object | None = None
     rerun: RerunPlan = field(default_factory=RerunPlan)  # --sku, --force, --from-review, review corrections
+
+    def release_models(self) -> None:
+        """Drop the loaded backends (keeping their descriptions for the manifest) so their memory is freed."""
+        for attr in ("segmenter", "generator"):
+            backend = getattr(self, attr)
+            if backend is not None and not isinstance(backend, DescribedBackend):
+                setattr(self, attr, DescribedBackend.of(backend))
+        self.stale = True
+
+    def describe(self) -> dict:
+        """The backends as plain data (what a GPU worker sends back to a served flow)."""
+        out = {"segment": DescribedBackend.of(self.segmenter).as_dict(), "image_plan": self.image_plan}
+        if self.generator is not None:
+            out["background"] = DescribedBackend.of(self.generator).as_dict()
+        return out
+
+    def use_lighter_image_plan(self) -> str | None:
+        """Reload the generator with the next lighter memory plan (an out-of-memory retry); returns the
+        new plan, or None when there is none (then nothing changed)."""
+        from packshot.memory import lighter_plan
+        from stages.background import get_background_generator
+
+        lighter = lighter_plan(self.image_plan)
+        if lighter is None or self.generator is None or not getattr(self.generator, "generated", False):
+            return None
+        with self.lock, gpu_lock(self.device):
+            old_key = getattr(self.generator, "key", None)
+            self.generator = None  # our reference goes first, so freeing the entry releases the card
+            if old_key:
+                self.model_keys.discard(old_key)
+                models.free(old_key)
+            gc.collect()
+            generative = self.settings.generative.model_copy(update={"memory_plan": lighter})
+            with models.recording() as keys:
+                self.generator = get_background_generator(generative, self.device)
+            self.model_keys |= keys
+            self.image_plan = lighter
+        log.warning("out of GPU memory: image models reloaded with memory plan %s", lighter)
+        return lighter
 
     def brand(self, name: str | None):
         if not name:
@@ -71,8 +152,11 @@ class RunContext:
         return self.segmenter.identity
 
     def generator_identity(self) -> str | None:
-        """The base model (id@revision); the LoRA in use is part of the brand style in every key."""
-        return None if self.generator is None else self.generator.identity
+        """The generator's identity, plus ``+fp8`` when its weights are FP8 (their pixels differ)."""
+        if self.generator is None:
+            return None
+        base = self.generator.identity
+        return f"{base}+fp8" if self.image_plan == "fp8" and getattr(self.generator, "generated", False) else base
 
     def identity(self) -> str:
         return f"segment={self.segmenter_identity()};generator={self.generator_identity()}"
@@ -109,37 +193,106 @@ def run_settings(options: RunOptions, settings: Settings) -> Settings:
     return settings.model_copy(update={"video": video})
 
 
+def _key(options: RunOptions, settings: Settings) -> str:
+    return options.model_dump_json() + settings.model_dump_json()
+
+
 def get_context(options: RunOptions, settings: Settings | None = None) -> RunContext:
-    """One context per (options, settings) per process: models stay loaded across batches."""
+    """One context per (options, settings) per process: models stay loaded across batches and, in a
+    long-lived worker, across flow runs. A context whose models were freed is rebuilt here."""
     settings = run_settings(options, settings or get_settings())
-    key = options.model_dump_json() + settings.model_dump_json()
+    key = _key(options, settings)
     with _contexts_lock:
-        if key not in _contexts:
-            _contexts[key] = _build_context(options, settings)
-        return _contexts[key]
+        ctx = _contexts.get(key)
+        if ctx is None or ctx.stale:
+            _contexts[key] = ctx = _build_context(options, settings)
+        return ctx
 
 
-def _build_context(options: RunOptions, settings: Settings) -> RunContext:
+def use_described_backends(options: RunOptions, described: dict,
+                           settings: Settings | None = None) -> RunContext:
+    """The flow process of a served run: a context whose backends are descriptions sent by the GPU
+    worker (:meth:`RunContext.describe`); it writes the manifest and report but never loads a model."""
+    settings = run_settings(options, settings or get_settings())
+    ctx = _base_context(options, settings, resolve_device(settings.device))
+    ctx.segmenter = DescribedBackend(**described["segment"])
+    ctx.generator = DescribedBackend(**described["background"]) if "background" in described else None
+    ctx.image_plan = described.get("image_plan", "full")
+    with _contexts_lock:
+        _contexts[_key(options, settings)] = ctx
+    return ctx
+
+
+def _base_context(options: RunOptions, settings: Settings, device: str) -> RunContext:
     from packshot.schemas.presets import load_presets
-    from stages.segment import get_segmenter
 
-    device = resolve_device(settings.device)
     all_presets = load_presets(settings.export.presets_file)
     names = options.presets or settings.export.presets
     unknown = [n for n in names if n not in all_presets]
     if unknown:
         known = ", ".join(sorted(all_presets))
         raise PackshotError(f"unknown preset(s) {', '.join(unknown)}; known: {known}")
-    generator = None
-    if {"background", "lifestyle"} & set(options.stages):
-        from stages.background import get_background_generator
-
-        generator = get_background_generator(settings.generative, device)
     storage = open_storage(options.out)
     return RunContext(
         settings=settings, options=options, storage=storage,
         base_dir=Path(options.catalog).resolve().parent, device=device,
-        presets=all_presets, segmenter=get_segmenter(settings.segment, device), generator=generator,
+        presets=all_presets, segmenter=None, generator=None,
         cache=StageCache(storage) if settings.orchestration.stage_cache else None,
         rerun=make_plan(options.skus, options.force, options.from_review, storage),
     )
+
+
+def _build_context(options: RunOptions, settings: Settings) -> RunContext:
+    from orchestrator.plans import plan_run
+    from stages.segment import get_segmenter
+
+    device = resolve_device(settings.device)
+    ctx = _base_context(options, settings, device)
+    gpu.set_lock_dir(settings.orchestration.gpu_lock_dir)
+    with gpu_lock(device):  # loading is GPU work too: two runs on one card never load at once
+        if device.startswith("cuda") and models.budget_bytes is None:
+            models.budget_from_card(device)
+        plan = plan_run(settings, list(options.stages), device)
+        ctx.image_plan = plan.image.plan if plan.image else "full"
+        for note in plan.notes:
+            log.info("%s", note)
+        with models.recording() as keys:
+            if {"background", "lifestyle"} & set(options.stages):
+                from stages.background import get_background_generator
+
+                generative = settings.generative.model_copy(update={"memory_plan": ctx.image_plan})
+                ctx.generator = get_background_generator(generative, device)
+            ctx.segmenter = get_segmenter(settings.segment, device)
+            if "video" in options.stages and settings.video.provider == "local":
+                fits = plan.video is not None and plan.together and plan.video.fits
+                _prepare_video_model(settings, load=fits)
+        ctx.model_keys = keys
+    models.on_free(_release_on_free(weakref.ref(ctx)))
+    return ctx
+
+
+def _release_on_free(ref: weakref.ref):
+    def listener(key: str) -> None:
+        ctx = ref()
+        if ctx is not None and key in ctx.model_keys:
+            ctx.release_models()
+
+    return listener
+
+
+def _prepare_video_model(settings: Settings, *, load: bool) -> None:
+    """Load the local video model now when it can stay resident beside the image models, else read its
+    config only (the registry frees the image models before it loads, after the batches)."""
+    from stages.video.providers.base import ClipFailedError
+    from stages.video.providers.local import LocalProvider
+
+    provider = LocalProvider(settings.video)
+    model = settings.video.model or settings.video.local_model or ""
+    try:
+        provider.check_model(model)
+        if load:
+            provider.load(model)
+        else:
+            provider.check_source(model)
+    except ClipFailedError as exc:  # a model that cannot load is a configuration error: stop at the start
+        raise PackshotError(str(exc)) from None

@@ -32,6 +32,7 @@ from orchestrator.checks import check_loaded_product
 from orchestrator.context import RunContext, get_context
 from orchestrator.incremental import key_from_source, refresh_version
 from orchestrator.keys import load_previous_result, product_key, safe_dirname
+from orchestrator.oom import RunStopped, on_gpu
 from orchestrator.options import RunOptions
 from orchestrator.review.rerun import carried_over
 from orchestrator.writer import ProductWriter
@@ -107,6 +108,8 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
 
 
 def _fail(job: _Job, exc: Exception) -> None:
+    if isinstance(exc, RunStopped):  # out of GPU memory even on the lightest plan: stop the whole run
+        raise exc
     p = job.product
     base = {"sku": p.sku, "source_file": p.source_file, "source_line": p.source_line}
     if isinstance(exc, PackshotError):
@@ -229,8 +232,7 @@ def _cut_out(job: _Job, ctx: RunContext) -> Cutout:
                       segmenter=ctx.segmenter_identity())
     if ctx.cache is not None and (cached := ctx.cache.get_cutout(key)) is not None:
         return cached
-    with ctx.gpu():
-        cutout = ctx.segmenter.segment(loaded.rgb, product.bbox)
+    cutout = on_gpu(ctx, lambda: ctx.segmenter.segment(loaded.rgb, product.bbox), what="cutout")
     if ctx.cache is not None:
         job.cache_writes.append(lambda: ctx.cache.put_cutout(key, cutout))
     return cutout
@@ -240,8 +242,7 @@ def _cached_render(job: _Job, ctx: RunContext, stage: str, brand, preset, render
     """``render()`` under the GPU lock, or its earlier result for the same cutout, prompt inputs,
     brand style (LoRA included), preset, settings and model."""
     if ctx.cache is None:
-        with ctx.gpu(shared_state=True):
-            return render()
+        return on_gpu(ctx, render, shared_state=True, what=stage)
     p = job.product
     key = content_key(
         stage, cutout=array_sha(job.cutout.rgba), sku=p.sku, title=p.title, category=p.category,
@@ -251,8 +252,7 @@ def _cached_render(job: _Job, ctx: RunContext, stage: str, brand, preset, render
     cached = ctx.cache.get_rendered(stage, key)
     if cached is not None:
         return cached
-    with ctx.gpu(shared_state=True):
-        items = render()
+    items = on_gpu(ctx, render, shared_state=True, what=stage)
     job.cache_writes.append(lambda: ctx.cache.put_rendered(stage, key, items))
     return items
 

@@ -162,8 +162,8 @@ def plan_phase(phase: str, models: list[Footprint], free_bytes: int, setting: st
     for plan in candidates:
         peak = phase_peak(models, plan, work_scale)
         if peak <= free_bytes or plan == candidates[-1]:
-            result.models = [ModelPlan(m, plan if m.plannable else "full", m.card_bytes(plan), m.host_bytes(plan))
-                             for m in models]
+            result.models = [ModelPlan(m, plan if m.plannable else "full", m.card_bytes(plan),
+                                       m.host_bytes(plan)) for m in models]
             result.peak_bytes, result.fits = peak, peak <= free_bytes
             break
     names = " + ".join(m.name for m in models)

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -80,6 +81,7 @@ class ModelRegistry:
         self.budget_bytes = budget_bytes
         self.load_counts: dict[str, int] = {}
         self._listeners: list[Callable[[str], None]] = []
+        self._recorders: list[set[str]] = []
 
     def budget_from_card(self, device: str, reserve_bytes: int = 1024**3) -> int | None:
         """Set the budget to the card's total memory less ``reserve_bytes`` (CUDA context); None on CPU."""
@@ -93,12 +95,24 @@ class ModelRegistry:
         """Call ``listener(key)`` whenever a model is freed, before the memory is released."""
         self._listeners.append(listener)
 
+    @contextmanager
+    def recording(self):
+        """Collect the keys ``get`` is asked for inside the block (which models a context holds)."""
+        keys: set[str] = set()
+        self._recorders.append(keys)
+        try:
+            yield keys
+        finally:
+            self._recorders.remove(keys)
+
     def get(self, key: str, loader: Callable[[], T], *, size_hint: int = 0, identity: str | None = None) -> T:
         """Return the model stored under ``key``, calling ``loader()`` only the first time.
 
         ``size_hint`` (bytes) lets the registry free older models before loading a large one.
         ``identity`` (model id, revision, adapters) is what cache keys record for this model.
         """
+        for keys in self._recorders:
+            keys.add(key)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:

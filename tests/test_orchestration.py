@@ -117,27 +117,6 @@ def test_progress_reports_each_product_in_order_as_it_finishes(env):
     assert seen == [(f"P{i}", True) for i in range(5)]  # reported only once its files are written
 
 
-def test_gpu_lock_is_exclusive_across_processes(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys, time
-        from pathlib import Path
-        from packshot.gpu import gpu_lock
-        with gpu_lock(sys.argv[1], Path({str(tmp_path / 'locks')!r})):
-            start = time.time()
-            time.sleep(0.4)
-            print(start, time.time())
-    """)
-    procs = [subprocess.Popen([sys.executable, "-c", script, "cuda:0"], stdout=subprocess.PIPE, text=True)
-             for _ in range(3)]
-    spans = sorted(tuple(map(float, p.communicate(timeout=60)[0].split())) for p in procs)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
-        assert start >= end, f"two processes held cuda:0 at once: {spans}"
-
-    from packshot.gpu import device_slot
-
-    assert device_slot("cuda") == "cuda0" and device_slot("cuda:1") == "cuda1" and device_slot("cpu") is None
-
-
 def test_nightly_schedule_uses_the_merchant_timezone(monkeypatch):
     monkeypatch.setenv("PACKSHOT_ORCHESTRATION__TIMEZONE", "Europe/Berlin")
     monkeypatch.setenv("PACKSHOT_ORCHESTRATION__NIGHTLY_CATALOG", "catalogs/shop.csv")

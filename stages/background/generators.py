@@ -295,7 +295,6 @@ def load_fill_pipeline(source: str, *, revision: str | None, device: str, local:
     import torch
 
     from packshot.memory import apply_memory_plan
-
     from stages.background.compat import import_diffusers
 
     FluxFillPipeline = import_diffusers().FluxFillPipeline  # noqa: N806

@@ -173,8 +173,8 @@ class LocalProvider(VideoProvider):
     def _out_of_memory(self, plan: str) -> ProviderUnavailableError:
         lighter = memory.lighter_plan(plan)
         advice = (f"set {PLAN_SETTING}={lighter}" if lighter else
-                  "use a smaller model (PACKSHOT_VIDEO__LOCAL_MODEL), a lower PACKSHOT_VIDEO__LOCAL_LONG_SIDE "
-                  "or a larger card")
+                  "use a smaller model (PACKSHOT_VIDEO__LOCAL_MODEL), a lower "
+                  "PACKSHOT_VIDEO__LOCAL_LONG_SIDE or a larger card")
         return ProviderUnavailableError(
             f"the local video model ran out of GPU memory with memory plan {plan}; {advice}", "OUT_OF_MEMORY")
 

@@ -1,0 +1,109 @@
+"""Which memory plan each configured model gets on a card, without loading anything.
+
+A run has up to two phases on the GPU, one after the other: the image phase (SAM and FLUX Fill resident
+together, taking turns under the card lock) and the video phase (the local video model, after every
+batch). When both phases fit on the card together the video model is loaded at the start; otherwise the
+registry frees the image models before the video model loads (the model switch) and only the video
+model's files are checked at the start. ``packshot plan`` prints :func:`describe`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.settings import Settings
+from packshot import memory
+from packshot.memory import FOOTPRINTS, Footprint, PhasePlan, gib
+
+
+@dataclass
+class RunPlan:
+    card: str  # what the free memory figure describes
+    free_bytes: int | None  # None: not a CUDA device
+    image: PhasePlan | None = None
+    video: PhasePlan | None = None
+    together: bool = False  # both phases stay resident at once
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return all(p.fits for p in (self.image, self.video) if p is not None)
+
+
+def image_footprints(settings: Settings, stages: list[str]) -> tuple[list[Footprint], dict[str, int]]:
+    """The image phase's models and the working-memory multipliers (SAM's batch size)."""
+    out, scale = [], {}
+    seg = settings.segment
+    if seg.backend == "sam" or (seg.backend == "auto" and seg.sam_checkpoint):
+        fp = FOOTPRINTS[f"sam-{seg.sam_model_type}"]
+        out.append(fp)
+        scale[fp.name] = max(1, int(getattr(seg, "batch_size", None) or 1))
+    elif seg.backend == "tiny":
+        out.append(FOOTPRINTS["tiny"])
+    gen = settings.generative
+    if {"background", "lifestyle"} & set(stages):
+        if gen.backend == "flux" or (gen.backend == "auto" and gen.flux_model):
+            out.append(FOOTPRINTS["flux-fill"])
+        elif gen.backend == "tiny":
+            out.append(FOOTPRINTS["tiny"])
+    return out, scale
+
+
+def video_footprints(settings: Settings, stages: list[str]) -> list[Footprint]:
+    video = settings.video
+    if "video" not in stages or video.provider != "local" or not video.local_model:
+        return []
+    return [memory.video_footprint(video.local_model, video.local_pipeline)]
+
+
+def plan_run(settings: Settings, stages: list[str], device: str, free_bytes: int | None = None,
+             card: str | None = None) -> RunPlan:
+    """The plans of both phases on ``device`` (or on a card with ``free_bytes`` free)."""
+    free = free_bytes if free_bytes is not None else memory.card_free_bytes(device)
+    run = RunPlan(card or (f"{device}, {gib(free)} free now" if free is not None else device), free)
+    images, scale = image_footprints(settings, stages)
+    videos = video_footprints(settings, stages)
+    if images:
+        run.image = memory.resolve_plan("image", settings.generative.memory_plan, images, device, scale, free)
+    if videos:
+        run.video = memory.resolve_plan("video", settings.video.memory_plan, videos, device, None, free)
+    if run.image and run.video and free is not None:
+        weights = [sum(m.card_bytes for m in p.models) for p in (run.image, run.video)]
+        work = max(run.image.peak_bytes - weights[0], run.video.peak_bytes - weights[1])  # includes context
+        both = sum(weights) + work
+        run.together = both <= free
+        names = " + ".join(m.footprint.name for m in [*run.image.models, *run.video.models])
+        if run.together:
+            run.notes.append(f"{names} stay resident together ({gib(both)} of {gib(free)})")
+        else:
+            run.notes.append(
+                f"{names} cannot stay resident together on this card (they need {gib(both)} at these plans, "
+                f"{gib(free)} free): the image models are freed before the video model loads, so each run "
+                "loads both again from disk")
+    else:  # nothing to share the card with, or not a CUDA device
+        run.together = True
+    return run
+
+
+def describe(run: RunPlan) -> str:
+    """A plain-text table: per phase and model, the plan, expected card and host memory, and why."""
+    lines = [f"card: {run.card}"]
+    if run.image is None and run.video is None:
+        lines.append("no GPU model is configured (classic cutouts and backgrounds): nothing to plan")
+    for phase in (run.image, run.video):
+        if phase is None:
+            continue
+        lines.append(f"\n{phase.phase} phase: plan {phase.plan}, expected peak {gib(phase.peak_bytes)} "
+                     f"(weights + largest call + {gib(memory.CONTEXT_BYTES)} context)")
+        for m in phase.models:
+            host = f", {gib(m.host_bytes)} in host memory" if m.host_bytes else ""
+            lines.append(f"  {m.footprint.name:<16} {m.plan:<14} {gib(m.card_bytes):>9} on the card{host}")
+        lines.append(f"  why: {phase.why}")
+        if not phase.fits:
+            setting = memory.PLAN_SETTING[phase.phase]
+            lines.append(f"  CANNOT FIT: use a larger card, a smaller model, or check {setting}")
+        elif phase.plan == "group-offload":
+            lines.append("  note: group offload streams every block per step (about 3.5x slower per pass)")
+    lines += [f"\n{note}" for note in run.notes]
+    lines.append("\nSizes and working memory are arithmetic from parameter counts, not measurements.")
+    return "\n".join(lines)
