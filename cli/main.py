@@ -378,5 +378,35 @@ def presets():
         )
 
 
+@app.command()
+@friendly
+def plan(
+    gpu_memory: Annotated[float | None, typer.Option(
+        "--gpu-memory", help="plan for a card of this many GiB instead of this machine's card")] = None,
+    stages: Annotated[list[str] | None, typer.Option(
+        help="stages, comma-separated (default: all but video)")] = None,
+):
+    """Which memory plan each configured model would use, its expected peak memory and why (loads nothing)."""
+    from orchestrator.options import DEFAULT_STAGES
+    from orchestrator.plans import describe, plan_run
+    from orchestrator.settings import get_settings
+    from packshot.config import resolve_device
+    from packshot.memory import CARD_RESERVE_BYTES, GIB
+
+    settings = get_settings()
+    chosen = _split(stages) or list(DEFAULT_STAGES)
+    if gpu_memory is not None:
+        free = int(gpu_memory * GIB) - CARD_RESERVE_BYTES
+        run_plan = plan_run(settings, chosen, "cuda", free_bytes=free,
+                            card=f"a {gpu_memory:g} GiB card ({free / GIB:.1f} GiB free assumed)")
+    else:
+        run_plan = plan_run(settings, chosen, resolve_device(settings.device))
+    console.print(describe(run_plan), markup=False, highlight=False, soft_wrap=True)
+    if run_plan.free_bytes is None:
+        console.print("no CUDA card here: pass --gpu-memory GIB to plan for a card of that size")
+    if not run_plan.fits:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

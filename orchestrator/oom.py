@@ -55,7 +55,8 @@ def advice(ctx: RunContext, plan: str) -> str:
             f"(`packshot plan` shows what each plan needs; {setting}={plan} was the lightest tried)")
 
 
-def on_gpu(ctx: RunContext, call: Callable[[], T], *, shared_state: bool = False, what: str = "model call") -> T:
+def on_gpu(ctx: RunContext, call: Callable[[], T], *, shared_state: bool = False,
+           what: str = "model call") -> T:
     """``call()`` under the card lock, retried once with a lighter memory plan after running out of memory."""
     plan = ctx.image_plan
     try:
