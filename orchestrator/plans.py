@@ -88,6 +88,7 @@ def plan_run(settings: Settings, stages: list[str], device: str, free_bytes: int
 def describe(run: RunPlan) -> str:
     """A plain-text table: per phase and model, the plan, expected card and host memory, and why."""
     lines = [f"card: {run.card}"]
+    where = "on the card" if run.free_bytes is not None else "in host memory"
     if run.image is None and run.video is None:
         lines.append("no GPU model is configured (classic cutouts and backgrounds): nothing to plan")
     for phase in (run.image, run.video):
@@ -97,7 +98,7 @@ def describe(run: RunPlan) -> str:
                      f"(weights + largest call + {gib(memory.CONTEXT_BYTES)} context)")
         for m in phase.models:
             host = f", {gib(m.host_bytes)} in host memory" if m.host_bytes else ""
-            lines.append(f"  {m.footprint.name:<16} {m.plan:<14} {gib(m.card_bytes):>9} on the card{host}")
+            lines.append(f"  {m.footprint.name:<16} {m.plan:<14} {gib(m.card_bytes):>9} {where}{host}")
         lines.append(f"  why: {phase.why}")
         if not phase.fits:
             setting = memory.PLAN_SETTING[phase.phase]
