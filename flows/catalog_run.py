@@ -1,6 +1,10 @@
 """The catalog flow: Prefect wiring around :mod:`orchestrator.run`. Batches of products become tasks;
 progress, the results table and the summary become artifacts. Runs under Prefect's ephemeral API when
-no server is configured."""
+no server is configured.
+
+``PACKSHOT_ORCHESTRATION__GPU_WORKERS=served``: the batches (and the clips) run in the resident GPU
+task worker (:mod:`flows.gpu_worker`), submitted with ``.delay()``; its models stay loaded across flow
+runs and this process loads none. Otherwise they run here (``.submit()``), as the CLI does."""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.gpu import use_prefect_gpu_limit
-from flows.tasks import BatchProblem, make_clips_task, process_batch_task
+from flows.tasks import BatchProblem, load_models_task, make_clips_task, process_batch_task
+from orchestrator.context import use_described_backends
 from orchestrator.manifest import TABLE_ROWS
 from orchestrator.options import RunOptions
 from orchestrator.run import RunSummary, finish_run, start_run
@@ -53,17 +58,23 @@ def catalog_run(options: RunOptions) -> dict:
     ``return_state=True`` to read the summary then). An error the user can fix (a full disk, an
     unreadable catalog) ends it Failed with that one-line message, not a traceback."""
     try:
-        summary = _run_catalog(options)
+        summary, worker = _run_catalog(options)
     except PackshotError as exc:  # the state's message is the one line (no traceback in the logs)
         return Failed(message=str(exc), data=exc)
+    result = {**summary.as_dict(), **({"gpu_worker": worker} if worker else {})}  # served: the GPU worker
     if summary.problem:  # the files are published; the state says what is missing
-        return Failed(message=summary.problem, data=summary.as_dict())
-    return summary.as_dict()
+        return Failed(message=summary.problem, data=result)
+    return result
 
 
-def _run_catalog(options: RunOptions) -> RunSummary:
+def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
     settings = get_settings()
     use_prefect_gpu_limit(settings)
+    served = settings.orchestration.gpu_workers == "served"
+    worker = None
+    if served:  # the models load (or fail) in the GPU worker, before any batch; none load here
+        worker = served_result(load_models_task.delay(options), settings.orchestration.gpu_worker_pickup_s)
+        use_described_backends(options, worker["backends"], settings)
     run = start_run(options, new_run_id(), settings)  # loads models once, before the batches start
     progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="products done")
     finished = [0]
@@ -71,22 +82,42 @@ def _run_catalog(options: RunOptions) -> RunSummary:
     def count(_result) -> None:
         finished[0] += 1
 
+    submit = process_batch_task.delay if served else process_batch_task.submit
     parts: list[str | None] = [None] * len(run.batches)  # spool part keys in catalog order
     with progress.listening(count):
-        pending = {process_batch_task.submit(batch, options, run.run_id, index=i): i
-                   for i, batch in enumerate(run.batches)}
+        pending = {submit(batch, options, run.run_id, index=i): i for i, batch in enumerate(run.batches)}
         while pending:
             done, _ = wait(list(pending), timeout=PROGRESS_EVERY_S)
             for future in done:
+                index = pending.pop(future)
                 part = future.result()
                 if isinstance(part, BatchProblem):
                     part.raise_it()
-                parts[pending.pop(future)] = part
+                parts[index] = part
+                finished[0] += len(run.batches[index]) if served else 0  # served: counted per batch
             update_progress_artifact(progress_id, progress=100.0 * finished[0] / max(len(run.products), 1))
     update_progress_artifact(progress_id, progress=100.0)
-    if "video" in options.stages and isinstance(
-            problem := make_clips_task(parts, run.batches, options, run.run_id), BatchProblem):
-        problem.raise_it()
+    if "video" in options.stages:
+        clips = (make_clips_task.delay(parts, run.batches, options, run.run_id).result() if served
+                 else make_clips_task(parts, run.batches, options, run.run_id))
+        if isinstance(clips, BatchProblem):
+            clips.raise_it()
     summary = finish_run(run, parts=parts)
     publish_artifacts(summary)
-    return summary
+    return summary, worker
+
+
+def served_result(future, pickup_s: float):
+    """The result of a task given to the GPU worker; a clear error when no worker takes it in ``pickup_s``."""
+    future.wait(timeout=pickup_s)
+    state = future.state
+    if state.is_scheduled():
+        raise PackshotError(
+            f"no GPU task worker took the run's first task within {pickup_s:g} s: start one per card with "
+            "`python -m flows.gpu_worker --gpu <uuid>` against this Prefect server (same PREFECT_API_URL and "
+            "result storage), or unset PACKSHOT_ORCHESTRATION__GPU_WORKERS to run the GPU work in this "
+            "process")
+    result = future.result()
+    if isinstance(result, BatchProblem):
+        result.raise_it()
+    return result

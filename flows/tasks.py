@@ -1,14 +1,22 @@
 """Prefect tasks. A task handles a batch of products, not one product per stage: Prefect strains
 with thousands of task runs (PrefectHQ/prefect issues 18883, 8770, 7299). A batch's results go to
-the run's result spool, not back to the flow, so the flow's memory does not grow with the catalog."""
+the run's result spool, not back to the flow, so the flow's memory does not grow with the catalog.
+
+The GPU tasks (:data:`GPU_TASKS`) run in the flow's process by default (``.submit()``), or in the
+resident GPU task worker of :mod:`flows.gpu_worker` when the run is served (``.delay()``); there the
+models stay loaded from one flow run to the next. What a served task returns (a spool part key, a
+small dict) travels through Prefect's result storage, which the flow and the worker must share.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from orchestrator.context import get_context
 from orchestrator.options import RunOptions
 from orchestrator.run import add_clips_to_parts, process_part
 from packshot.errors import PackshotError
@@ -47,3 +55,22 @@ def make_clips_task(parts: list[str], batches: list[list[Product]], options: Run
     except PackshotError as exc:
         return BatchProblem(str(exc))
     return None
+
+
+@task(name="load-models", cache_policy=NO_CACHE, task_run_name="load models")
+def load_models_task(options: RunOptions) -> dict | BatchProblem:
+    """Load (or find already loaded) every model the run needs, before its first batch: a model that
+    cannot load fails the run here. Returns the backends' descriptions, the memory plan, and which
+    process holds the models with how often each was loaded (``load_counts``)."""
+    # Imported here: a served flow pickles this task by value, and the registry (locks) cannot be pickled.
+    from packshot.registry import models
+
+    try:
+        ctx = get_context(options)
+    except PackshotError as exc:  # missing weights, a wrong folder ...: the flow ends with this one line
+        return BatchProblem(str(exc))
+    return {"backends": ctx.describe(), "pid": os.getpid(), "load_counts": dict(models.load_counts)}
+
+
+GPU_TASKS = (load_models_task, process_batch_task, make_clips_task)
+"""What the GPU task worker serves."""

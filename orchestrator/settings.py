@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,12 @@ class OrchestrationSettings(BaseModel):
         None, description="Prefect global concurrency limit name prefix used as well (e.g. gpu -> gpu-0)"
     )
     prefetch: int = Field(2, description="images loaded ahead while the GPU works on the current product")
+    gpu_workers: Literal["in-process", "served"] = Field(
+        "in-process", description="served: batches go to the resident GPU task worker (flows.gpu_worker)"
+    )
+    gpu_worker_pickup_s: float = Field(
+        300.0, description="served: fail the run when no GPU worker has taken its first task in this time"
+    )
 
 
 class Settings(BaseSettings):
