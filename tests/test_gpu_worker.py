@@ -72,8 +72,8 @@ def served(tmp_path):
             pytest.fail("prefect server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
         time.sleep(0.5)
     worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed in teardown
-    worker = subprocess.Popen([sys.executable, "-m", "flows.gpu_worker"], env=env, cwd=REPO, stdout=worker_log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen([sys.executable, "-m", "flows.gpu_worker"], env=env, cwd=REPO,
+                              stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
     yield {"env": env, "worker": worker, "log": tmp_path / "worker.log"}
     _stop(worker)
     _stop(server)
@@ -106,7 +106,7 @@ def test_models_load_once_across_flow_runs(served, tmp_path):
     flux = [k for k in second["gpu_worker"]["load_counts"] if k.startswith("flux-fill:")]
     assert len(flux) == 1 and second["gpu_worker"]["load_counts"][flux[0]] == 1, second["gpu_worker"]
     assert second["gpu_worker"]["backends"]["background"]["name"] == "tiny"
-    flow_loads = json.loads(next(line for line in lines if line.startswith("FLOW_PROCESS_LOADS")).split(" ", 1)[1])
+    flow_loads = json.loads(next(ln for ln in lines if ln.startswith("FLOW_PROCESS_LOADS")).split(" ", 1)[1])
     assert flow_loads == {}, "the flow's process should load no model when the GPU work is served"
     manifest = json.loads((tmp_path / "out-1" / "manifest.json").read_text())
     assert {p["status"] for p in manifest["products"]} == {"done"}
