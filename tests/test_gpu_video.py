@@ -1,0 +1,80 @@
+"""The local video model at the start of a run and after a failed load: a configured model that cannot
+load stops the run before any batch; a tiny one is loaded at the start (it fits beside the image
+models); a failed load is remembered, so later clips do not load tens of GB again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from packshot.errors import PackshotError
+from packshot.registry import models
+from stages.video import ClipRequest, render_clips
+from stages.video.providers import local
+from tests.fakes.clips import MemoryStore, fast_settings, product_image
+from tests.studio import write_catalog
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", str(HERE / "small_presets.yaml"))
+    monkeypatch.setenv("PACKSHOT_SEGMENT__BACKEND", "classic")
+    monkeypatch.setenv("PACKSHOT_GENERATIVE__BACKEND", "classic")
+    monkeypatch.setenv("PACKSHOT_VIDEO__PROVIDER", "local")
+    monkeypatch.setattr(local, "_failed_loads", {})
+    return tmp_path
+
+
+def _options(env: Path):
+    from orchestrator.options import RunOptions
+
+    catalog = write_catalog(env / "cat", [{"sku": "A"}])
+    return RunOptions(catalog=str(catalog), out=str(env / "out"), presets=["test-shop"],
+                      stages=["segment", "export", "video"])
+
+
+def test_a_missing_video_model_stops_the_run_at_the_start(env, monkeypatch):
+    from orchestrator import get_context
+
+    monkeypatch.setenv("PACKSHOT_VIDEO__LOCAL_MODEL", str(env / "no-such-model"))
+    with pytest.raises(PackshotError, match="PACKSHOT_VIDEO__LOCAL_MODEL"):
+        get_context(_options(env))
+    monkeypatch.delenv("PACKSHOT_VIDEO__LOCAL_MODEL")
+    from orchestrator.settings import get_settings
+
+    get_settings.cache_clear()
+    with pytest.raises(PackshotError, match="no local video model: set PACKSHOT_VIDEO__LOCAL_MODEL"):
+        get_context(_options(env))
+
+
+def test_the_tiny_video_model_loads_at_the_start_under_its_plan(env, monkeypatch):
+    from orchestrator import get_context
+
+    monkeypatch.setenv("PACKSHOT_VIDEO__LOCAL_MODEL", "tiny")
+    get_context(_options(env))
+    assert models.load_counts.get("video:LTXImageToVideoPipeline:tiny:full", 0) >= 1
+    assert "video:LTXImageToVideoPipeline:tiny:full" in models.loaded()
+
+
+def test_a_failed_video_model_load_is_remembered_not_retried_per_clip(env, monkeypatch):
+    import diffusers
+
+    calls = []
+    real = diffusers.LTXImageToVideoPipeline.from_pretrained.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(args[0])
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(diffusers.LTXImageToVideoPipeline, "from_pretrained", classmethod(counting))
+    settings = fast_settings(provider="local", local_model=str(env / "missing"), local_steps=2, local_fps=8,
+                             local_long_side=96, duration_s=1)
+    items = [ClipRequest(sku, product_image(i)) for i, sku in enumerate(["A", "B", "C"])]
+    first = render_clips(items, settings, env / "state1", MemoryStore())
+    again = render_clips(items[:1], settings, env / "state2", MemoryStore())
+    assert {r.status for r in first + again} == {"failed"}
+    assert all("PACKSHOT_VIDEO__LOCAL_MODEL" in r.error for r in first + again)
+    assert len(calls) == 1, f"the missing model was loaded {len(calls)} times"
