@@ -68,5 +68,5 @@ def test_bytes_are_counted_where_they_live_and_fp8_storage_counts_one_byte():
     linear_weights = sum(m.weight.numel() for m in transformer.modules() if isinstance(m, torch.nn.Linear))
     transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
     fp8 = sum(p.numel() for p in transformer.parameters() if p.dtype == torch.float8_e4m3fn)
-    assert fp8 >= 0.7 * linear_weights  # most linear weights (diffusers keeps norms and embedders as they are)
+    assert fp8 >= 0.7 * linear_weights  # most linear weights (diffusers keeps norms and embedders)
     assert model_bytes(transformer)[1] == host - 3 * fp8  # 4 bytes -> 1 byte each

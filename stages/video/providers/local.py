@@ -107,8 +107,8 @@ class LocalProvider(VideoProvider):
         key = f"video:{self.settings.local_pipeline}:{model}"
         if key in _failed_loads:
             raise ProviderUnavailableError(
-                f"{_failed_loads[key]} (an earlier load in this process failed; fix the setting, then restart "
-                "the worker)", "MODEL_UNAVAILABLE")
+                f"{_failed_loads[key]} (an earlier load in this process failed; fix the setting, then "
+                "restart the worker)", "MODEL_UNAVAILABLE")
         device = self.device()
         footprint = memory.video_footprint(model, self.settings.local_pipeline)
         try:
