@@ -1,8 +1,10 @@
-# packshot GPU worker: a Prefect worker that runs packshot flows on an NVIDIA GPU.
+# packshot GPU worker: one resident GPU task worker per card (the models stay loaded across flow runs)
+# plus the Prefect process worker that picks up flow runs (scripts/gpu-entrypoint.sh starts both).
 # torch's CUDA wheels bring their own CUDA runtime; the host needs only the NVIDIA driver and the
 # NVIDIA Container Toolkit. Build and run (README, "Running in production"):
 #   docker build -t packshot-gpu .
-#   docker run --gpus all -v packshot-models:/models -e PREFECT_API_URL=http://HOST:4200/api \
+#   docker run --gpus all -v packshot-models:/models -v /var/lock/packshot-gpu:/tmp/packshot-gpu-locks \
+#     -e PREFECT_API_URL=http://HOST:4200/api \
 #     -e PACKSHOT_GENERATIVE__FLUX_MODEL=black-forest-labs/FLUX.1-Fill-dev packshot-gpu
 FROM python:3.11-slim-bookworm
 
@@ -15,6 +17,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HOME=/models/huggingface \
     PACKSHOT_BRAND_STYLES_DIR=/app/brand_styles \
     PACKSHOT_ORCHESTRATION__GPU_LOCK_DIR=/tmp/packshot-gpu-locks \
+    PACKSHOT_ORCHESTRATION__GPU_WORKERS=served \
+    PREFECT_LOCAL_STORAGE_PATH=/results \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
     DO_NOT_TRACK=1
 
@@ -30,7 +34,10 @@ COPY pyproject.toml README.md ./
 COPY constraints/gpu.txt constraints/gpu.txt
 COPY packshot ./packshot
 COPY stages ./stages
+COPY orchestrator ./orchestrator
 COPY flows ./flows
+COPY cli ./cli
+COPY scripts/gpu-entrypoint.sh ./scripts/gpu-entrypoint.sh
 COPY brand_styles ./brand_styles
 COPY prefect.yaml ./
 RUN pip install --no-cache-dir --constraint constraints/gpu.txt ".[gpu]"
@@ -38,15 +45,18 @@ RUN pip install --no-cache-dir --constraint constraints/gpu.txt ".[gpu]"
 # A fixed numeric UID/GID, so volume permissions work on any host and Kubernetes can check runAsNonRoot.
 RUN groupadd --gid 10001 packshot \
     && useradd --uid 10001 --gid 10001 --create-home packshot \
-    && mkdir -p /models \
-    && chown 10001:10001 /models
+    && mkdir -p /models /results /tmp/packshot-gpu-locks \
+    && chown 10001:10001 /models /results /tmp/packshot-gpu-locks
 USER 10001:10001
-VOLUME ["/models"]
+# /results: Prefect result storage the flows and the GPU task workers share (mount one volume into every
+# container of a host); /tmp/packshot-gpu-locks: the card locks (mount one host folder into every
+# container that may be given the same card).
+VOLUME ["/models", "/results"]
 
 # The worker's own health endpoint (prefect worker start --with-healthcheck) on port 8080.
 EXPOSE 8080
 HEALTHCHECK --interval=60s --timeout=10s --start-period=60s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=5)"]
 
-ENTRYPOINT ["tini", "--"]
+ENTRYPOINT ["tini", "--", "/app/scripts/gpu-entrypoint.sh"]
 CMD ["prefect", "worker", "start", "--pool", "gpu-pool", "--type", "process", "--with-healthcheck"]
