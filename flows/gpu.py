@@ -1,14 +1,13 @@
-"""The optional cluster-wide GPU guard: a Prefect global concurrency limit per GPU slot.
+"""The optional cluster-wide GPU guard: a Prefect global concurrency limit per card.
 
-The file lock in :mod:`packshot.gpu` already keeps one stage per GPU on a host. With
+The file lock in :mod:`packshot.gpu` already keeps one holder per card. With
 ``PACKSHOT_ORCHESTRATION__GPU_CONCURRENCY_LIMIT=gpu`` every model call also takes one slot of the
-global limit ``gpu-<host>-cuda<N>`` (create it with ``prefect gcl create gpu-<host>-cuda0 --limit 1``),
-so the Prefect UI shows who holds which GPU. Limits that do not exist are skipped by Prefect.
+global limit ``gpu-<card uuid>`` (create it with ``prefect gcl create gpu-GPU-5f1c... --limit 1``; the
+UUIDs are in ``nvidia-smi -L``), so the Prefect UI shows who holds which card. Limits that do not exist
+are skipped by Prefect.
 """
 
 from __future__ import annotations
-
-import socket
 
 from orchestrator.settings import Settings
 from packshot import gpu
@@ -21,5 +20,4 @@ def use_prefect_gpu_limit(settings: Settings) -> None:
         return
     from prefect.concurrency.sync import concurrency
 
-    host = socket.gethostname()
-    gpu.set_extra_guard(lambda slot: concurrency(f"{prefix}-{host}-{slot}", occupy=1))
+    gpu.set_extra_guard(lambda card_uuid: concurrency(f"{prefix}-{card_uuid}", occupy=1))

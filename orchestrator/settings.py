@@ -37,7 +37,7 @@ class OrchestrationSettings(BaseModel):
     stage_cache: bool = Field(True, description="reuse cutouts and generated images across runs (by content)")
     gpu_lock_dir: Path = Field(Path("/tmp/packshot-gpu-locks"), description="lock files that share a GPU")
     gpu_concurrency_limit: str | None = Field(
-        None, description="Prefect global concurrency limit name prefix used as well (e.g. gpu -> gpu-0)"
+        None, description="Prefect global concurrency limit name prefix used as well (gpu -> gpu-<card uuid>)"
     )
     prefetch: int = Field(2, description="images loaded ahead while the GPU works on the current product")
     gpu_workers: Literal["in-process", "served"] = Field(
