@@ -156,7 +156,8 @@ class RunContext:
         if self.generator is None:
             return None
         base = self.generator.identity
-        return f"{base}+fp8" if self.image_plan == "fp8" and getattr(self.generator, "generated", False) else base
+        fp8 = self.image_plan == "fp8" and getattr(self.generator, "generated", False)
+        return f"{base}+fp8" if fp8 else base
 
     def identity(self) -> str:
         return f"segment={self.segmenter_identity()};generator={self.generator_identity()}"

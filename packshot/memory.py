@@ -274,12 +274,13 @@ def _to_fp8(module: Any, target: Any) -> str:
 
     if target.type == "cuda" and torch.cuda.get_device_capability(target) >= (8, 9):
         try:
-            from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
+            from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
         except ImportError:
             log.warning("torchao is not installed: FP8 storage with bf16 compute instead of dynamic FP8")
         else:
             # device=: each linear moves to the card just before it is quantised (no bf16 copy on the card)
-            quantize_(module, Float8DynamicActivationFloat8WeightConfig(), device=target)
+            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+                      filter_fn=lambda m, _name: isinstance(m, torch.nn.Linear), device=target)
             module.to(target)
             return "fp8: torchao dynamic FP8 (activations and weights) on the linear layers"
     compute = torch.bfloat16 if target.type == "cuda" else torch.float32

@@ -269,6 +269,7 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
 
     footprint = FOOTPRINTS["flux-fill" if name == "flux" else "tiny"]
     plan = resolve_plan("image", settings.memory_plan, [footprint], device)  # the orchestrator passes it
+    settings = settings.model_copy(update={"speed": speed_under_plan(settings.speed, plan.plan)})
     key = (f"flux-fill:{source}@{revision or 'main'}:{device}:{speed_signature(settings.speed)}"
            f":{plan.plan}")
     identity = f"{name}:{source}@{revision or 'main'}"
@@ -284,6 +285,17 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
         long_side=long_side, steps=steps, max_sequence_length=max_sequence_length, notes=notes,
         device=device,
     )
+
+
+def speed_under_plan(speed, plan: str):
+    """The speed options left to apply after memory ``plan`` placed the pipe: the ``fp8`` plan has
+    quantised the transformer already, and plans that stream the text encoders keep them in host memory."""
+    update = {}
+    if plan == "fp8" and speed.fp8 != "off":
+        update["fp8"] = "off"
+    if plan != "full" and speed.text_encoder_device != "same":
+        update["text_encoder_device"] = "same"
+    return speed.model_copy(update=update) if update else speed
 
 
 def load_fill_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):
