@@ -76,6 +76,11 @@ class Footprint:
             denoiser = 2 * self.denoiser // max(self.blocks, 1)
         return denoiser + text + self.rest
 
+    def room_bytes(self, plan: str) -> int:
+        """What loading this model under ``plan`` must find free on the card: weights, one call's
+        working memory and the context (the registry frees other models until it fits)."""
+        return self.card_bytes(plan) + self.work + CONTEXT_BYTES
+
     def host_bytes(self, plan: str) -> int:
         """Host memory the plan keeps (offloaded parts; ``from_pretrained`` briefly needs the whole model)."""
         if not self.plannable or plan == "full":

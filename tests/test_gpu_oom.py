@@ -17,8 +17,15 @@ from tests.studio import write_catalog
 HERE = Path(__file__).parent
 
 
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A tiny FLUX of these tests' own: the models they free and reload are not other tests' models."""
+    return tmp_path_factory.mktemp("oom-tiny-flux") / "model"
+
+
 @pytest.fixture
-def env(monkeypatch, tmp_path):
+def env(monkeypatch, tmp_path, tiny_dir):
+    monkeypatch.setenv("PACKSHOT_GENERATIVE__TINY_MODEL_DIR", str(tiny_dir))
     monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", str(HERE / "small_presets.yaml"))
     monkeypatch.setenv("PACKSHOT_SEGMENT__BACKEND", "classic")
     monkeypatch.setenv("PACKSHOT_GENERATIVE__BACKEND", "tiny")
@@ -30,15 +37,15 @@ def out_of_memory(monkeypatch):
     """Make the listed FLUX calls (1-based, counted across generators) raise torch.OutOfMemoryError."""
     failing: set[int] = set()
     calls = [0]
-    real_fill = FluxFillGenerator.fill
+    real_fill = FluxFillGenerator.fill_batch
 
-    def fill(self, *args, **kwargs):
+    def fill_batch(self, *args, **kwargs):
         calls[0] += 1
         if calls[0] in failing:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
         return real_fill(self, *args, **kwargs)
 
-    monkeypatch.setattr(FluxFillGenerator, "fill", fill)
+    monkeypatch.setattr(FluxFillGenerator, "fill_batch", fill_batch)
     return failing
 
 

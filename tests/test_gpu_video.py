@@ -78,3 +78,28 @@ def test_a_failed_video_model_load_is_remembered_not_retried_per_clip(env, monke
     assert {r.status for r in first + again} == {"failed"}
     assert all("PACKSHOT_VIDEO__LOCAL_MODEL" in r.error for r in first + again)
     assert len(calls) == 1, f"the missing model was loaded {len(calls)} times"
+
+
+def test_loading_a_larger_model_frees_the_image_models_and_the_context_reloads_them(env, monkeypatch):
+    import torch
+
+    from orchestrator import get_context
+    from orchestrator.context import DescribedBackend
+
+    monkeypatch.setenv("PACKSHOT_GENERATIVE__BACKEND", "tiny")
+    monkeypatch.setenv("PACKSHOT_GENERATIVE__TINY_MODEL_DIR", str(env / "tiny-flux"))  # ours to free
+    monkeypatch.delenv("PACKSHOT_VIDEO__PROVIDER")
+    options = _options(env).model_copy(update={"stages": ["segment", "background", "export"]})
+    ctx = get_context(options)
+    flux_key = ctx.generator.key
+    loads = models.load_counts[flux_key]
+    # The card's budget leaves no room beside FLUX for the next model (the IOPaint switch)
+    monkeypatch.setattr(models, "budget_bytes", models.resident_bytes() + 1024)
+    models.get("video:big-test-model", lambda: torch.nn.Linear(4, 4), size_hint=4096)
+    assert flux_key not in models.loaded()
+    assert isinstance(ctx.generator, DescribedBackend) and ctx.stale  # the context let go of the pipe
+    assert ctx.generator.name == "tiny"  # still described for the manifest
+    models.free("video:big-test-model")
+    again = get_context(options)
+    assert again is not ctx and again.generator.key == flux_key
+    assert models.load_counts[flux_key] == loads + 1

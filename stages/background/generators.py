@@ -276,7 +276,7 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
     pipe = models.get(
         key,
         lambda: load_fill_pipeline(source, revision=revision, device=device, local=local, plan=plan.plan),
-        size_hint=footprint.card_bytes(plan.plan) if device.startswith("cuda") else 0,
+        size_hint=footprint.room_bytes(plan.plan) if device.startswith("cuda") else 0,
         identity=identity,
     )
     notes = [*notes, f"background: memory plan {plan.plan} ({plan.why})"]

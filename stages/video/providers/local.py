@@ -114,7 +114,7 @@ class LocalProvider(VideoProvider):
         try:
             with gpu_lock(device):
                 return models.get(f"{key}:{plan}", lambda: self._load(model, device, plan), identity=model,
-                                  size_hint=footprint.card_bytes(plan) if device.startswith("cuda") else 0)
+                                  size_hint=footprint.room_bytes(plan) if device.startswith("cuda") else 0)
         except ModelUnavailableError as exc:
             _failed_loads[key] = str(exc)
             raise ProviderUnavailableError(str(exc), "MODEL_UNAVAILABLE") from None
@@ -158,15 +158,15 @@ class LocalProvider(VideoProvider):
             plan = self.plan(spec.model).plan
             try:
                 frames = self._render(spec, frame, plan)
-            except torch.OutOfMemoryError:
+            except torch.OutOfMemoryError:  # free everything (the image models too), then a lighter plan
                 lighter = memory.lighter_plan(plan)
-                models.free_where(lambda key: key.startswith("video:"))
+                models.free_where(lambda key: True)
                 if lighter is None:
                     raise self._out_of_memory(plan) from None
                 try:
                     frames = self._render(spec, frame, lighter)
                 except torch.OutOfMemoryError:
-                    models.free_where(lambda key: key.startswith("video:"))
+                    models.free_where(lambda key: True)
                     raise self._out_of_memory(lighter) from None
         job_id = f"local-{uuid.uuid4().hex[:12]}"
         self._outputs[job_id] = frames_to_mp4(frames, self.settings.local_fps)
