@@ -24,7 +24,7 @@ from pathlib import Path
 from orchestrator.options import RunOptions
 from orchestrator.review.rerun import RerunPlan, make_plan, with_seed_offset
 from orchestrator.settings import Settings, get_settings
-from packshot import gpu
+from packshot import gpu, memory
 from packshot.cache import StageCache
 from packshot.config import resolve_device
 from packshot.errors import PackshotError
@@ -253,11 +253,15 @@ def _build_context(options: RunOptions, settings: Settings) -> RunContext:
     with gpu_lock(device):  # loading is GPU work too: two runs on one card never load at once
         if device.startswith("cuda") and models.budget_bytes is None:
             models.budget_from_card(device)
-        plan = plan_run(settings, list(options.stages), device)
+        free = memory.card_free_bytes(device)
+        if free is not None:  # what this process holds can be reused or freed: it counts as free
+            free += sum(models.gpu_bytes().values())
+        plan = plan_run(settings, list(options.stages), device, free_bytes=free)
+        _check_fits(plan, settings)
         ctx.image_plan = plan.image.plan if plan.image else "full"
         for note in plan.notes:
             log.info("%s", note)
-        with models.recording() as keys:
+        with models.recording() as keys, _out_of_memory_at_start(ctx.image_plan):
             if {"background", "lifestyle"} & set(options.stages):
                 from stages.background import get_background_generator
 
@@ -270,6 +274,37 @@ def _build_context(options: RunOptions, settings: Settings) -> RunContext:
         ctx.model_keys = keys
     models.on_free(_release_on_free(weakref.ref(ctx)))
     return ctx
+
+
+def _check_fits(plan, settings: Settings) -> None:
+    """Stop at the start when even the lightest plan cannot fit the card's free memory (``auto`` only: a
+    plan named in the settings is tried as asked)."""
+    phases = ((plan.image, settings.generative.memory_plan), (plan.video, settings.video.memory_plan))
+    for phase, setting in phases:
+        if phase is not None and not phase.fits and setting == "auto":
+            name = memory.PLAN_SETTING[phase.phase]
+            raise PackshotError(
+                f"{phase.why}. Other processes may hold the card: stop them or let one GPU task worker own "
+                f"it (PACKSHOT_ORCHESTRATION__GPU_WORKERS=served); `packshot plan` shows the sums; set "
+                f"{name} to try a plan anyway")
+
+
+@contextmanager
+def _out_of_memory_at_start(plan: str):
+    """A CUDA out-of-memory error while the models load becomes a clear stop with the setting to change."""
+    try:
+        yield
+    except Exception as exc:
+        import torch
+
+        if not isinstance(exc, torch.OutOfMemoryError):
+            raise
+        lighter = memory.lighter_plan(plan)
+        advice = (f"set {memory.PLAN_SETTING['image']}={lighter}" if lighter else
+                  "use a card with more free memory")
+        raise PackshotError(
+            f"out of GPU memory while loading the models with memory plan {plan}: {advice}, or stop the "
+            "other processes on the card (`packshot plan` shows what each plan needs)") from None
 
 
 def _release_on_free(ref: weakref.ref):

@@ -93,8 +93,8 @@ def test_loading_a_larger_model_frees_the_image_models_and_the_context_reloads_t
     ctx = get_context(options)
     flux_key = ctx.generator.key
     loads = models.load_counts[flux_key]
-    # The card's budget leaves no room beside FLUX for the next model (the IOPaint switch)
-    monkeypatch.setattr(models, "budget_bytes", models.resident_bytes() + 1024)
+    # The card's budget has room for the next model only: FLUX must go first (the IOPaint switch)
+    monkeypatch.setattr(models, "budget_bytes", 4096 + 1024)
     models.get("video:big-test-model", lambda: torch.nn.Linear(4, 4), size_hint=4096)
     assert flux_key not in models.loaded()
     assert isinstance(ctx.generator, DescribedBackend) and ctx.stale  # the context let go of the pipe
