@@ -48,9 +48,11 @@ def advice(ctx: RunContext, plan: str) -> str:
     lighter = lighter_plan(plan)
     if lighter and getattr(ctx.generator, "generated", False):
         return f"set {setting}={lighter}, or run this card alone (no other process on it)"
-    batch = getattr(ctx.settings.segment, "batch_size", None)
+    from stages.segment.sam import embed_batch_size
+
+    batch = embed_batch_size(ctx.settings.segment, ctx.device)
     sam = (f"lower PACKSHOT_SEGMENT__BATCH_SIZE (now {batch}) or PACKSHOT_SEGMENT__SAM_MODEL_TYPE; "
-           if batch and batch > 1 else "")
+           if batch > 1 and getattr(ctx.segmenter, "name", "") == "sam" else "")
     return (f"{sam}use a card with more free memory, or stop the other processes on it "
             f"(`packshot plan` shows what each plan needs; {setting}={plan} was the lightest tried)")
 

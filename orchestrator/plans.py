@@ -30,14 +30,17 @@ class RunPlan:
         return all(p.fits for p in (self.image, self.video) if p is not None)
 
 
-def image_footprints(settings: Settings, stages: list[str]) -> tuple[list[Footprint], dict[str, int]]:
-    """The image phase's models and the working-memory multipliers (SAM's batch size)."""
+def image_footprints(settings: Settings, stages: list[str], device: str = "cuda"
+                     ) -> tuple[list[Footprint], dict[str, int]]:
+    """The image phase's models and the working-memory multipliers (SAM's batch size on ``device``)."""
+    from stages.segment.sam import embed_batch_size
+
     out, scale = [], {}
     seg = settings.segment
     if seg.backend == "sam" or (seg.backend == "auto" and seg.sam_checkpoint):
         fp = FOOTPRINTS[f"sam-{seg.sam_model_type}"]
         out.append(fp)
-        scale[fp.name] = max(1, int(getattr(seg, "batch_size", None) or 1))
+        scale[fp.name] = embed_batch_size(seg, device)
     elif seg.backend == "tiny":
         out.append(FOOTPRINTS["tiny"])
     gen = settings.generative
@@ -61,12 +64,19 @@ def plan_run(settings: Settings, stages: list[str], device: str, free_bytes: int
     """The plans of both phases on ``device`` (or on a card with ``free_bytes`` free)."""
     free = free_bytes if free_bytes is not None else memory.card_free_bytes(device)
     run = RunPlan(card or (f"{device}, {gib(free)} free now" if free is not None else device), free)
-    images, scale = image_footprints(settings, stages)
+    images, scale = image_footprints(settings, stages, device)
     videos = video_footprints(settings, stages)
     if images:
         run.image = memory.resolve_plan("image", settings.generative.memory_plan, images, device, scale, free)
     if videos:
         run.video = memory.resolve_plan("video", settings.video.memory_plan, videos, device, None, free)
+    host = memory.host_total_bytes()
+    for phase in (p for p in (run.image, run.video) if p is not None):
+        load = sum(m.footprint.denoiser + m.footprint.text + m.footprint.rest for m in phase.models)
+        if host and load > host:
+            run.notes.append(f"loading the {phase.phase} models needs about {gib(load)} of host memory "
+                             f"(from_pretrained reads every weight there first); this machine has "
+                             f"{gib(host)}")
     if run.image and run.video and free is not None:
         weights = [sum(m.card_bytes for m in p.models) for p in (run.image, run.video)]
         work = max(run.image.peak_bytes - weights[0], run.video.peak_bytes - weights[1])  # includes context

@@ -208,6 +208,16 @@ def card_free_bytes(device: str) -> int | None:
     return int(free)
 
 
+def host_total_bytes() -> int | None:
+    """This machine's physical memory (``sysconf``), None where it cannot be read."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def card_total_bytes(device: str) -> int | None:
     if not device.startswith("cuda"):
         return None
