@@ -68,8 +68,8 @@ class RunContext:
     base_dir: Path
     device: str
     presets: dict
-    segmenter: Segmenter
-    generator: BackgroundGenerator | None
+    segmenter: Segmenter | DescribedBackend  # described: freed by the registry, or in a served flow process
+    generator: BackgroundGenerator | DescribedBackend | None
     cache: StageCache | None = None
     brands: dict = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)  # the generator's LoRA state is shared
