@@ -14,7 +14,9 @@ serialises this worker against any other process on the same card (a CLI run, a 
 Needs a Prefect server (``PREFECT_API_URL``; task workers cannot use the ephemeral API) and result
 storage shared with the flows: ``PREFECT_LOCAL_STORAGE_PATH`` on one host, or a storage block
 (``PREFECT_TASKS_SCHEDULING_DEFAULT_STORAGE_BLOCK`` and ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``) across
-hosts. The equivalent CLI is ``prefect task serve flows/tasks.py:process_batch_task ... --limit 1``.
+hosts. Prefect's own ``CUDA_VISIBLE_DEVICES=<uuid> prefect task serve flows/tasks.py:load_models_task
+flows/tasks.py:process_batch_task flows/tasks.py:make_clips_task --limit 1`` serves the same tasks (this
+module is what the image and the tests run).
 """
 
 from __future__ import annotations
