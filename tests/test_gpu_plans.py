@@ -10,6 +10,7 @@ from orchestrator.plans import describe, plan_run
 from orchestrator.settings import Settings
 from packshot import memory
 from packshot.memory import FOOTPRINTS, GIB, plan_phase
+from packshot.placement import apply_memory_plan
 
 FLUX, SAM = FOOTPRINTS["flux-fill"], FOOTPRINTS["sam-vit_h"]
 
@@ -91,7 +92,7 @@ def test_plans_apply_to_a_real_tiny_pipeline_and_it_still_renders():
     outputs = {}
     for plan in memory.PLAN_ORDER:
         pipe = build_tiny_fill_pipeline()
-        notes = memory.apply_memory_plan(pipe, plan, "cpu")
+        notes = apply_memory_plan(pipe, plan, "cpu")
         assert notes[0].startswith(f"memory plan {plan}")
         result = pipe(prompt="a bottle", image=Image.fromarray(image),
                       mask_image=Image.fromarray(mask.astype(np.uint8) * 255), height=64, width=64,
@@ -103,5 +104,5 @@ def test_plans_apply_to_a_real_tiny_pipeline_and_it_still_renders():
     assert np.allclose(outputs["full"], outputs["group-offload"], atol=1e-5)
     assert 0 < np.abs(outputs["full"] - outputs["fp8"]).mean() < 0.1
     fp8 = build_tiny_fill_pipeline()
-    memory.apply_memory_plan(fp8, "fp8", "cpu")
+    apply_memory_plan(fp8, "fp8", "cpu")
     assert fp8.transformer.x_embedder.weight.dtype == torch.float8_e4m3fn

@@ -300,13 +300,13 @@ def speed_under_plan(speed, plan: str):
 
 def load_fill_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):
     """``FluxFillPipeline.from_pretrained`` in bf16 on CUDA (float32 on CPU), offline for local files,
-    placed on ``device`` by memory ``plan`` (:func:`packshot.memory.apply_memory_plan`).
+    placed on ``device`` by memory ``plan`` (:func:`packshot.placement.apply_memory_plan`).
 
     A hub id is first looked up in the local Hugging Face cache without network access.
     """
     import torch
 
-    from packshot.memory import apply_memory_plan
+    from packshot.placement import apply_memory_plan
     from stages.background.compat import import_diffusers
 
     FluxFillPipeline = import_diffusers().FluxFillPipeline  # noqa: N806

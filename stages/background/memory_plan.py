@@ -13,16 +13,17 @@ from typing import Any
 from packshot import memory
 from packshot.config import FluxSpeedSettings
 from packshot.errors import ConfigError
+from packshot.placement import apply_memory_plan as place
 
 ALIASES = {"80gb": "full", "24gb": "fp8", "24gb-offload": "group-offload"}
 PLANS = (*ALIASES, *memory.PLAN_ORDER)
 
 
 def apply_memory_plan(pipe: Any, plan: str, device: str = "cuda") -> tuple[FluxSpeedSettings, list[str]]:
-    """Place ``pipe``'s parts for ``plan`` (:func:`packshot.memory.apply_memory_plan`) and return the speed
+    """Place ``pipe``'s parts for ``plan`` (:func:`packshot.placement.apply_memory_plan`) and return the speed
     settings the generator must use with it (the plan already did what they would) and the notes."""
     if plan not in PLANS:
         raise ConfigError(f"memory plan {plan!r} is not one of {', '.join(PLANS)}")
     name = ALIASES.get(plan, plan)
-    notes = memory.apply_memory_plan(pipe, name, device)
+    notes = place(pipe, name, device)
     return FluxSpeedSettings(), notes

@@ -21,6 +21,7 @@ import numpy as np
 from packshot import memory
 from packshot.errors import ModelUnavailableError
 from packshot.gpu import gpu_lock
+from packshot.placement import apply_memory_plan
 from packshot.registry import models
 from stages.video.encode import frames_to_mp4
 from stages.video.providers.base import ClipFailedError, JobState, ProviderUnavailableError, VideoProvider
@@ -146,7 +147,7 @@ class LocalProvider(VideoProvider):
                 f"could not load the local video model '{model}' (PACKSHOT_VIDEO__LOCAL_MODEL): {exc}"
             ) from None
         pipe.set_progress_bar_config(disable=True)
-        memory.apply_memory_plan(pipe, plan, device)
+        apply_memory_plan(pipe, plan, device)
         if plan != "full" and hasattr(getattr(pipe, "vae", None), "enable_tiling"):
             pipe.vae.enable_tiling()  # the decode of a whole clip is the largest working memory
         return pipe
