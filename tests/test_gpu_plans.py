@@ -106,3 +106,17 @@ def test_plans_apply_to_a_real_tiny_pipeline_and_it_still_renders():
     fp8 = build_tiny_fill_pipeline()
     apply_memory_plan(fp8, "fp8", "cpu")
     assert fp8.transformer.x_embedder.weight.dtype == torch.float8_e4m3fn
+
+
+def test_a_run_stops_at_the_start_when_no_plan_fits_the_free_memory():
+    from orchestrator.context import _check_fits
+    from packshot.errors import PackshotError
+
+    settings = _settings()
+    busy = plan_run(settings, ["segment", "background"], "cuda", free_bytes=int(6 * GIB))  # others hold it
+    with pytest.raises(PackshotError, match="cannot fit.*GPU_WORKERS=served.*GENERATIVE__MEMORY_PLAN"):
+        _check_fits(busy, settings)
+    forced = settings.model_copy(update={"generative": settings.generative.model_copy(
+        update={"memory_plan": "group-offload"})})
+    _check_fits(plan_run(forced, ["segment", "background"], "cuda", free_bytes=int(6 * GIB)), forced)
+    _check_fits(plan_run(settings, ["segment", "background"], "cuda", free_bytes=int(23.4 * GIB)), settings)
