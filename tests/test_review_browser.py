@@ -170,6 +170,8 @@ def test_include_and_exclude_points_when_the_run_used_sam(served, page):
     page.goto(base + "/")
     photo = page.locator("section[data-sku='A'] figure.source img")
     photo.wait_for()
+    # Its size is known only once the picture has loaded: measure the box after that, not before.
+    photo.evaluate("img => img.complete && img.naturalWidth ? null : new Promise(r => img.onload = r)")
     r = photo.bounding_box()
     page.mouse.click(r["x"] + r["width"] / 2, r["y"] + r["height"] / 2)
     page.keyboard.down("Shift")
