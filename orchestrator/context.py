@@ -7,7 +7,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator import work
 from orchestrator.options import RunOptions
+from orchestrator.pool import CpuPool, pool_size
 from orchestrator.settings import Settings, get_settings
 from packshot.cache import StageCache
 from packshot.config import resolve_device
@@ -34,6 +36,58 @@ class RunContext:
     brands: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # the generator's LoRA state is shared
     _s3: object | None = None
+    _pool: CpuPool | None = None
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cpu_pool(self) -> CpuPool:
+        """The run's worker processes (one per core), started on first use and kept for later batches."""
+        with self._pool_lock:
+            if self._pool is None:
+                args = (self.options, self.settings, self.presets)
+                self._pool = CpuPool(pool_size(), work.init_worker, args)
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
+
+    def segment_in_pool(self) -> bool:
+        """The classic segmenter needs no GPU: it runs in the pool workers, not on the GPU holder."""
+        from stages.segment import _Noted
+        from stages.segment.classic import ClassicSegmenter
+
+        seg = self.segmenter.inner if type(self.segmenter) is _Noted else self.segmenter
+        return type(seg) is ClassicSegmenter
+
+    def count_cache(self, events: list[tuple[str, bool]]) -> None:
+        """Add the stage-cache lookups a worker made to this process's statistics."""
+        if self.cache is not None:
+            for stage, hit in events:
+                self.cache.count(stage, hit)
+
+    def product_task(self, product, folder: str, key: str | None, loaded, cutout) -> work.ProductTask:
+        """What a pool worker needs for ``product`` (arrays and small models only)."""
+        brand = self.brand(product.brand_style or self.options.brand)
+        names = self.options.presets or self.settings.export.presets
+        scene_names = list(getattr(brand, "presets", None) or names)
+        return work.ProductTask(
+            product=product, folder=folder, key=key, image_sha=loaded.sha256, rgb=loaded.rgb,
+            alpha=loaded.alpha,
+            notes=list(loaded.notes), stages=list(self.options.stages), presets=list(names),
+            scene_presets=[n for n in scene_names if n in self.presets and self.presets[n].allow_generated],
+            brand=brand, generator=self._generator_spec(), segmenter_identity=self.segmenter_identity(),
+            segmenter_note=getattr(self.segmenter, "note", None), cutout=cutout,
+        )
+
+    def _generator_spec(self) -> work.GeneratorSpec | None:
+        gen = self.generator
+        if gen is None:
+            return None
+        sizes = ({name: tuple(gen.generation_size(p.width, p.height)) for name, p in self.presets.items()}
+                 if gen.generated else {})
+        return work.GeneratorSpec(self.generator_identity(), bool(gen.generated), gen.settings, sizes)
 
     def brand(self, name: str | None):
         if not name:
@@ -86,9 +140,13 @@ _contexts_lock = threading.Lock()
 
 
 def clear_contexts() -> None:
-    """Forget every context of this process (tests; a worker that must reload settings)."""
+    """Forget every context of this process (tests; a worker that must reload settings); their pool
+    worker processes end."""
     with _contexts_lock:
+        contexts = list(_contexts.values())
         _contexts.clear()
+    for ctx in contexts:
+        ctx.close()
 
 
 def run_settings(options: RunOptions, settings: Settings) -> Settings:

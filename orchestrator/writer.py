@@ -1,4 +1,4 @@
-"""The write phase's encoder: encodes, validates and writes a product's files atomically."""
+"""Encodes, validates and writes a product's files atomically (in a pool worker, or any process)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,23 @@ import io
 
 from PIL import Image
 
-from orchestrator.context import RunContext
 from packshot.schemas.results import OutputRecord
+from packshot.storage import Storage
 from packshot.types import Cutout, Product, Rendered
-from stages.export import check, encode, order_for_listing
+from stages.export import encode_checked, order_for_listing
+
+CUTOUT_PNG_LEVEL = 6  # the delivered cutout: smaller files are worth the encode time here
 
 
 class ProductWriter:
     """Writes one product's cutout and finished images; ``records`` lists what was written."""
 
-    def __init__(self, product: Product, folder: str, ctx: RunContext):
-        self.product, self.folder, self.ctx = product, folder, ctx
+    def __init__(self, product: Product, folder: str, storage: Storage, presets: dict):
+        self.product, self.folder, self.storage, self.presets = product, folder, storage, presets
         self.records: list[OutputRecord] = []
 
     def _record(self, key: str, data: bytes, fmt: str, size, **kw) -> OutputRecord:
-        uri = self.ctx.storage.write_bytes(key, data, f"image/{fmt.lower()}")
+        uri = self.storage.write_bytes(key, data, f"image/{fmt.lower()}")
         rec = OutputRecord(
             sku=self.product.sku, key=key, uri=uri, format=fmt, width=size[0], height=size[1],
             bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
@@ -30,21 +32,23 @@ class ProductWriter:
         self.records.append(rec)
         return rec
 
-    def write_cutout(self, cutout: Cutout) -> None:
+    def write_cutout(self, cutout: Cutout) -> bytes:
+        """Write ``cutout.png``; returns its bytes (the stage cache keeps the same file)."""
         buf = io.BytesIO()
-        Image.fromarray(cutout.rgba, "RGBA").save(buf, "PNG", optimize=False, compress_level=6)
+        Image.fromarray(cutout.rgba, "RGBA").save(buf, "PNG", optimize=False, compress_level=CUTOUT_PNG_LEVEL)
         h, w = cutout.rgba.shape[:2]
         self._record(f"{self.folder}/cutout.png", buf.getvalue(), "PNG", (w, h), kind="cutout")
+        return buf.getvalue()
 
     def write_rendered(self, items: list[Rendered]) -> None:
         by_preset: dict[str, list[Rendered]] = {}
         for item in items:
             by_preset.setdefault(item.preset, []).append(item)
         for preset_name, group in by_preset.items():
-            preset = self.ctx.presets[preset_name]
+            preset = self.presets[preset_name]
             for position, item in enumerate(order_for_listing(group, preset), start=1):
-                data = encode(item, preset)
-                violations = [str(v) for v in check(data, preset, item.product_alpha, item.generated)]
+                data, checked = encode_checked(item, preset)
+                violations = [str(v) for v in checked]
                 ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[preset.format]
                 stem = item.kind if item.scene is None else f"{item.kind}{item.scene + 1}"
                 sub = f"{item.variant}/" if item.variant else ""

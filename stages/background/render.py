@@ -9,10 +9,13 @@ placed cutout byte for byte, whatever the model did.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
-from packshot.imaging import apply_shadow, composite, contact_shadow, place_product
+from packshot.config import GenerativeSettings
+from packshot.imaging import Placement, apply_shadow, composite, contact_shadow, place_product
 from packshot.schemas.brand import BrandStyle
 from packshot.schemas.presets import Preset
 from packshot.schemas.scenes import ScenePlan, derive_seed
@@ -73,34 +76,99 @@ def render_product_image(
     kind: str,
     scene: int | None,
 ) -> Rendered:
-    settings = generator.settings
+    """Plan, fill (generative backends) and finish one image in this process."""
+    gen_size = generator.generation_size(preset.width, preset.height) if generator.generated else None
+    plan = plan_product_image(cutout, product, brand, preset, generator.settings, template, seed,
+                              kind=kind, scene=scene, gen_size=gen_size)
+    notes = generator.use_brand(brand)
+    filled = None
+    if plan.fill is not None:
+        request = plan.fill
+        filled = generator.fill(request.image, request.mask, request.prompt, request.seed)
+    return finish_product_image(plan, filled, notes)
+
+
+@dataclass
+class FillRequest:
+    """What the generator is asked: ``image`` ``HxWx3 uint8`` guide and ``mask`` ``HxW bool`` (True =
+    generate) at the generation size, the prompt and the seed."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    prompt: str
+    seed: int
+
+
+@dataclass
+class ImagePlan:
+    """An image before (and without) its model call: the placed product, the backdrop, and for
+    generative backends the fill request plus what finishing needs (protected region, solid core)."""
+
+    kind: str
+    preset: str
+    scene: int | None
+    placement: Placement
+    backdrop: np.ndarray
+    shadow_strength: float
+    fill: FillRequest | None = None
+    protect: np.ndarray | None = None
+    core: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_product_image(
+    cutout: Cutout,
+    product: Product,
+    brand: BrandStyle | None,
+    preset: Preset,
+    settings: GenerativeSettings,
+    template: str,
+    seed: int,
+    *,
+    kind: str,
+    scene: int | None,
+    gen_size: tuple[int, int] | None = None,
+) -> ImagePlan:
+    """Everything of an image that needs no model; ``gen_size`` (w, h) for generative backends, None
+    for the classic one (the backdrop is then the background)."""
     size = (preset.width, preset.height)
     fill = brand.fill_fraction if brand and brand.fill_fraction else settings.fill_fraction
     floor_line = brand.floor_line if brand and brand.floor_line else settings.floor_line
     placement = place_product(cutout, size, fill, anchor="floor", floor_line=floor_line)
-    product_rgb, alpha = placement.layer()
     palette = brand.palette if brand else None
     index = scene or 0
     backdrop = studio_backdrop(*size, palette, style=index if kind == "scene" else 0,
                                floor_line=floor_line, variant=index)
-    notes = generator.use_brand(brand)
-    if generator.generated:
+    plan = ImagePlan(kind, preset.name, scene, placement, backdrop, settings.shadow_strength)
+    if gen_size is not None:
+        product_rgb, alpha = placement.layer()
         prompt = build_prompt(template, product, brand)
-        background = _generate(generator, backdrop, product_rgb, alpha, prompt, seed)
-        notes = [*notes, f"seed {seed}", f"prompt: {prompt}"]
+        guide = cv2.resize(composite(backdrop, product_rgb, alpha), gen_size, interpolation=cv2.INTER_AREA)
+        plan.protect = protected_region(alpha, gen_size, settings.mask_grow_px)
+        plan.core = solid_core(alpha, gen_size)
+        plan.fill = FillRequest(guide, ~plan.protect, prompt, seed)
+        plan.notes = [f"seed {seed}", f"prompt: {prompt}"]
+    return plan
+
+
+def finish_product_image(plan: ImagePlan, filled: np.ndarray | None, model_notes: list[str]) -> Rendered:
+    """The finished image from its plan and, for generative backends, the generator's output
+    (generation size); ``model_notes`` are what activating the brand on the generator said."""
+    product_rgb, alpha = plan.placement.layer()
+    if plan.fill is not None:
+        if filled is None:
+            raise ValueError(f"{plan.kind} for {plan.preset}: the generated image is missing")
+        w, h = plan.placement.canvas_size
+        background = finish_generated(filled, plan.fill.image, plan.protect, plan.core, (w, h))
     else:
-        background = backdrop
-    background = apply_shadow(background, contact_shadow(placement, strength=settings.shadow_strength))
+        background = plan.backdrop
+    background = apply_shadow(background, contact_shadow(plan.placement, strength=plan.shadow_strength))
     out = composite(background, product_rgb, alpha)
-    return Rendered(out, alpha, kind=kind, preset=preset.name, generated=generator.generated,
-                    scene=scene, notes=notes, placement=placement)
+    return Rendered(out, alpha, kind=plan.kind, preset=plan.preset, generated=plan.fill is not None,
+                    scene=plan.scene, notes=[*model_notes, *plan.notes], placement=plan.placement)
 
 
-def _generate(generator, backdrop, product_rgb, alpha, prompt: str, seed: int) -> np.ndarray:
-    """Background for the full canvas from the generator (``HxWx3 uint8``, canvas size)."""
-    h, w = alpha.shape
-    gen_size = generator.generation_size(w, h)
-    guide = cv2.resize(composite(backdrop, product_rgb, alpha), gen_size, interpolation=cv2.INTER_AREA)
-    protect = protected_region(alpha, gen_size, generator.settings.mask_grow_px)
-    generated = generator.fill(guide, ~protect, prompt, seed)
-    return finish_generated(generated, guide, protect, solid_core(alpha, gen_size), (w, h))
+def duplicates_background(generated: bool, kind: str, scene: int | None) -> bool:
+    """True for the classic scene that would be byte-identical to the background image: without a
+    model, scene index 0 draws the background's own backdrop (style 0, variant 0) and shadow."""
+    return not generated and kind == "scene" and not scene
