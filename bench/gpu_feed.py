@@ -34,6 +34,7 @@ from pathlib import Path
 os.environ.setdefault("PACKSHOT_SEGMENT__BACKEND", "classic")
 os.environ.setdefault("PACKSHOT_GENERATIVE__BACKEND", "classic")
 os.environ.setdefault("PACKSHOT_DEVICE", "cpu")
+os.environ["PACKSHOT_ORCHESTRATION__GPU_LOCK_DIR"] = tempfile.mkdtemp(prefix="packshot-gpu-feed-lock-")
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
@@ -91,6 +92,8 @@ class StandInSegmenter:
 
     name = "standin-sam"
     identity = "standin-sam:v1"
+    licence = "stand-in (benchmark only)"
+    generated = False
 
     def __init__(self, cutouts: dict, seconds: float, clock: GpuClock):
         self.cutouts, self.seconds, self.clock = cutouts, seconds, clock
@@ -163,13 +166,13 @@ def main() -> None:
     ctx = orchestrator.get_context(options)
     clock = GpuClock()
     if not args.classic:
-        ctx.settings.orchestration.gpu_lock_dir = Path(tempfile.mkdtemp(prefix="packshot-gpu-feed-lock-"))
-        ctx.device = "cuda:0"  # the stand-ins hold the real lock file
+        ctx.device = "cuda:0"  # the stand-ins hold the real lock file (in a temporary folder, see below)
         ctx.generator = StandInGenerator(ctx.settings.generative, args.gpu_seconds, clock)
         ctx.segmenter = StandInSegmenter(precomputed_cutouts(catalog.products, ctx), args.seg_seconds, clock)
         gpu.set_extra_guard(clock.guard)
     proc = psutil.Process()
     cpu0, start = core_seconds(proc), time.perf_counter()
+    assert orchestrator.get_context(options) is ctx, "the run must use the context with the stand-ins"
     results = orchestrator.process_batch(products, options)
     wall = time.perf_counter() - start
     core = core_seconds(proc) - cpu0

@@ -78,7 +78,7 @@ class RunContext:
             notes=list(loaded.notes), stages=list(self.options.stages), presets=list(names),
             scene_presets=[n for n in scene_names if n in self.presets and self.presets[n].allow_generated],
             brand=brand, generator=self._generator_spec(), segmenter_identity=self.segmenter_identity(),
-            segmenter_note=getattr(self.segmenter, "note", None), cutout=cutout,
+            segmenter_notes=list(getattr(self.segmenter, "notes", None) or []), cutout=cutout,
         )
 
     def _generator_spec(self) -> work.GeneratorSpec | None:

@@ -65,7 +65,7 @@ class ProductTask:
     brand: BrandStyle | None
     generator: GeneratorSpec | None
     segmenter_identity: str
-    segmenter_note: str | None = None  # what ``auto`` says about its choice
+    segmenter_notes: list[str] = field(default_factory=list)  # what ``auto`` says about its choice
     cutout: Cutout | None = None
     cache_cutout: bool = False  # the parent's GPU segmenter just made ``cutout``: store it
 
@@ -132,8 +132,16 @@ _state: WorkerState | None = None
 
 
 def init_worker(options: RunOptions, settings: Settings, presets: dict) -> None:
-    """Pool initializer: this process's state, built once."""
+    """Pool initializer: this process's state, built once. One worker is one core: OpenCV and numba
+    (pymatting) run single-threaded here, instead of every worker starting a thread per core."""
     global _state
+    cv2.setNumThreads(1)
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except ImportError:  # pragma: no cover - numba comes with pymatting
+        pass
     _state = WorkerState.build(options, settings, presets)
 
 
@@ -169,8 +177,7 @@ def _cut_out(task: ProductTask, state: WorkerState, prep: Prepared) -> Cutout:
     if state.cache is not None and (cached := state.cache.get_cutout(key, prep.notes)) is not None:
         return cached
     cutout = state.segmenter().segment(task.rgb, task.product.bbox)
-    if task.segmenter_note:
-        cutout.notes.append(task.segmenter_note)
+    cutout.notes.extend(task.segmenter_notes)
     prep.cutout_key = key if state.cache is not None else None  # stored with cutout.png when finishing
     return cutout
 
