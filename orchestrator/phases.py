@@ -32,7 +32,7 @@ import traceback
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from orchestrator.context import RunContext, get_context
 from orchestrator.keys import product_key, safe_dirname
 from orchestrator.options import RunOptions
 from orchestrator.pool import NORMAL, URGENT
+from orchestrator.writer import check_listing_order, listed
 from packshot import progress
 from packshot.errors import PackshotError
 from packshot.imageio import load_image, read_local
@@ -61,6 +62,9 @@ class _Job:
     key: str | None = None
     cutout: Cutout | None = None  # from the GPU segmenter or the parent's cache lookup
     prepared: work.Prepared | None = None
+    done_parts: list[work.PartDone | None] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    source_span: int = 1
     result: ProductResult | None = None
 
 
@@ -86,7 +90,7 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
                 order.append(job)
                 pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
             for future in [f for f in pending if f.done()]:
-                _advance(*pending.pop(future), future, gpu_queue, pending, ctx)
+                _advance(*pending.pop(future), future, gpu_queue, pending, loader, ctx)
             if gpu_queue:  # model work first: everything else is already handed out
                 _gpu_step(*gpu_queue.popleft(), pending, ctx)
                 continue
@@ -97,8 +101,9 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
             wait(list(pending), return_when=FIRST_COMPLETED)
 
 
-def _advance(stage: str, job: _Job, future: Future, gpu_queue: deque, pending: dict, ctx: RunContext) -> None:
-    """React to a finished load / prepare / finish: queue the product's next step."""
+def _advance(stage: str, job: _Job, future: Future, gpu_queue: deque, pending: dict,
+             io: ThreadPoolExecutor, ctx: RunContext) -> None:
+    """React to a finished load / prepare / part / ``.done.json``: queue the product's next step."""
     try:
         if stage == "load":
             future.result()
@@ -112,13 +117,19 @@ def _advance(stage: str, job: _Job, future: Future, gpu_queue: deque, pending: d
         elif stage == "prepare":
             prepared = future.result()
             ctx.count_cache(prepared.cache_events)
-            if prepared.result is not None:
-                job.result = prepared.result
-            else:
+            if prepared.jobs:
                 job.prepared = prepared
                 gpu_queue.append(("fill", job))
+            else:
+                _submit_parts(job, prepared, {}, pending, ctx)
+        elif stage.startswith("part"):
+            if job.result is not None:  # an earlier part failed
+                return
+            job.done_parts[int(stage[4:])] = future.result()
+            if all(p is not None for p in job.done_parts):
+                pending[io.submit(_write_done, job, ctx)] = ("done", job)
         else:
-            job.result = future.result()
+            future.result()
     except Exception as exc:
         _fail(job, exc)
 
@@ -131,10 +142,9 @@ def _gpu_step(stage: str, job: _Job, pending: dict, ctx: RunContext) -> None:
             _submit_prepare(job, pending, ctx, cache_cutout=True)
         else:
             prepared, job.prepared = job.prepared, None
-            fills = {j.index: _fill_on_gpu(prepared.plans[j.index].fill, prepared.task.brand, ctx)
+            fills = {j.index: _fill_on_gpu(prepared.images[j.index].plan.fill, prepared.task.brand, ctx)
                      for j in prepared.jobs}
-            finishing = ctx.cpu_pool().submit(work.finish_product, prepared, fills, priority=NORMAL)
-            pending[finishing] = ("finish", job)
+            _submit_parts(job, prepared, fills, pending, ctx)
     except Exception as exc:
         _fail(job, exc)
 
@@ -150,6 +160,31 @@ def _fill_on_gpu(request, brand, ctx: RunContext) -> tuple[np.ndarray, list[str]
     with ctx.gpu(shared_state=True):
         notes = ctx.generator.use_brand(brand)
         return ctx.generator.fill(request.image, request.mask, request.prompt, request.seed), notes
+
+
+def _submit_parts(job: _Job, prepared: work.Prepared, fills: dict, pending: dict, ctx: RunContext) -> None:
+    """Hand a product's finishing to the pool, one task per part (the cutout, each packshot, each image)."""
+    parts = work.parts(prepared, fills)
+    check_listing_order(parts, ctx.presets)
+    job.notes, job.source_span, job.key = prepared.notes, prepared.source_span, prepared.task.key
+    job.done_parts = [None] * len(parts)
+    for i, part in enumerate(parts):
+        pending[ctx.cpu_pool().submit(work.finish_part, part, priority=NORMAL)] = (f"part{i}", job)
+
+
+def _write_done(job: _Job, ctx: RunContext) -> None:
+    """I/O thread: the product's record, ``.done.json`` written after every one of its files."""
+    p = job.product
+    records = [r for part in job.done_parts for r in part.records]
+    spans = [part.span for part in job.done_parts]
+    result = ProductResult(
+        sku=p.sku, status="done", outputs=listed(records, ctx.presets), key=job.key,
+        notes=[*job.notes, *work.upscale_notes(job.source_span, spans)],
+        source_file=p.source_file, source_line=p.source_line,
+    )
+    ctx.storage.write_bytes(f"{job.folder}/.done.json", result.model_dump_json(indent=1).encode(),
+                            "application/json")
+    job.done_parts, job.result = [], result
 
 
 def _submit_prepare(job: _Job, pending: dict, ctx: RunContext, cache_cutout: bool = False) -> None:

@@ -1,9 +1,11 @@
-"""What a pool worker does for one product: prepare it (cutout, image plans, generator inputs), then
-finish it (generated backgrounds, packshots, recolors, encode, validate, write, ``.done.json`` last).
+"""What pool workers do for a product: prepare it (cutout, the images to make, generator inputs), then
+finish it in parts, each in any worker: the cutout file, each packshot, each background or scene, each
+with its recolor variants, encoded, validated and written. The parent lists the records and writes
+``.done.json`` once every part is written.
 
-Only arrays and small dataclasses cross the process boundary (:class:`ProductTask` in,
-:class:`Prepared` / :class:`~packshot.schemas.results.ProductResult` out). Each worker process builds
-its :class:`WorkerState` once, from the run options and settings (:func:`init_worker`).
+Only arrays and small dataclasses cross the process boundary (:class:`ProductTask` and :class:`Part` in,
+:class:`Prepared` and :class:`PartDone` out). Each worker process builds its :class:`WorkerState` once,
+from the run options and settings (:func:`init_worker`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from packshot.cache import StageCache, array_sha, content_key
 from packshot.config import GenerativeSettings
 from packshot.imageio import resolve_local
 from packshot.schemas.brand import BrandStyle
-from packshot.schemas.results import ProductResult
+from packshot.schemas.results import OutputRecord
 from packshot.schemas.scenes import derive_seed
 from packshot.storage import Storage, open_storage
 from packshot.types import Cutout, Product, Rendered
@@ -74,24 +76,58 @@ class ProductTask:
 class FillJob:
     """A generator call still to be made (by the GPU holder), and its stage-cache entry."""
 
-    index: int  # into Prepared.plans
+    index: int  # into Prepared.images
     stage: str  # "background" or "scenes"
     cache_key: str
 
 
 @dataclass
+class ImageWork:
+    """A background or scene to finish. Generative backends get their ``plan`` (with the fill request)
+    while preparing; classic ones are planned by the worker that finishes them."""
+
+    kind: str  # "background" or "scene"
+    preset: str
+    template: str
+    seed: int
+    scene: int | None
+    plan: ImagePlan | None = None
+
+
+@dataclass
 class Prepared:
-    """A prepared product: ``result`` is set when nothing was left for the GPU (finished here)."""
+    """A prepared product: its cutout, the images to finish and the generator calls they still need."""
 
     task: ProductTask
     cutout: Cutout | None = None
-    plans: list[ImagePlan] = field(default_factory=list)
-    fills: dict[int, tuple[np.ndarray, list[str]]] = field(default_factory=dict)  # plan index -> (rgb, notes)
+    images: list[ImageWork] = field(default_factory=list)
+    fills: dict[int, tuple[np.ndarray, list[str]]] = field(default_factory=dict)  # cached (rgb, notes)
     jobs: list[FillJob] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cache_events: list[tuple[str, bool]] = field(default_factory=list)
     cutout_key: str | None = None  # set when the cutout is new and belongs in the stage cache
-    result: ProductResult | None = None
+    source_span: int = 1  # the product's long side in its photo (px), for the upscale note
+
+
+@dataclass
+class Part:
+    """One piece of a product's finishing, for one worker: the cutout file, a packshot, or an image;
+    each with its recolor variants, encoded, validated and written."""
+
+    task: ProductTask
+    kind: str  # "cutout", "packshot" or "image"
+    preset: str | None = None
+    cutout: Cutout | None = None
+    image: ImageWork | None = None
+    fill: tuple[np.ndarray, list[str]] | None = None
+    fill_job: FillJob | None = None
+    cutout_key: str | None = None
+
+
+@dataclass
+class PartDone:
+    records: list[OutputRecord]
+    span: int | None = None  # the product's long side in the original-color image (px)
 
 
 @dataclass
@@ -146,8 +182,8 @@ def init_worker(options: RunOptions, settings: Settings, presets: dict) -> None:
 
 
 def prepare_product(task: ProductTask, state: WorkerState | None = None) -> Prepared:
-    """Cutout (given, cached or classic), image plans, cached fills; finishes the product right here
-    when no generator call is left."""
+    """Cutout (given, cached or classic), the images to make, their plans and cached fills for
+    generative backends."""
     state = state or _state
     prep = Prepared(task, notes=list(task.notes))
     prep.cutout = task.cutout or _cut_out(task, state, prep)
@@ -155,12 +191,12 @@ def prepare_product(task: ProductTask, state: WorkerState | None = None) -> Prep
         prep.cutout_key = cutout_key(task, state.settings)
     task.rgb = task.alpha = task.cutout = None  # the photo is not needed any more: do not send it back
     prep.notes += prep.cutout.notes
+    x0, y0, x1, y1 = prep.cutout.bbox
+    prep.source_span = max(x1 - x0, y1 - y0, 1)
     if {"export", "recolor"} & set(task.stages):
         _plan_images(prep, state)
     if state.cache is not None:
         prep.cache_events = state.cache.drain()
-    if not prep.jobs:
-        prep.result = finish_product(prep, {}, state)
     return prep
 
 
@@ -210,12 +246,13 @@ def _plan_images(prep: Prepared, state: WorkerState) -> None:
                 prep.notes.append(f"lifestyle: scene {scene + 1} for {name} not rendered: without a "
                                   "generative model it would be byte-identical to the background image")
                 continue
-            plan = plan_product_image(prep.cutout, product, brand, preset, spec.settings, template, seed,
-                                      kind=kind, scene=scene, gen_size=spec.sizes.get(name))
-            prep.plans.append(plan)
-            if plan.fill is not None:
-                plan.backdrop = None  # the generator replaces it; not worth sending around
-                _request_fill(prep, len(prep.plans) - 1, plan, state)
+            image = ImageWork(kind, name, template, seed, scene)
+            prep.images.append(image)
+            if spec.generated:
+                image.plan = plan_product_image(prep.cutout, product, brand, preset, spec.settings, template,
+                                                seed, kind=kind, scene=scene, gen_size=spec.sizes[name])
+                image.plan.backdrop = None  # the generator replaces it; not worth sending around
+                _request_fill(prep, len(prep.images) - 1, image.plan, state)
 
 
 def _request_fill(prep: Prepared, index: int, plan: ImagePlan, state: WorkerState) -> None:
@@ -232,62 +269,76 @@ def _request_fill(prep: Prepared, index: int, plan: ImagePlan, state: WorkerStat
         prep.jobs.append(FillJob(index, stage, key))
 
 
-def finish_product(prep: Prepared, fills: dict[int, tuple[np.ndarray, list[str]]],
-                   state: WorkerState | None = None) -> ProductResult:
-    """Everything after the generator: finished images, packshots, recolors; files, ``.done.json`` last."""
-    state = state or _state
-    task, product = prep.task, prep.task.product
-    if state.cache is not None:
-        for job in prep.jobs:
-            state.cache.put_fill(job.stage, job.cache_key, *fills[job.index])
-    fills = {**prep.fills, **fills}
-    rendered: list[Rendered] = []
-    writer = ProductWriter(product, task.folder, state.storage, state.presets)
-    png = writer.write_cutout(prep.cutout)
-    if prep.cutout_key is not None and state.cache is not None:
-        state.cache.put_cutout(prep.cutout_key, prep.cutout, png)
-    notes = list(prep.notes)
+def parts(prep: Prepared, fills: dict[int, tuple[np.ndarray, list[str]]]) -> list[Part]:
+    """The finishing work of a prepared product, in the order its records are listed."""
+    task = prep.task
+    out = [Part(task, "cutout", cutout=prep.cutout, cutout_key=prep.cutout_key)]
     if {"export", "recolor"} & set(task.stages):
-        rendered = [compose_packshot(prep.cutout, state.presets[n]) for n in task.presets]
-        classic = state.classic_generator()
-        for i, plan in enumerate(prep.plans):
-            filled, model_notes = fills[i] if plan.fill is not None else (None, classic.use_brand(task.brand))
-            rendered.append(finish_product_image(plan, filled, model_notes))
-        notes += upscale_notes(prep.cutout, rendered)
-        if "recolor" in task.stages and product.colors:
-            rendered += _recolor_all(product, rendered, state)
-        writer.write_rendered(rendered)
-    result = ProductResult(sku=product.sku, status="done", outputs=writer.records, notes=notes, key=task.key,
-                           source_file=product.source_file, source_line=product.source_line)
-    state.storage.write_bytes(f"{task.folder}/.done.json", result.model_dump_json(indent=1).encode(),
-                              "application/json")
-    return result
+        out += [Part(task, "packshot", preset=name, cutout=prep.cutout) for name in task.presets]
+        fills = {**prep.fills, **fills}
+        jobs = {job.index: job for job in prep.jobs}
+        for i, image in enumerate(prep.images):
+            out.append(Part(task, "image", preset=image.preset, image=image, fill=fills.get(i),
+                            fill_job=jobs.get(i), cutout=None if image.plan is not None else prep.cutout))
+    return out
 
 
-def upscale_notes(cutout: Cutout, rendered: list[Rendered]) -> list[str]:
-    """Warn when the photo is too small for the outputs: upscaled products look soft when zoomed."""
-    x0, y0, x1, y1 = cutout.bbox
-    source = max(x1 - x0, y1 - y0)
-    worst = 0.0
-    for item in rendered:
-        _, _, w, h = cv2.boundingRect((item.product_alpha > 8).view(np.uint8))  # span - 1 = ptp
-        if w:
-            worst = max(worst, max(w - 1, h - 1) / max(source, 1))
+def finish_part(part: Part, state: WorkerState | None = None) -> PartDone:
+    """Make, recolor, encode, validate and write one part (see :class:`Part`)."""
+    state = state or _state
+    task, product = part.task, part.task.product
+    writer = ProductWriter(product, task.folder, state.storage, state.presets)
+    if part.kind == "cutout":
+        png = writer.write_cutout(part.cutout)
+        if part.cutout_key is not None and state.cache is not None:
+            state.cache.put_cutout(part.cutout_key, part.cutout, png)
+        return PartDone(writer.records)
+    if part.kind == "packshot":
+        item = compose_packshot(part.cutout, state.presets[part.preset])
+    else:
+        item = _finish_image(part, state)
+    span = _span(item.product_alpha)
+    items = [item]
+    if "recolor" in task.stages and product.colors:
+        items += _recolor(product, item, state)
+    for one in items:
+        writer.write_item(one)
+    return PartDone(writer.records, span)
+
+
+def _finish_image(part: Part, state: WorkerState) -> Rendered:
+    image, task = part.image, part.task
+    if image.plan is None:  # classic: planned here, no model
+        plan = plan_product_image(part.cutout, task.product, task.brand, state.presets[image.preset],
+                                  task.generator.settings, image.template, image.seed, kind=image.kind,
+                                  scene=image.scene)
+        return finish_product_image(plan, None, state.classic_generator().use_brand(task.brand))
+    if part.fill_job is not None and state.cache is not None:
+        state.cache.put_fill(part.fill_job.stage, part.fill_job.cache_key, *part.fill)
+    filled, model_notes = part.fill
+    return finish_product_image(image.plan, filled, model_notes)
+
+
+def _span(alpha: np.ndarray) -> int | None:
+    """The long side of the product (alpha > 8) in an image, as max(ptp x, ptp y); None when empty."""
+    _, _, w, h = cv2.boundingRect((alpha > 8).view(np.uint8))
+    return max(w - 1, h - 1) if w else None
+
+
+def upscale_notes(source: int, spans: list[int | None]) -> list[str]:
+    """Warn when the photo is too small for the outputs: upscaled products look soft when zoomed.
+    ``source``: the product's long side in its photo; ``spans``: its long side in each output."""
+    worst = max([s / max(source, 1) for s in spans if s is not None], default=0.0)
     if worst <= 2.0:
         return []
     return [f"the product spans only {source} px in its photo and is upscaled {worst:.1f}x in the largest "
             "output; supply a larger photo for sharp zoom"]
 
 
-def _recolor_all(product: Product, rendered: list[Rendered], state: WorkerState) -> list[Rendered]:
-    source_mask = None
-    if product.recolor_mask:
+def _recolor(product: Product, item: Rendered, state: WorkerState) -> list[Rendered]:
+    mask = None
+    if product.recolor_mask and item.placement is not None:
+        # The merchant's mask is drawn on the source photo: map it the way the cutout was placed.
         source_mask = load_material_mask(resolve_local(product.recolor_mask, state.base_dir), None)
-    out = []
-    for item in rendered:
-        mask = None
-        if source_mask is not None and item.placement is not None:
-            # The merchant's mask is drawn on the source photo: map it the way the cutout was placed.
-            mask = item.placement.warp(source_mask)
-        out += recolor_variants(item, product.colors, mask)  # finds the material once per image
-    return out
+        mask = item.placement.warp(source_mask)
+    return recolor_variants(item, product.colors, mask)  # finds the material once per image

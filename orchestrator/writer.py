@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from types import SimpleNamespace
 
 from PIL import Image
 
@@ -41,21 +42,57 @@ class ProductWriter:
         return buf.getvalue()
 
     def write_rendered(self, items: list[Rendered]) -> None:
+        """Write ``items`` with their listing positions (per preset: real packshots first)."""
         by_preset: dict[str, list[Rendered]] = {}
         for item in items:
             by_preset.setdefault(item.preset, []).append(item)
         for preset_name, group in by_preset.items():
-            preset = self.presets[preset_name]
-            for position, item in enumerate(order_for_listing(group, preset), start=1):
-                data, checked = encode_checked(item, preset)
-                violations = [str(v) for v in checked]
-                ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[preset.format]
-                stem = item.kind if item.scene is None else f"{item.kind}{item.scene + 1}"
-                sub = f"{item.variant}/" if item.variant else ""
-                key = f"{self.folder}/{sub}{stem}-{preset_name}.{ext}"
-                h, w = item.rgb.shape[:2]
-                self._record(
-                    key, data, preset.format, (w, h), kind=item.kind, preset=preset_name,
-                    variant=item.variant, scene=item.scene, position=position,
-                    generated=item.generated, checks=violations,
-                )
+            for position, item in enumerate(order_for_listing(group, self.presets[preset_name]), start=1):
+                self.write_item(item, position)
+
+    def write_item(self, item: Rendered, position: int | None = None) -> OutputRecord:
+        """Encode, validate and write one finished image (``position`` may be set later:
+        :func:`listed`)."""
+        preset = self.presets[item.preset]
+        data, checked = encode_checked(item, preset)
+        ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[preset.format]
+        stem = item.kind if item.scene is None else f"{item.kind}{item.scene + 1}"
+        sub = f"{item.variant}/" if item.variant else ""
+        key = f"{self.folder}/{sub}{stem}-{item.preset}.{ext}"
+        h, w = item.rgb.shape[:2]
+        return self._record(
+            key, data, preset.format, (w, h), kind=item.kind, preset=item.preset, variant=item.variant,
+            scene=item.scene, position=position, generated=item.generated, checks=[str(v) for v in checked],
+        )
+
+
+def listed(records: list[OutputRecord], presets: dict) -> list[OutputRecord]:
+    """``records`` grouped by preset (in order of first appearance) and in listing order within each,
+    with their ``position`` set; the cutout (no preset) stays first. Raises
+    :class:`~stages.export.ListingOrderError` when a preset wants a real first image and has none."""
+    out = [r for r in records if r.preset is None]
+    by_preset: dict[str, list[OutputRecord]] = {}
+    for rec in records:
+        if rec.preset is not None:
+            by_preset.setdefault(rec.preset, []).append(rec)
+    for name, group in by_preset.items():
+        for position, rec in enumerate(order_for_listing(group, presets[name]), start=1):
+            rec.position = position
+            out.append(rec)
+    return out
+
+
+def check_listing_order(parts, presets: dict) -> None:
+    """Raise :class:`~stages.export.ListingOrderError` before any file is written when a preset that
+    wants a real first image would only get generated ones (``parts``: :class:`orchestrator.work.Part`)."""
+    by_preset: dict[str, list[SimpleNamespace]] = {}
+    for part in parts:
+        if part.preset is None:
+            continue
+        generated = part.kind == "image" and part.image.plan is not None
+        scene = part.image.scene if part.image is not None else None
+        kind = part.image.kind if part.image is not None else "packshot"
+        by_preset.setdefault(part.preset, []).append(
+            SimpleNamespace(kind=kind, generated=generated, variant=None, scene=scene))
+    for name, items in by_preset.items():
+        order_for_listing(items, presets[name])
