@@ -50,6 +50,7 @@ class GpuClock:
 
     def __init__(self):
         self.held, self.model, self._lock = 0.0, 0.0, threading.Lock()
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each stand-in model call
 
     @contextmanager
     def guard(self, slot: str):
@@ -61,8 +62,19 @@ class GpuClock:
                 self.held += time.perf_counter() - start
 
     def worked(self, seconds: float) -> None:
+        end = time.perf_counter()
         with self._lock:
             self.model += seconds
+            self.spans.append((end - seconds, end))
+
+    def idle(self, start: float, stop: float) -> str:
+        """Where the GPU waited: before the first call, after the last, and the largest gaps between."""
+        if not self.spans:
+            return "idle: no model calls"
+        spans = sorted(self.spans)
+        gaps = sorted((b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)), reverse=True)
+        return (f"idle_s: before first call {spans[0][0] - start:.1f}, after last {stop - spans[-1][1]:.1f}, "
+                f"between calls {sum(gaps):.1f} (largest {', '.join(f'{g:.2f}' for g in gaps[:4])})")
 
 
 class StandInGenerator:
@@ -183,7 +195,8 @@ def main() -> None:
     cpu0, start = core_seconds(proc), time.perf_counter()
     assert orchestrator.get_context(options) is ctx, "the run must use the context with the stand-ins"
     results = orchestrator.process_batch(products, options)
-    wall = time.perf_counter() - start
+    stop = time.perf_counter()
+    wall = stop - start
     core = core_seconds(proc) - cpu0
     gpu.set_extra_guard(None)
     statuses = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
@@ -192,6 +205,7 @@ def main() -> None:
     print(f"out={out} statuses={statuses} files={files} cores={os.cpu_count()} loadavg_after={load}")
     per_hour = 3600 * len(results) / wall
     print(f"model_s={clock.model:.1f} lock_held_s={clock.held:.1f} products_per_hour={per_hour:.0f}")
+    print(clock.idle(start, stop))
     for r in results:
         if r.status == "failed":
             print(f"failed {r.sku}: {r.error}", file=sys.stderr)

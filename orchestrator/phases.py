@@ -82,10 +82,11 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
     order: deque[_Job] = deque()  # in flight, catalog order
     gpu_queue: deque[tuple[str, _Job]] = deque()
     pending: dict[Future, tuple[str, _Job]] = {}
-    queue = iter(products)
+    queue = deque(products)
     with ThreadPoolExecutor(ahead, thread_name_prefix="packshot-load") as loader:
         while True:
-            while len(order) < limit and (product := next(queue, None)) is not None:
+            while len(order) < limit and queue:
+                product = queue.popleft()
                 job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
                 order.append(job)
                 pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
@@ -97,7 +98,9 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
             while order and order[0].result is not None:
                 yield _report(order.popleft())
             if not order:
-                return
+                if not queue:
+                    return
+                continue  # every product in flight was reported: admit the next ones
             wait(list(pending), return_when=FIRST_COMPLETED)
 
 

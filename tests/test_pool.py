@@ -188,3 +188,21 @@ def test_pool_size_follows_the_cpus_this_process_may_use(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     monkeypatch.delattr(os, "process_cpu_count", raising=False)
     assert pool.pool_size() == 3
+
+
+def test_every_product_is_reported_when_all_in_flight_finish_at_once(env, monkeypatch):
+    """An unchanged rerun skips products faster than they are admitted: none may be dropped."""
+    import orchestrator as pipeline
+    from packshot.catalog import load_catalog
+
+    monkeypatch.setenv("PACKSHOT_ORCHESTRATION__PREFETCH", "1")
+    catalog = write_catalog(env / "cat", [{"sku": f"P{i:02d}", "image": "images/P00.jpg"} if i else
+                                          {"sku": "P00"} for i in range(24)])
+    products = load_catalog(catalog).products
+    for status in ("done", "skipped", "skipped"):
+        pipeline.clear_contexts()
+        options = pipeline.RunOptions(catalog=str(catalog), out=str(env / "out"), presets=["test-white"],
+                                      stages=["segment"])
+        results = pipeline.process_batch(products, options)
+        assert [r.sku for r in results] == [p.sku for p in products]
+        assert {r.status for r in results} == {status}
