@@ -120,7 +120,11 @@ def _advance(stage: str, job: _Job, future: Future, gpu_queue: deque, pending: d
         elif stage == "prepare":
             prepared = future.result()
             ctx.count_cache(prepared.cache_events)
-            if prepared.jobs:
+            if prepared.done is not None:
+                job.notes, job.source_span, job.key = prepared.notes, prepared.source_span, prepared.task.key
+                job.done_parts = [prepared.done]
+                pending[io.submit(_write_done, job, ctx)] = ("done", job)
+            elif prepared.jobs:
                 job.prepared = prepared
                 gpu_queue.append(("fill", job))
             else:

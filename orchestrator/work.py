@@ -107,6 +107,7 @@ class Prepared:
     cache_events: list[tuple[str, bool]] = field(default_factory=list)
     cutout_key: str | None = None  # set when the cutout is new and belongs in the stage cache
     source_span: int = 1  # the product's long side in its photo (px), for the upscale note
+    done: PartDone | None = None  # the cutout is the only output: already written here
 
 
 @dataclass
@@ -195,6 +196,9 @@ def prepare_product(task: ProductTask, state: WorkerState | None = None) -> Prep
     prep.source_span = max(x1 - x0, y1 - y0, 1)
     if {"export", "recolor"} & set(task.stages):
         _plan_images(prep, state)
+    else:  # one part only: write it here rather than send the cutout back and out again
+        (only,) = parts(prep, {})
+        prep.done, prep.cutout = finish_part(only, state), None
     if state.cache is not None:
         prep.cache_events = state.cache.drain()
     return prep
