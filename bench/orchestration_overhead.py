@@ -43,6 +43,9 @@ class NoOpSegmenter:
     """Returns the photo with an opaque alpha: the orchestration runs, the model does not."""
 
     name = "noop"
+    identity = "noop:v1"
+    licence = "none (benchmark only)"
+    generated = False
 
     def segment(self, image, box=None):
         return Cutout(np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]), backend="noop")

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator import work
 from orchestrator.options import RunOptions
+from orchestrator.pool import CpuPool, pool_size
 from orchestrator.review.rerun import RerunPlan, make_plan, with_seed_offset
 from orchestrator.settings import Settings, get_settings
 from packshot import gpu, memory
@@ -78,6 +81,8 @@ class RunContext:
     stale: bool = False  # a model was freed by the registry: rebuild before the next batch
     _s3: object | None = None
     rerun: RerunPlan = field(default_factory=RerunPlan)  # --sku, --force, --from-review, review corrections
+    _pool: CpuPool | None = None  # the CPU worker processes (orchestrator.pool), started on first use
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def release_models(self) -> None:
         """Drop the loaded backends (keeping their descriptions for the manifest) so their memory is freed."""
@@ -117,6 +122,57 @@ class RunContext:
             self.image_plan = lighter
         log.warning("out of GPU memory: image models reloaded with memory plan %s", lighter)
         return lighter
+
+    def cpu_pool(self) -> CpuPool:
+        """The run's worker processes (one per core), started on first use and kept for later batches."""
+        with self._pool_lock:
+            if self._pool is None:
+                args = (self.options, self.settings, self.presets, dict(os.environ))
+                self._pool = CpuPool(pool_size(), work.init_worker, args)
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
+
+    def segment_in_pool(self) -> bool:
+        """The classic segmenter needs no GPU: it runs in the pool workers, not on the GPU holder."""
+        from stages.segment import _Noted
+        from stages.segment.classic import ClassicSegmenter
+
+        seg = self.segmenter.inner if type(self.segmenter) is _Noted else self.segmenter
+        return type(seg) is ClassicSegmenter
+
+    def count_cache(self, events: list[tuple[str, bool]]) -> None:
+        """Add the stage-cache lookups a worker made to this process's statistics."""
+        if self.cache is not None:
+            for stage, hit in events:
+                self.cache.count(stage, hit)
+
+    def product_task(self, product, folder: str, key: str | None, loaded, cutout) -> work.ProductTask:
+        """What a pool worker needs for ``product`` (arrays and small models only)."""
+        brand = self.product_brand(product)
+        names = self.options.presets or self.settings.export.presets
+        scene_names = list(getattr(brand, "presets", None) or names)
+        return work.ProductTask(
+            product=product, folder=folder, key=key, image_sha=loaded.sha256, rgb=loaded.rgb,
+            alpha=loaded.alpha,
+            notes=list(loaded.notes), stages=list(self.options.stages), presets=list(names),
+            scene_presets=[n for n in scene_names if n in self.presets and self.presets[n].allow_generated],
+            brand=brand, generator=self._generator_spec(), segmenter_identity=self.segmenter_identity(),
+            segmenter_notes=list(getattr(self.segmenter, "notes", None) or []), cutout=cutout,
+            size=tuple(loaded.size),
+        )
+
+    def _generator_spec(self) -> work.GeneratorSpec | None:
+        gen = self.generator
+        if gen is None:
+            return None
+        sizes = ({name: tuple(gen.generation_size(p.width, p.height)) for name, p in self.presets.items()}
+                 if gen.generated else {})
+        return work.GeneratorSpec(self.generator_identity(), bool(gen.generated), gen.settings, sizes)
 
     def brand(self, name: str | None):
         if not name:
@@ -180,9 +236,13 @@ _contexts_lock = threading.Lock()
 
 
 def clear_contexts() -> None:
-    """Forget every context of this process (tests; a worker that must reload settings)."""
+    """Forget every context of this process (tests; a worker that must reload settings); their pool
+    worker processes end."""
     with _contexts_lock:
+        contexts = list(_contexts.values())
         _contexts.clear()
+    for ctx in contexts:
+        ctx.close()
 
 
 def run_settings(options: RunOptions, settings: Settings) -> Settings:
@@ -206,6 +266,8 @@ def get_context(options: RunOptions, settings: Settings | None = None) -> RunCon
     with _contexts_lock:
         ctx = _contexts.get(key)
         if ctx is None or ctx.stale:
+            if ctx is not None:
+                ctx.close()  # its worker processes end; the new context starts its own
             _contexts[key] = ctx = _build_context(options, settings)
         return ctx
 

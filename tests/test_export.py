@@ -234,3 +234,55 @@ def test_amazon_main_raises_quality_when_ringing_would_break_pure_white():
     data = encode(Rendered(rgb, alpha, kind="packshot", preset=preset.name), preset)
     assert check(data, preset, alpha) == []
     assert len(data) <= preset.max_bytes
+
+
+def _count_saves(monkeypatch):
+    from stages.export import render
+
+    calls = []
+    real = render._save
+
+    def counting(img, fmt, xmp, **kw):
+        if img.size[1] > 300 or fmt == "PNG":  # full-size files, not the byte-cap row sample
+            calls.append(kw.get("quality"))
+        return real(img, fmt, xmp, **kw)
+
+    monkeypatch.setattr(render, "_save", counting)
+    return calls
+
+
+def test_encoder_finds_the_quality_in_at_most_two_more_tries(monkeypatch):
+    import cv2
+
+    preset = get_preset("amazon-main")
+    alpha = np.zeros((1000, 1000), np.uint8)
+    cv2.circle(alpha, (500, 500), 450, 255, -1, cv2.LINE_AA)
+    a = alpha[..., None] / 255.0
+    rgb = (np.array([192, 57, 43]) * a + 255 * (1 - a)).round().astype(np.uint8)
+    calls = _count_saves(monkeypatch)
+    data = encode(Rendered(rgb, alpha, kind="packshot", preset=preset.name), preset)
+    assert check(data, preset, alpha) == [] and 2 <= len(calls) <= 3, calls  # first try rang: raised
+
+    r = compose_packshot(_cutout(), SHOP)
+    rng = np.random.default_rng(0)
+    r.rgb = np.clip(r.rgb.astype(int) + rng.integers(-20, 20, r.rgb.shape), 0, 255).astype(np.uint8)
+    r.rgb = cv2.resize(r.rgb, (1024, 1024))
+    r.product_alpha = cv2.resize(r.product_alpha, (1024, 1024))
+    big = SHOP.model_copy(update={"width": 1024, "height": 1024, "max_bytes": None})
+    full = encode(r, big)
+    capped = big.model_copy(update={"max_bytes": len(full) // 2, "min_quality": 20})
+    calls.clear()
+    data = encode(r, capped)
+    assert len(data) <= capped.max_bytes and len(calls) <= 3, calls
+    assert len(data) > capped.max_bytes * 0.8  # and not needlessly small
+
+
+@pytest.mark.parametrize("preset", [WHITE, SHOP, WHITE.model_copy(update={"format": "PNG"})],
+                         ids=["white-jpeg", "shop-jpeg", "white-png"])
+def test_validator_from_header_and_arrays_agrees_with_a_full_decode(preset):
+    r = compose_packshot(_cutout(color=(200, 30, 30)), preset)
+    r.rgb[4:20, 4:20] = 235  # a grey patch far from the product: a white-background violation
+    data = encode(r, preset)
+    fast = check(data, preset, r.product_alpha, False, rgb=r.rgb)
+    assert fast == check(data, preset, r.product_alpha, False)
+    assert ("white-background" in _rules(fast)) == preset.pure_white_background

@@ -120,8 +120,11 @@ def test_killed_run_resumes_without_redoing_finished_products(small_presets, tmp
     proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), cwd=HERE.parent)
     assert proc.returncode == -signal.SIGKILL
     finished = {p.parent.name for p in out.rglob(".done.json")}
-    assert finished == {"P0", "P1"}
-    assert not [f for f in _files(out) if f.endswith(".tmp")]
+    # P0 and P1 were reported, so they are finished; pool workers may have finished later ones too.
+    assert {"P0", "P1"} <= finished
+    # Writes in flight when the process died (pool workers, the .done.json thread) may leave their temp
+    # names (Storage.clean_leftovers sweeps them), never a final name: none in a reported product's folder.
+    assert not [f for f in _files(out) if f.endswith(".tmp") and f.split("/")[0] in {"P0", "P1"}]
 
     from orchestrator.options import RunOptions
     from orchestrator.phases import process_batch
@@ -129,4 +132,4 @@ def test_killed_run_resumes_without_redoing_finished_products(small_presets, tmp
 
     opts = RunOptions(catalog=str(catalog), out=str(out), presets=PRESETS, stages=["segment", "export"])
     results = {r.sku: r.status for r in process_batch(load_catalog(opts.catalog).products, opts)}
-    assert results == {"P0": "skipped", "P1": "skipped", "P2": "done", "P3": "done"}
+    assert results == {f"P{i}": "skipped" if f"P{i}" in finished else "done" for i in range(4)}

@@ -76,20 +76,21 @@ def test_out_of_memory_twice_stops_the_run_with_advice_and_keeps_finished_produc
     from orchestrator.oom import RunStopped
 
     pipeline, options, products = _run(env, ["A", "B"])
-    out_of_memory.update({2, 3})  # B fails, and its retry with the lighter plan fails too
+    out_of_memory.update({2, 3})  # the second product's fill fails, and its retry with the lighter plan too
     with pytest.raises(RunStopped) as stopped:
         pipeline.process_batch(products, options)
     message = str(stopped.value)
     assert "PACKSHOT_GENERATIVE__MEMORY_PLAN=fp8" in message and "text-offload" in message
     assert "resume" in message
     out = env / "out"
-    assert (out / "A" / ".done.json").is_file()
-    assert not (out / "B" / ".done.json").exists()
+    # Pool workers prepare products in any order: the one whose fill ran first is finished, the other not.
+    finished = {sku for sku in "AB" if (out / sku / ".done.json").is_file()}
+    assert len(finished) == 1, finished
 
-    out_of_memory.clear()  # the resume: A is reused, B is made
+    out_of_memory.clear()  # the resume: the finished product is reused, the other one is made
     pipeline.clear_contexts()
     results = pipeline.process_batch(products, options)
-    assert [r.status for r in results] == ["skipped", "done"]
+    assert {r.sku: r.status for r in results} == {s: "skipped" if s in finished else "done" for s in "AB"}
 
 
 def test_out_of_memory_with_no_lighter_plan_stops_at_once(env, out_of_memory, monkeypatch):

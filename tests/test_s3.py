@@ -80,10 +80,12 @@ def test_round_trip_multipart_and_presigned_links(s3, tmp_path):
 def test_catalog_run_reads_and_writes_s3_and_reruns_incrementally(prefect_api, s3, monkeypatch, tmp_path):
     from flows.catalog_run import catalog_run
     from orchestrator.options import RunOptions
+    from orchestrator.settings import get_settings
 
     monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", os.path.join(os.path.dirname(__file__),
                                                                      "small_presets.yaml"))
     monkeypatch.setenv("PACKSHOT_SEGMENT__BACKEND", "classic")
+    get_settings.cache_clear()  # the fixtures read the settings before these variables were set
     for i, sku in enumerate(("S3-A", "S3-B")):
         buf = io.BytesIO()
         Image.fromarray(studio_shot(shape="mug" if i else "bottle", seed=i)[0]).save(buf, "JPEG", quality=92)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from packshot.config import GenerativeSettings
 from packshot.imaging import Placement, apply_shadow, composite, contact_shadow, place_product
 from packshot.schemas.brand import BrandStyle
 from packshot.schemas.presets import Preset
@@ -21,7 +22,7 @@ from packshot.schemas.scenes import ScenePlan, derive_seed
 from packshot.types import Cutout, Product, Rendered
 from stages.background.classic import studio_backdrop
 from stages.background.compose import finish_generated, protected_region, solid_core
-from stages.background.generators import BackgroundGenerator
+from stages.background.generators import BackgroundGenerator, FillRequest
 
 DEFAULT_BACKGROUND_PROMPT = (
     "professional product photograph of {title}, standing on a clean studio surface, soft diffused "
@@ -98,6 +99,7 @@ def render_product_image(
     kind: str,
     scene: int | None,
 ) -> Rendered:
+    """Plan, fill (generative backends) and finish one image in this process."""
     shots = [(template, seed, kind, scene)]
     return render_product_images(cutout, product, brand, preset, generator, shots)[0]
 
@@ -110,62 +112,105 @@ def render_product_images(
     generator: BackgroundGenerator,
     shots: list[tuple[str, int, str, int | None]],
 ) -> list[Rendered]:
-    """One image per ``(template, seed, kind, scene index)`` shot, generated together."""
+    """One image per ``(template, seed, kind, scene index)`` shot: planned, generated together (one
+    :meth:`fill_batch` for generative backends) and finished, in this process."""
+    gen_size = generator.generation_size(preset.width, preset.height) if generator.generated else None
+    plans = [plan_product_image(cutout, product, brand, preset, generator.settings, template, seed,
+                                kind=kind, scene=scene, gen_size=gen_size)
+             for template, seed, kind, scene in shots]
     notes = generator.use_brand(brand)
-    jobs = [_prepare(cutout, product, brand, preset, generator, *shot) for shot in shots]
+    filled: list[np.ndarray | None] = [None] * len(plans)
     if generator.generated:
-        generated = generator.fill_batch([(j.guide, ~j.protect, j.prompt, j.seed) for j in jobs])
-        for job, image in zip(jobs, generated, strict=True):
-            h, w = job.alpha.shape
-            core = solid_core(job.alpha, job.gen_size)
-            job.background = finish_generated(image, job.guide, job.protect, core, (w, h))
-            job.notes = [f"seed {job.seed}", f"prompt: {job.prompt}"]
-    strength = generator.settings.shadow_strength
-    return [
-        Rendered(composite(apply_shadow(job.background, contact_shadow(job.placement, strength=strength)),
-                           job.product_rgb, job.alpha),
-                 job.alpha, kind=job.kind, preset=preset.name, generated=generator.generated,
-                 scene=job.scene, notes=[*notes, *job.notes], placement=job.placement)
-        for job in jobs
-    ]
+        filled = fill_plans(generator, [plan.fill for plan in plans])
+    return [finish_product_image(plan, image, notes) for plan, image in zip(plans, filled, strict=True)]
+
+
+def fill_plans(generator: BackgroundGenerator, requests: list[FillRequest]) -> list[np.ndarray]:
+    """The generator's images for ``requests``, in order: one ``fill_batch`` per generation size when
+    the backend batches, else one ``fill`` each."""
+    batch = getattr(generator, "fill_batch", None)
+    if batch is None:
+        return [generator.fill(r.image, r.mask, r.prompt, r.seed) for r in requests]
+    out: list[np.ndarray | None] = [None] * len(requests)
+    by_size: dict[tuple, list[int]] = {}
+    for i, request in enumerate(requests):
+        by_size.setdefault(request.mask.shape, []).append(i)
+    for indices in by_size.values():
+        for i, image in zip(indices, batch([requests[i] for i in indices]), strict=True):
+            out[i] = image
+    return out
 
 
 @dataclass
-class _Job:
-    """One image between placement and generation: the canvas-size backdrop and, for generative
-    backends, the generation-size guide (``HxWx3 uint8``) and protected product area (``HxW bool``)."""
+class ImagePlan:
+    """An image before (and without) its model call: the placed product, the backdrop, and for
+    generative backends the fill request plus what finishing needs (protected region, solid core)."""
 
-    placement: Placement
-    product_rgb: np.ndarray
-    alpha: np.ndarray
-    background: np.ndarray
-    seed: int
     kind: str
+    preset: str
     scene: int | None
-    prompt: str = ""
-    guide: np.ndarray | None = None
+    placement: Placement
+    backdrop: np.ndarray
+    shadow_strength: float
+    fill: FillRequest | None = None
     protect: np.ndarray | None = None
-    gen_size: tuple[int, int] = (0, 0)
+    core: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
 
 
-def _prepare(cutout, product, brand, preset, generator, template, seed, kind, scene) -> _Job:
-    settings = generator.settings
+def plan_product_image(
+    cutout: Cutout,
+    product: Product,
+    brand: BrandStyle | None,
+    preset: Preset,
+    settings: GenerativeSettings,
+    template: str,
+    seed: int,
+    *,
+    kind: str,
+    scene: int | None,
+    gen_size: tuple[int, int] | None = None,
+) -> ImagePlan:
+    """Everything of an image that needs no model; ``gen_size`` (w, h) for generative backends, None
+    for the classic one (the backdrop is then the background)."""
     size = (preset.width, preset.height)
     fill = brand.fill_fraction if brand and brand.fill_fraction else settings.fill_fraction
     floor_line = brand.floor_line if brand and brand.floor_line else settings.floor_line
     placement = place_product(cutout, size, fill, anchor="floor", floor_line=floor_line)
-    product_rgb, alpha = placement.layer()
     palette = brand.palette if brand else None
     index = scene or 0
     backdrop = studio_backdrop(*size, palette, style=index if kind == "scene" else 0,
                                floor_line=floor_line, variant=index)
-    job = _Job(placement, product_rgb, alpha, backdrop, seed, kind, scene)
-    if generator.generated:
-        h, w = alpha.shape
-        job.gen_size = generator.generation_size(w, h)
-        job.prompt = build_prompt(template, product, brand)
-        job.guide = cv2.resize(composite(backdrop, product_rgb, alpha), job.gen_size,
-                               interpolation=cv2.INTER_AREA)
-        job.protect = protected_region(alpha, job.gen_size, settings.mask_grow_px)
-    return job
+    plan = ImagePlan(kind, preset.name, scene, placement, backdrop, settings.shadow_strength)
+    if gen_size is not None:
+        product_rgb, alpha = placement.layer()
+        prompt = build_prompt(template, product, brand)
+        guide = cv2.resize(composite(backdrop, product_rgb, alpha), gen_size, interpolation=cv2.INTER_AREA)
+        plan.protect = protected_region(alpha, gen_size, settings.mask_grow_px)
+        plan.core = solid_core(alpha, gen_size)
+        plan.fill = FillRequest(guide, ~plan.protect, prompt, seed)
+        plan.notes = [f"seed {seed}", f"prompt: {prompt}"]
+    return plan
+
+
+def finish_product_image(plan: ImagePlan, filled: np.ndarray | None, model_notes: list[str]) -> Rendered:
+    """The finished image from its plan and, for generative backends, the generator's output
+    (generation size); ``model_notes`` are what activating the brand on the generator said."""
+    product_rgb, alpha = plan.placement.layer()
+    if plan.fill is not None:
+        if filled is None:
+            raise ValueError(f"{plan.kind} for {plan.preset}: the generated image is missing")
+        w, h = plan.placement.canvas_size
+        background = finish_generated(filled, plan.fill.image, plan.protect, plan.core, (w, h))
+    else:
+        background = plan.backdrop
+    background = apply_shadow(background, contact_shadow(plan.placement, strength=plan.shadow_strength))
+    out = composite(background, product_rgb, alpha)
+    return Rendered(out, alpha, kind=plan.kind, preset=plan.preset, generated=plan.fill is not None,
+                    scene=plan.scene, notes=[*model_notes, *plan.notes], placement=plan.placement)
+
+
+def duplicates_background(generated: bool, kind: str, scene: int | None) -> bool:
+    """True for the classic scene that would be byte-identical to the background image: without a
+    model, scene index 0 draws the background's own backdrop (style 0, variant 0) and shadow."""
+    return not generated and kind == "scene" and not scene

@@ -9,10 +9,11 @@ product_alpha, generated)`` -> list of rule violations (empty when the file pass
 from packshot.schemas.presets import Preset, get_preset, load_presets
 from packshot.schemas.provenance import provenance_xmp
 from stages.export.listing import ListingOrderError, check_files, order_for_listing
-from stages.export.render import compose_packshot, encode
+from stages.export.render import compose_packshot, encode, encode_checked
 from stages.export.validate import Violation, check, estimate_product
 
 __all__ = [
-    "Preset", "get_preset", "load_presets", "compose_packshot", "encode", "provenance_xmp", "check",
+    "Preset", "get_preset", "load_presets", "compose_packshot", "encode", "encode_checked", "provenance_xmp",
+    "check",
     "Violation", "estimate_product", "order_for_listing", "check_files", "ListingOrderError",
 ]

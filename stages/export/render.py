@@ -18,7 +18,7 @@ from packshot.imaging import apply_shadow, composite, contact_shadow, place_prod
 from packshot.schemas.presets import Preset
 from packshot.schemas.provenance import provenance_xmp
 from packshot.types import Cutout, Rendered
-from stages.export.validate import check
+from stages.export.validate import RINGING_TOLERANCE, Violation, check
 
 GHOST_ALPHA = 4  # on pure-white presets, matte values below this are dropped
 _SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -44,55 +44,118 @@ def compose_packshot(cutout: Cutout, preset: Preset) -> Rendered:
     return Rendered(out, alpha, kind="packshot", preset=preset.name, generated=False, placement=placement)
 
 
+ICC_DATE = bytes.fromhex("07e8 0001 0001 0000 0000 0000")  # 2024-01-01 00:00:00 in the ICC header
+
+
 @cache
 def srgb_icc() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """LittleCMS's sRGB profile with a fixed creation date (bytes 24-35 of the header), so the same
+    image gives the same file in every process and every run (the profile ID is left unset)."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return profile[:24] + ICC_DATE + profile[36:]
 
 
 def encode(rendered: Rendered, preset: Preset) -> bytes:
-    """Encode ``rendered.rgb`` as the preset's format with an sRGB profile and provenance XMP.
+    """Encode ``rendered.rgb`` as the preset's format (see :func:`encode_checked`)."""
+    return encode_checked(rendered, preset)[0]
 
-    JPEG/WebP: the highest quality between ``preset.quality`` and ``preset.min_quality`` whose file
-    fits ``max_bytes`` (binary search). When even ``min_quality`` does not fit, that file is returned
-    and the validator reports ``max-bytes``. For pure-white presets the quality is raised instead (up
-    to 100, within ``max_bytes``) while JPEG ringing next to a strongly colored edge would break the
-    white-background rule: better a larger file than one the marketplace rejects.
+
+def encode_checked(rendered: Rendered, preset: Preset) -> tuple[bytes, list[Violation]]:
+    """Encode ``rendered.rgb`` as the preset's format with an sRGB profile and provenance XMP, and
+    validate the file (:func:`~stages.export.validate.check`, given the pixels and the matte).
+
+    JPEG/WebP start at ``preset.quality``. For pure-white presets the quality is raised while JPEG
+    ringing next to a strongly colored edge breaks the white-background rule (within ``max_bytes``):
+    better a larger file than one the marketplace rejects. The needed quality is predicted from how dark
+    the ringing is (its amplitude follows the quantiser scale), with one correction. A file over
+    ``max_bytes`` is re-encoded at a quality predicted from a sample of its rows at a few qualities,
+    with one correction; when even ``min_quality`` does not fit, that file is returned and the validator
+    reports ``max-bytes``.
     """
     img = Image.fromarray(np.ascontiguousarray(rendered.rgb), "RGB")
     xmp = provenance_xmp() if rendered.generated else None
+
+    def checked(data: bytes) -> tuple[bytes, list[Violation]]:
+        return data, check(data, preset, rendered.product_alpha, rendered.generated, rgb=rendered.rgb)
+
     if preset.format == "PNG":
-        return _save(img, "PNG", xmp, optimize=True)
+        return checked(_save(img, "PNG", xmp, optimize=True))
     extra = {"subsampling": _SUBSAMPLING[preset.subsampling]} if preset.format == "JPEG" else {"method": 4}
-    best = _save(img, preset.format, xmp, quality=preset.quality, **extra)
+
+    def at(quality: int) -> bytes:
+        return _save(img, preset.format, xmp, quality=quality, **extra)
+
+    data, violations = checked(at(preset.quality))
     if preset.pure_white_background:
-        best = _raise_quality_until_white(best, img, xmp, rendered, preset, extra)
-    if preset.max_bytes is None or len(best) <= preset.max_bytes:
-        return best
-    lo, hi = preset.min_quality, preset.quality - 1
-    smallest = best
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        data = _save(img, preset.format, xmp, quality=mid, **extra)
-        if len(data) <= preset.max_bytes:
-            best, lo = data, mid + 1
-        else:
-            smallest, hi = data, mid - 1
-    return best if len(best) <= preset.max_bytes else smallest
+        data, violations = _raise_quality_until_white(data, violations, preset, at, checked)
+    if preset.max_bytes is not None and len(data) > preset.max_bytes:
+        data, violations = checked(_fit_bytes(data, img, preset, at, extra))
+    return data, violations
 
 
-def _raise_quality_until_white(data: bytes, img, xmp, rendered: Rendered, preset: Preset, extra) -> bytes:
+def _quant_scale(quality: int) -> float:
+    """libjpeg's quantiser scale in percent for a quality (``jpeg_quality_scaling``)."""
+    quality = min(100, max(1, quality))
+    return 5000 / quality if quality < 50 else 200 - 2 * quality
 
-    def ringing(candidate: bytes) -> bool:
-        return any(v.rule == "white-background" for v in check(candidate, preset, rendered.product_alpha))
 
+def _quality_for_scale(scale: float) -> int:
+    return min(100, max(1, int(np.ceil(5000 / scale if scale > 100 else (200 - scale) / 2))))
+
+
+def _raise_quality_until_white(data, violations, preset: Preset, at, checked):
+    """At most two re-encodes: a predicted quality, then one correction from the new ringing depth."""
     quality = preset.quality
-    while quality < 100 and ringing(data):
-        quality = min(100, quality + 2)
-        candidate = _save(img, preset.format, xmp, quality=quality, **extra)
+    for _ in range(2):
+        ringing = [v for v in violations if v.rule == "white-background" and v.darkest is not None]
+        if not ringing or quality >= 100:
+            break
+        depth = 255 - min(v.darkest for v in ringing)  # levels below white; the rule allows RINGING_TOLERANCE
+        scale = _quant_scale(quality) * RINGING_TOLERANCE / max(depth, RINGING_TOLERANCE + 1) * 0.8
+        quality = max(quality + 2, _quality_for_scale(scale))
+        candidate = at(min(100, quality))
         if preset.max_bytes is not None and len(candidate) > preset.max_bytes:
             break
-        data = candidate
-    return data
+        data, violations = checked(candidate)
+    return data, violations
+
+
+def _fit_bytes(data: bytes, img: Image.Image, preset: Preset, at, extra) -> bytes:
+    """The file at a quality predicted to fit ``max_bytes`` (one correction); ``data`` is at ``quality``."""
+    limit, lo, hi = preset.max_bytes, preset.min_quality, preset.quality
+    sample = _row_sample(img)
+    qualities = sorted({lo, (lo + hi) // 2, (lo + 3 * hi) // 4, hi})
+    sizes = {q: len(_save(sample, preset.format, None, quality=q, **extra)) for q in qualities}
+    ratio = len(data) / sizes[hi]  # the full file against its sample, at the same quality
+    quality = _predict(qualities, sizes, ratio, limit * 0.97)
+    for _ in range(2):
+        candidate = at(quality)
+        if len(candidate) <= limit or quality <= lo:
+            return candidate
+        ratio *= len(candidate) / (ratio * _interp_size(qualities, sizes, quality))
+        quality = min(quality - 1, _predict(qualities, sizes, ratio, limit * 0.97))
+    return at(lo)
+
+
+def _row_sample(img: Image.Image, stripe: int = 16, every: int = 8) -> Image.Image:
+    """Every ``every``-th stripe of ``stripe`` rows: a small image with the same detail per pixel."""
+    rows = np.asarray(img)
+    if rows.shape[0] < stripe * every * 2:
+        return img
+    picked = [rows[y : y + stripe] for y in range(0, rows.shape[0] - stripe + 1, stripe * every)]
+    return Image.fromarray(np.ascontiguousarray(np.concatenate(picked)), "RGB")
+
+
+def _interp_size(qualities: list[int], sizes: dict[int, int], quality: int) -> float:
+    return float(np.exp(np.interp(quality, qualities, [np.log(sizes[q]) for q in qualities])))
+
+
+def _predict(qualities: list[int], sizes: dict[int, int], ratio: float, limit: float) -> int:
+    """The highest quality whose predicted size (sample size x ``ratio``) is within ``limit``."""
+    for quality in range(qualities[-1], qualities[0] - 1, -1):
+        if ratio * _interp_size(qualities, sizes, quality) <= limit:
+            return quality
+    return qualities[0]
 
 
 def _save(img: Image.Image, fmt: str, xmp: bytes | None, **kw) -> bytes:

@@ -50,37 +50,50 @@ _SRGB_RED_XYZ = (0.4361, 0.2225, 0.0139)  # D50-adapted sRGB red colorant, as in
 _BOMB = (Image.DecompressionBombWarning, Image.DecompressionBombError)
 _SOURCE_TYPE = re.compile(r"DigitalSourceType[^>]*?(?:=\s*[\"']|>)\s*([^\"'<\s]+)")
 
+# ValueError: a PNG text or ICC chunk that decompresses beyond Pillow's limit; SyntaxError, EOFError:
+# broken headers and truncated chunks
+_UNREADABLE = (ValueError, SyntaxError, EOFError)
+
 
 class Violation(BaseModel):
     rule: str
     message: str
     warning: bool = False  # what we assume rather than a broken rule (an untagged file is sRGB)
+    darkest: int | None = None  # white-background: the darkest offending level (the encoder aims from it)
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.message}"
 
 
 def check(
-    data: bytes, preset: Preset, product_alpha: np.ndarray | None = None, generated: bool | None = None
+    data: bytes,
+    preset: Preset,
+    product_alpha: np.ndarray | None = None,
+    generated: bool | None = None,
+    rgb: np.ndarray | None = None,
 ) -> list[Violation]:
     """Violations of ``preset``'s rules by the encoded file ``data`` (empty list: it passes).
 
     ``product_alpha``: ``HxW uint8`` product matte in the file's pixel coordinates, or ``None`` to
     estimate the product region. ``generated``: whether a generative model made any pixel; ``None``
-    when unknown (the provenance rule then only checks what the preset forbids).
+    when unknown (the provenance rule then only checks what the preset forbids). ``rgb``: the
+    ``HxWx3 uint8`` pixels that were encoded into ``data``, when the caller has them (the pipeline):
+    format, mode, profile, size and provenance then come from the file's header alone, and the pixels
+    are decoded only where a rule needs the decoded ones (pure white after lossy compression); without
+    it the whole file is decoded (checking a file from disk).
     """
     out: list[Violation] = []
 
-    def fail(rule: str, message: str, warning: bool = False) -> None:
-        out.append(Violation(rule=rule, message=message, warning=warning))
+    def fail(rule: str, message: str, warning: bool = False, darkest: int | None = None) -> None:
+        out.append(Violation(rule=rule, message=message, warning=warning, darkest=darkest))
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-            img.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, *_BOMB) as exc:  # ValueError:
-        # a PNG text or ICC chunk that decompresses beyond Pillow's limit
+            if rgb is None:
+                img.load()
+    except (UnidentifiedImageError, OSError, *_UNREADABLE, *_BOMB) as exc:
         return [Violation(rule="readable", message=f"not a readable image ({exc})")]
 
     if img.format != preset.format:
@@ -92,20 +105,37 @@ def check(
         fail("max-bytes", f"{len(data):,} bytes > {preset.max_bytes:,}")
 
     if preset.pure_white_background or preset.min_fill_fraction:
-        rgb = np.asarray(img.convert("RGB"))
-        if product_alpha is not None and product_alpha.shape != rgb.shape[:2]:
+        if product_alpha is not None and product_alpha.shape != img.size[::-1]:
             fail("matte", f"matte is {product_alpha.shape[1]}x{product_alpha.shape[0]}, image is {img.width}x"
                  f"{img.height}; checked with an estimated product region instead")
             product_alpha = None
-        product = product_alpha > 0 if product_alpha is not None else estimate_product(rgb)
+        pixels = None
+        if preset.pure_white_background or product_alpha is None:
+            pixels = _decoded(img, rgb)
+            if pixels is None:
+                return [*out, Violation(rule="readable", message="the file does not decode to its pixels")]
+        product = product_alpha > 0 if product_alpha is not None else estimate_product(pixels)
         if preset.pure_white_background:
-            _check_white(rgb, product, img, fail)
+            _check_white(pixels, product, img, fail)
         if preset.min_fill_fraction:
             solid = product_alpha > 8 if product_alpha is not None else product
             _check_fill(solid, preset.min_fill_fraction, fail)
 
     _check_provenance(img, preset, generated, fail)
     return out
+
+
+LOSSLESS = ("PNG",)
+
+
+def _decoded(img: Image.Image, rgb: np.ndarray | None) -> np.ndarray | None:
+    """The file's pixels as ``HxWx3 uint8``: the encoder's own array for lossless formats, else decoded."""
+    if rgb is not None and img.format in LOSSLESS and img.mode == "RGB" and rgb.shape[1::-1] == img.size:
+        return rgb
+    try:
+        return np.asarray(img.convert("RGB"))
+    except (OSError, *_UNREADABLE, *_BOMB):
+        return None
 
 
 def _check_mode(img: Image.Image, fail) -> None:
@@ -170,23 +200,33 @@ def estimate_product(rgb: np.ndarray) -> np.ndarray:
 
 
 def _check_white(rgb: np.ndarray, product: np.ndarray, img: Image.Image, fail) -> None:
-    white = (rgb == 255).all(axis=2)
+    darkest = channel_min(rgb)  # a pixel is 255 white when its darkest channel is 255
     outside = ~product
     if img.format == "JPEG":
         touched = _jpeg_blocks(product, img)
         strict = outside & ~touched
         edge = outside & touched
-        ringing = edge & (rgb.min(axis=2) < 255 - RINGING_TOLERANCE)
+        ringing = edge & (darkest < 255 - RINGING_TOLERANCE)
         if ringing.any():
+            worst = int(darkest[ringing].min())
             fail("white-background", f"{int(ringing.sum())} background pixels next to the product are darker "
-                 f"than {255 - RINGING_TOLERANCE} (more than JPEG ringing: a shadow or halo?)")
+                 f"than {255 - RINGING_TOLERANCE} (more than JPEG ringing: a shadow or halo?); "
+                 f"darkest {worst}",
+                 darkest=worst)
     else:
         strict = outside
-    bad = strict & ~white
+    bad = strict & (darkest != 255)
     if bad.any():
         ys, xs = np.nonzero(bad)
+        worst = int(darkest[bad].min())
         fail("white-background", f"{len(xs)} background pixels are not 255 white (first at x={xs[0]}, "
-             f"y={ys[0]}; darkest {int(rgb[bad].min())})")
+             f"y={ys[0]}; darkest {worst})", darkest=worst)
+
+
+def channel_min(rgb: np.ndarray) -> np.ndarray:
+    """``HxW uint8``: the smallest of the three channels of an ``HxWx3 uint8`` image (OpenCV, no copies)."""
+    r, g, b = cv2.split(np.ascontiguousarray(rgb))
+    return cv2.min(cv2.min(r, g), b)
 
 
 def _jpeg_blocks(product: np.ndarray, img: Image.Image) -> np.ndarray:

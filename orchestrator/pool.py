@@ -1,0 +1,92 @@
+"""The CPU side of a run: a pool of worker processes, one per core, fed in priority order.
+
+Work that feeds the GPU (preparing a product's generator inputs) is dispatched before work that only
+finishes products (recolor, encode, validate, write), so the GPU holder finds its next request ready.
+Only ``size`` tasks are handed to the processes at a time; the rest wait here, in the parent, in a
+priority queue whose length the caller bounds (flat memory). Each worker builds its own
+:class:`~orchestrator.work.WorkerState` (presets, storage, cache, classic backends) once, from the
+pickled run options and settings: models and clients never cross a process boundary.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+
+URGENT, NORMAL = 0, 1  # lower runs first
+
+
+def pool_size() -> int:
+    """Cores this process may use (affinity and cgroup-pinned CPU sets respected), at least 1."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        return max(1, os.process_cpu_count() or 1)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class CpuPool:
+    """``submit(fn, *args, priority=...)`` -> Future; at most ``size`` tasks run at once."""
+
+    def __init__(self, size: int, initializer: Callable, initargs: tuple):
+        # forkserver: children start from a clean, single-threaded server process (never a fork of a
+        # process that runs loader threads), and modules it preloaded are not imported again per worker.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["orchestrator.work"])
+        self.size = size
+        self._executor = ProcessPoolExecutor(size, mp_context=ctx, initializer=initializer, initargs=initargs)
+        self._queue: list[tuple[int, int, Future, Callable, tuple]] = []
+        self._order = itertools.count()
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable, *args, priority: int = NORMAL) -> Future:
+        outer: Future = Future()
+        with self._lock:
+            heapq.heappush(self._queue, (priority, next(self._order), outer, fn, args))
+        self._dispatch()
+        return outer
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                if self._running >= self.size or not self._queue:
+                    return
+                _, _, outer, fn, args = heapq.heappop(self._queue)
+                self._running += 1
+            try:
+                inner = self._executor.submit(fn, *args)
+            except Exception as exc:  # a broken pool: fail this task, keep the parent alive
+                self._finished()
+                outer.set_exception(exc)
+                continue
+            inner.add_done_callback(lambda f, outer=outer: self._relay(f, outer))
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._running -= 1
+
+    def _relay(self, inner: Future, outer: Future) -> None:
+        self._finished()
+        if inner.cancelled():
+            outer.cancel()
+        elif not outer.cancelled():
+            exc = inner.exception()
+            if exc is not None:
+                outer.set_exception(exc)
+            else:
+                outer.set_result(inner.result())
+        self._dispatch()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pending, self._queue = self._queue, []
+        for _, _, outer, _, _ in pending:
+            outer.cancel()
+        self._executor.shutdown(wait=True, cancel_futures=True)
