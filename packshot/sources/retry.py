@@ -32,6 +32,15 @@ def retry_after(response: httpx.Response, default: float = 1.0) -> float:
         return default
 
 
+def raise_if_busy(response: httpx.Response, who: str) -> None:
+    """:class:`RetryLater` for a store that is busy (429, 503: with its Retry-After) or failing (5xx)."""
+    status = response.status_code
+    if status in (429, 503):
+        raise RetryLater(f"{who} answered HTTP {status}", retry_after(response), unprocessed=status == 429)
+    if status >= 500:
+        raise RetryLater(f"{who} answered HTTP {status}", 0.5)
+
+
 def retrying(
     *, attempts: int, max_wait_s: float, idempotent: bool, sleep: Callable[[float], None]
 ) -> Retrying:

@@ -30,7 +30,7 @@ from packshot.catalog.fields import is_color_option, sku_problem
 from packshot.secrets import get_secret, redact
 from packshot.sources.base import Source, SourceError, SourceSettings
 from packshot.sources.mapping import ColorList, Problems, build_product
-from packshot.sources.retry import RetryLater, retry_after, retrying
+from packshot.sources.retry import RetryLater, raise_if_busy, retrying
 from packshot.types import Catalog
 
 PUBLISHED_PREFIX = "packshot-"  # file names of media packshot uploads (left out when reading)
@@ -156,13 +156,8 @@ class ShopifyClient:
             json={"query": document, "variables": variables},
             headers={"X-Shopify-Access-Token": self._token},
         )
+        raise_if_busy(response, "Shopify")
         status = response.status_code
-        if status in (429, 503):
-            raise RetryLater(
-                f"Shopify answered HTTP {status}", retry_after(response), unprocessed=status == 429
-            )
-        if status >= 500:
-            raise RetryLater(f"Shopify answered HTTP {status}", 0.5)
         if status in (401, 403):
             raise SourceError(
                 f"{self.uri}: Shopify refused the access token (HTTP {status}); check "

@@ -26,7 +26,7 @@ from packshot.catalog.fields import is_color_option, sku_problem
 from packshot.secrets import get_secret, redact, remember_secret
 from packshot.sources.base import Source, SourceError, SourceSettings
 from packshot.sources.mapping import ColorList, Problems, build_product
-from packshot.sources.retry import RetryLater, retry_after, retrying
+from packshot.sources.retry import RetryLater, raise_if_busy, retrying
 from packshot.types import Catalog
 
 
@@ -108,13 +108,8 @@ class WooClient:
 
     def _send(self, method: str, path: str, params: dict | None, json: Any) -> httpx.Response:
         response = self.http.request(method, self.base + path, params=params, json=json)
+        raise_if_busy(response, "the store")
         status = response.status_code
-        if status in (429, 503):
-            raise RetryLater(
-                f"the store answered HTTP {status}", retry_after(response), unprocessed=status == 429
-            )
-        if status >= 500:
-            raise RetryLater(f"the store answered HTTP {status}", 0.5)
         if status in (401, 403):
             raise SourceError(
                 f"{self.uri}: the store refused the API keys (HTTP {status}); check "
