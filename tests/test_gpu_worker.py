@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.prefect_server import start_server, stop
 from tests.studio import write_catalog
 
 HERE = Path(__file__).parent
@@ -24,26 +21,10 @@ REPO = HERE.parent
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
 @pytest.fixture
 def served(tmp_path):
     """A Prefect server and one GPU task worker sharing result storage; yields the flows' environment."""
-    home, port = tmp_path / "prefect-home", _free_port()
+    home = tmp_path / "prefect-home"
     home.mkdir()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
@@ -54,30 +35,14 @@ def served(tmp_path):
            "PACKSHOT_ORCHESTRATION__GPU_WORKERS": "served",
            "PACKSHOT_ORCHESTRATION__GPU_WORKER_PICKUP_S": "120"}
     env.pop("PREFECT_API_URL", None)
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in teardown
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
+    server, url = start_server(env, tmp_path / "server.log")
     env["PREFECT_API_URL"] = url
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            _stop(server)
-            pytest.fail("prefect server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
     worker_log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed in teardown
     worker = subprocess.Popen([sys.executable, "-m", "flows.gpu_worker"], env=env, cwd=REPO,
                               stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
     yield {"env": env, "worker": worker, "log": tmp_path / "worker.log"}
-    _stop(worker)
-    _stop(server)
-    log.close()
+    stop(worker)
+    stop(server)
     worker_log.close()
 
 
