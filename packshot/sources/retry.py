@@ -63,3 +63,17 @@ def retrying(
         sleep=sleep,
         reraise=True,
     )
+
+
+def call_with_retries(call: Callable[..., Any], *args: Any, uri: str, settings: Any, idempotent: bool,
+                      sleep: Callable[[float], None]) -> Any:
+    """``call(*args)`` under :func:`retrying` with the source's attempts and wait cap; a store that keeps
+    refusing becomes one :class:`SourceError` naming ``uri``."""
+    from packshot.sources.base import SourceError
+
+    attempts = retrying(attempts=settings.max_attempts, max_wait_s=settings.max_wait_s,
+                        idempotent=idempotent, sleep=sleep)
+    try:
+        return attempts(call, *args)
+    except RetryLater as exc:
+        raise SourceError(f"{uri}: {exc} after {settings.max_attempts} tries; retry later") from None

@@ -30,7 +30,7 @@ from packshot.catalog.fields import is_color_option, sku_problem
 from packshot.secrets import get_secret, redact
 from packshot.sources.base import Source, SourceError, SourceSettings
 from packshot.sources.mapping import ColorList, Problems, build_product
-from packshot.sources.retry import RetryLater, raise_if_busy, retrying
+from packshot.sources.retry import RetryLater, call_with_retries, raise_if_busy
 from packshot.types import Catalog
 
 PUBLISHED_PREFIX = "packshot-"  # file names of media packshot uploads (left out when reading)
@@ -127,18 +127,9 @@ class ShopifyClient:
         """``data`` of a GraphQL call; SourceError (redacted) when Shopify refuses or keeps failing.
         ``idempotent=False`` (mutations that create things): sent again only when Shopify certainly
         did nothing (429, THROTTLED, no connection), see :mod:`packshot.sources.retry`."""
-        attempts = retrying(
-            attempts=self.settings.max_attempts,
-            max_wait_s=self.settings.max_wait_s,
-            idempotent=idempotent,
-            sleep=self._sleep,
-        )
         try:
-            return attempts(self._post, document, variables or {})
-        except RetryLater as exc:
-            raise SourceError(
-                f"{self.uri}: {exc} after {self.settings.max_attempts} tries; retry later"
-            ) from None
+            return call_with_retries(self._post, document, variables or {}, uri=self.uri,
+                                     settings=self.settings, idempotent=idempotent, sleep=self._sleep)
         except httpx.TransportError as exc:
             raise SourceError(
                 redact(

@@ -26,7 +26,7 @@ from packshot.catalog.fields import is_color_option, sku_problem
 from packshot.secrets import get_secret, redact, remember_secret
 from packshot.sources.base import Source, SourceError, SourceSettings
 from packshot.sources.mapping import ColorList, Problems, build_product
-from packshot.sources.retry import RetryLater, raise_if_busy, retrying
+from packshot.sources.retry import call_with_retries, raise_if_busy
 from packshot.types import Catalog
 
 
@@ -86,18 +86,9 @@ class WooClient:
     ) -> httpx.Response:
         """One call; SourceError with the store's message. ``idempotent=False`` (a PUT adding image
         URLs): sent again only when the store certainly did nothing (see :mod:`packshot.sources.retry`)."""
-        attempts = retrying(
-            attempts=self.settings.max_attempts,
-            max_wait_s=self.settings.max_wait_s,
-            idempotent=idempotent,
-            sleep=self._sleep,
-        )
         try:
-            return attempts(self._send, method, path, params, json)
-        except RetryLater as exc:
-            raise SourceError(
-                f"{self.uri}: {exc} after {self.settings.max_attempts} tries; retry later"
-            ) from None
+            return call_with_retries(self._send, method, path, params, json, uri=self.uri,
+                                     settings=self.settings, idempotent=idempotent, sleep=self._sleep)
         except httpx.TransportError as exc:
             raise SourceError(
                 self._redact(
