@@ -402,9 +402,22 @@ def plan(
     else:
         run_plan = plan_run(settings, chosen, resolve_device(settings.device))
     console.print(describe(run_plan), markup=False, highlight=False, soft_wrap=True)
+    from orchestrator.licences import run_models
+    from packshot.licences import refusal
+
+    console.print("licences:", markup=False, highlight=False, soft_wrap=True)
+    refused = False
+    for model in run_models(settings, chosen):
+        console.print(f"  {model.label}: {model.licence.summary()}", markup=False, highlight=False,
+                      soft_wrap=True)
+        reason = refusal(f"{model.label}", model.licence, settings.licences)
+        if reason:
+            refused = True
+            console.print(f"  refused for this deployment: {reason}", markup=False, highlight=False,
+                          soft_wrap=True)
     if run_plan.free_bytes is None:
         console.print("no CUDA card here: pass --gpu-memory GIB to plan for a card of that size")
-    if not run_plan.fits:
+    if not run_plan.fits or refused:
         raise typer.Exit(1)
 
 

@@ -30,6 +30,10 @@ class RunPlan:
         return all(p.fits for p in (self.image, self.video) if p is not None)
 
 
+# the memory footprint (packshot.memory.FOOTPRINTS) of each generator backend that loads a model
+GENERATOR_FOOTPRINTS = {"flux": "flux-fill", "flux2-klein": "flux2-klein", "tiny": "tiny", "tiny-klein": "tiny"}
+
+
 def image_footprints(settings: Settings, stages: list[str], device: str = "cuda"
                      ) -> tuple[list[Footprint], dict[str, int]]:
     """The image phase's models and the working-memory multipliers (SAM's batch size on ``device``)."""
@@ -45,10 +49,12 @@ def image_footprints(settings: Settings, stages: list[str], device: str = "cuda"
         out.append(FOOTPRINTS["tiny"])
     gen = settings.generative
     if {"background", "lifestyle"} & set(stages):
-        if gen.backend == "flux" or (gen.backend == "auto" and gen.flux_model):
-            out.append(FOOTPRINTS["flux-fill"])
-        elif gen.backend == "tiny":
-            out.append(FOOTPRINTS["tiny"])
+        from stages.background.generators import BACKENDS
+
+        spec, _notes = BACKENDS.choose(gen.backend, gen)
+        footprint = GENERATOR_FOOTPRINTS.get(spec.name)
+        if footprint:
+            out.append(FOOTPRINTS[footprint])
     return out, scale
 
 

@@ -17,6 +17,7 @@ from itertools import chain
 from orchestrator.catalog_source import read_catalog, write_run_snapshot
 from orchestrator.clips import add_clips
 from orchestrator.context import RunContext, get_context
+from orchestrator.licences import check_licences, licence_table
 from orchestrator.manifest import ManifestWriter, ResultSpool, RunTally, clean_leftovers
 from orchestrator.options import RunOptions
 from orchestrator.phases import process_batch
@@ -26,7 +27,6 @@ from orchestrator.review.rerun import check_skus
 from orchestrator.settings import Settings, get_settings
 from packshot.schemas.results import ProductResult, RunManifest
 from packshot.types import Catalog, Product
-from stages.video.providers import make_provider
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def start_run(options: RunOptions, run_id: str, settings: Settings | None = None
     catalog = read_catalog(options.catalog, settings)
     products = catalog.products[: options.limit] if options.limit else catalog.products
     check_skus(options.skus, products)
+    check_licences(settings, list(options.stages))  # before any model loads: one line naming the model
     ctx = get_context(options, settings)
     write_run_snapshot(ctx.storage, catalog, options.catalog, run_id)  # exactly what this run read
     size = options.batch_size or settings.batch_size
@@ -152,8 +153,13 @@ def run_problem(options: RunOptions, tally: RunTally) -> str | None:
 
 
 def licences(ctx: RunContext) -> dict[str, str]:
-    """Every loaded model's licence, by stage and backend, for the manifest and the report."""
+    """Every model's licence, by stage and backend, for the manifest and the report: what the licence
+    allows (from the backend tables) and the backend's own words (LoRA and model-card details)."""
+    table = licence_table(ctx.settings, list(ctx.options.stages))
     loaded = {"segment": ctx.segmenter, "background": ctx.generator}
-    if "video" in ctx.options.stages and ctx.settings.video.provider != "none":
-        loaded["video"] = make_provider(ctx.settings.video.provider, ctx.settings.video)
-    return {f"{stage}:{backend.name}": backend.licence for stage, backend in loaded.items() if backend}
+    for stage, backend in loaded.items():
+        label = f"{stage}:{getattr(backend, 'name', '')}"
+        own = getattr(backend, "licence", None)
+        if backend is not None and own and label in table and own not in table[label]:
+            table[label] = f"{table[label]} ({own})"
+    return table

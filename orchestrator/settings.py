@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from packshot.config import GenerativeSettings, LoadSettings, StorageSettings
+from packshot.licences import LicenceSettings
 from packshot.sources import SourceSettings
 from stages.export.settings import ExportSettings
 from stages.segment.settings import SegmentSettings
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     video: VideoSettings = VideoSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     sources: SourceSettings = SourceSettings()
+    licences: LicenceSettings = LicenceSettings()
 
 
 @lru_cache

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from packshot.errors import ConfigError
+from packshot.licences import LICENCES, Licence
 
 S = TypeVar("S")  # the stage's settings group
 B = TypeVar("B")  # what the stage's backends are
@@ -36,6 +37,7 @@ class BackendSpec(Generic[S, B]):
     ``build(settings, device)`` returns the backend (loading weights through the model registry).
     ``unavailable(settings)`` returns why ``auto`` cannot use it (a missing checkpoint ...), or None.
     ``auto``: whether ``auto`` may pick it at all (test backends never are).
+    ``licence``: what its weights allow (:mod:`packshot.licences`), shown in every run and enforced.
     """
 
     name: str
@@ -43,6 +45,12 @@ class BackendSpec(Generic[S, B]):
     summary: str
     auto: bool = True
     unavailable: Callable[[S], str | None] = lambda settings: None
+    licence: str | Callable[[S], str] = "none"  # a key of packshot.licences.LICENCES, or one per settings
+
+    def licence_of(self, settings: S) -> Licence:
+        """The licence of the weights this backend would load with ``settings`` (nothing is loaded)."""
+        key = self.licence(settings) if callable(self.licence) else self.licence
+        return LICENCES[key]
 
 
 class BackendTable(Generic[S, B]):

@@ -54,11 +54,20 @@ class FluxSpeedSettings(BaseModel):
 
 
 class GenerativeSettings(BaseModel):
-    backend: Literal["auto", "classic", "flux", "tiny"] = "auto"
+    backend: Literal["auto", "classic", "flux", "flux2-klein", "tiny", "tiny-klein"] = Field(
+        "auto", description="auto: FLUX.2 [klein] when its model is set, else FLUX.1 Fill, else classic"
+    )
     flux_model: str | None = Field(
         None, description="FLUX.1 Fill hub id or local directory, e.g. black-forest-labs/FLUX.1-Fill-dev"
     )
     flux_revision: str | None = None
+    klein_model: str | None = Field(
+        None, description="FLUX.2 [klein] 4B hub id or local directory (Apache-2.0), e.g. "
+        "black-forest-labs/FLUX.2-klein-4B"
+    )
+    klein_revision: str | None = None
+    klein_steps: int = Field(4, ge=1, description="denoising steps of FLUX.2 [klein] (distilled for 4)")
+    klein_guidance_scale: float = Field(1.0, description="FLUX.2 [klein] guidance (distilled: 1.0)")
     steps: int = 28
     guidance_scale: float = 30.0
     memory_plan: Literal["auto", "full", "text-offload", "fp8", "group-offload"] = Field(

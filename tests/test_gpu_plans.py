@@ -70,7 +70,8 @@ def test_packshot_plan_prints_each_phase_for_a_card_size(monkeypatch):
 
     for name, value in {"PACKSHOT_SEGMENT__BACKEND": "sam", "PACKSHOT_SEGMENT__SAM_CHECKPOINT": "/m/sam.pth",
                         "PACKSHOT_GENERATIVE__BACKEND": "flux",
-                        "PACKSHOT_GENERATIVE__FLUX_MODEL": "/m/flux"}.items():
+                        "PACKSHOT_GENERATIVE__FLUX_MODEL": "/m/flux",
+                        "PACKSHOT_LICENCES__HELD": '["flux-1-dev"]'}.items():
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(app, ["plan", "--gpu-memory", "24"])
     assert result.exit_code == 0, result.output

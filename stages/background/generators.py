@@ -15,6 +15,7 @@ from packshot.config import GenerativeSettings, resolve_device
 from packshot.errors import ModelUnavailableError
 from packshot.registry import models
 from stages.background.compose import generation_size
+from stages.background.prompts import PromptEmbeddings
 
 if TYPE_CHECKING:
     from packshot.schemas.brand import BrandStyle
@@ -71,6 +72,7 @@ class FluxFillGenerator:
     """
 
     generated = True
+    prompt_cache_class: type = PromptEmbeddings  # FLUX.1: CLIP pooled + T5 sequence per prompt
 
     def __init__(
         self,
@@ -87,7 +89,6 @@ class FluxFillGenerator:
         notes: list[str] | None = None,
         device: str | None = None,
     ):
-        from stages.background.prompts import PromptEmbeddings
         from stages.background.speed import prepare_pipeline
 
         self.pipe = pipe
@@ -102,7 +103,8 @@ class FluxFillGenerator:
         self.device = device or str(pipe.transformer.device)
         self.speed_state = prepare_pipeline(pipe, settings.speed, self.device)
         self.notes = [*(notes or []), *self.speed_state.notes]
-        self.prompts = _shared_prompt_cache(pipe, settings.speed.prompt_cache, self.device, PromptEmbeddings)
+        self.prompts = _shared_prompt_cache(pipe, settings.speed.prompt_cache, self.device,
+                                            self.prompt_cache_class)
         self.active_lora: tuple[str, float] | None = None
 
     @property
@@ -197,7 +199,7 @@ def _tiny(settings: GenerativeSettings, device: str) -> FluxFillGenerator:
     from stages.background.tiny import ensure_tiny_fill_model
 
     directory = ensure_tiny_fill_model(settings.tiny_model_dir)
-    return _fill_generator(
+    return fill_generator(
         "tiny", str(directory), None, True, device, settings, TINY_LICENCE,
         long_side=settings.generate_long_side or 64, steps=min(settings.steps, 2), max_sequence_length=64,
         notes=["background: tiny random-weight FLUX Fill (test backend): images are noise, not products"],
@@ -211,11 +213,11 @@ def _flux(settings: GenerativeSettings, device: str) -> FluxFillGenerator:
             f"FLUX.1 Fill weights or the hub id {FLUX_FILL_DEFAULT} "
             f"(gated: accept the licence at {FLUX_FILL_URL})"
         )
-    source, local = _locate(settings.flux_model)
+    source, local = locate_model(settings.flux_model, MODEL_SETTING, FLUX_FILL_DEFAULT, FLUX_FILL_URL)
     notes = []
     if not device.startswith("cuda"):
         notes.append(f"background: FLUX Fill runs on {device}; expect minutes per image without a GPU")
-    return _fill_generator(
+    return fill_generator(
         "flux", source, settings.flux_revision, local, device, settings,
         settings.flux_licence or FLUX_DEV_LICENCE,
         long_side=settings.generate_long_side or 1024, steps=settings.steps,
@@ -226,12 +228,35 @@ def _flux(settings: GenerativeSettings, device: str) -> FluxFillGenerator:
 BACKENDS: BackendTable[GenerativeSettings, BackgroundGenerator] = BackendTable(
     "background", "PACKSHOT_GENERATIVE__BACKEND"
 )
+def _klein(settings: GenerativeSettings, device: str):
+    from stages.background.klein import build_klein
+
+    return build_klein(settings, device)
+
+
+def _tiny_klein(settings: GenerativeSettings, device: str):
+    from stages.background.klein import build_tiny_klein
+
+    return build_tiny_klein(settings, device)
+
+
+# Registration order is auto's preference: the licence-clean FLUX.2 [klein] before FLUX.1 Fill [dev].
+BACKENDS.register(BackendSpec(
+    "flux2-klein", _klein, "FLUX.2 [klein] 4B inpainting (Apache-2.0) from PACKSHOT_GENERATIVE__KLEIN_MODEL",
+    unavailable=lambda s: None if s.klein_model else "no FLUX.2 [klein] model configured "
+    "(set PACKSHOT_GENERATIVE__KLEIN_MODEL)",
+    licence="apache-2.0",
+))
 BACKENDS.register(BackendSpec(
     "flux", _flux, f"FLUX.1 Fill from {MODEL_SETTING}",
     unavailable=lambda s: None if s.flux_model else f"no FLUX model configured (set {MODEL_SETTING})",
+    licence="flux-1-dev",
 ))
 BACKENDS.register(BackendSpec("classic", _classic, "no model: studio sweeps and brand palette gradients"))
-BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight tiny FLUX Fill (tests)", auto=False))
+BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight tiny FLUX Fill (tests)", auto=False,
+                              licence="test"))
+BACKENDS.register(BackendSpec("tiny-klein", _tiny_klein, "a random-weight tiny FLUX.2 [klein] (tests)",
+                              auto=False, licence="test"))
 
 
 def get_background_generator(settings: GenerativeSettings, device: str = "cpu") -> BackgroundGenerator:
@@ -243,44 +268,50 @@ def get_background_generator(settings: GenerativeSettings, device: str = "cpu") 
     return generator
 
 
-def _locate(model: str) -> tuple[str, bool]:
-    """(source, is_local). A path that does not exist is an error; anything else is a hub id."""
+def locate_model(model: str, setting: str, hub_id: str, url: str) -> tuple[str, bool]:
+    """(source, is_local) of ``setting``'s value ``model``. A path that does not exist is an error;
+    anything else is a hub id. ``hub_id`` and ``url`` name the official weights in the messages."""
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelUnavailableError(
-                f"{MODEL_SETTING}={model} is a directory without model_index.json; it should hold a "
-                f"diffusers FluxFillPipeline (e.g. `hf download {FLUX_FILL_DEFAULT} --local-dir {model}`)"
+                f"{setting}={model} is a directory without model_index.json; it should hold a "
+                f"diffusers pipeline (e.g. `hf download {hub_id} --local-dir {model}`)"
             )
         return str(path), True
     looks_like_path = model.startswith(("/", ".", "~")) or model.count("/") != 1
     if looks_like_path:
         raise ModelUnavailableError(
-            f"{MODEL_SETTING}={model}: no such directory. Download the official weights from {FLUX_FILL_URL} "
-            f"(accept the licence, then `hf download {FLUX_FILL_DEFAULT} --local-dir {model}`)"
+            f"{setting}={model}: no such directory. Download the official weights from {url} "
+            f"(accept the licence, then `hf download {hub_id} --local-dir {model}`)"
         )
     return model, False
 
 
-def _fill_generator(name, source, revision, local, device, settings, licence, *, long_side, steps,
-                    max_sequence_length, notes) -> FluxFillGenerator:
+def fill_generator(name, source, revision, local, device, settings, licence, *, long_side, steps,
+                   max_sequence_length, notes, footprint: str | None = None, loader=None,
+                   generator_class: type[FluxFillGenerator] = FluxFillGenerator) -> FluxFillGenerator:
+    """Load (once per process, through the registry) and wrap a fill pipeline: FLUX.1 Fill by default,
+    or the ``loader`` / ``generator_class`` / memory ``footprint`` of another model (FLUX.2 [klein])."""
     from packshot.memory import FOOTPRINTS, resolve_plan
     from stages.background.speed import speed_signature
 
-    footprint = FOOTPRINTS["flux-fill" if name == "flux" else "tiny"]
+    loader = loader or load_fill_pipeline
+    footprint = FOOTPRINTS[footprint or ("flux-fill" if name == "flux" else "tiny")]
     plan = resolve_plan("image", settings.memory_plan, [footprint], device)  # the orchestrator passes it
     settings = settings.model_copy(update={"speed": speed_under_plan(settings.speed, plan.plan)})
-    key = (f"flux-fill:{source}@{revision or 'main'}:{device}:{speed_signature(settings.speed)}"
+    kind = "flux-fill" if generator_class is FluxFillGenerator else name
+    key = (f"{kind}:{source}@{revision or 'main'}:{device}:{speed_signature(settings.speed)}"
            f":{plan.plan}")
     identity = f"{name}:{source}@{revision or 'main'}"
     pipe = models.get(
         key,
-        lambda: load_fill_pipeline(source, revision=revision, device=device, local=local, plan=plan.plan),
+        lambda: loader(source, revision=revision, device=device, local=local, plan=plan.plan),
         size_hint=footprint.room_bytes(plan.plan) if device.startswith("cuda") else 0,
         identity=identity,
     )
     notes = [*notes, f"background: memory plan {plan.plan} ({plan.why})"]
-    return FluxFillGenerator(
+    return generator_class(
         pipe, name=name, key=key, model_identity=identity, licence=licence, settings=settings,
         long_side=long_side, steps=steps, max_sequence_length=max_sequence_length, notes=notes,
         device=device,

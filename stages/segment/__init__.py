@@ -82,9 +82,10 @@ BACKENDS: BackendTable[SegmentSettings, Segmenter] = BackendTable("segment", "PA
 BACKENDS.register(BackendSpec(
     "sam", _sam, "Segment Anything with the checkpoint in PACKSHOT_SEGMENT__SAM_CHECKPOINT",
     unavailable=lambda s: None if s.sam_checkpoint else "no SAM checkpoint configured",
+    licence="apache-2.0",
 ))
 BACKENDS.register(BackendSpec("classic", _classic, "no weights, for studio shots on plain light backgrounds"))
-BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)", auto=False))
+BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)", auto=False, licence="test"))
 
 
 def get_segmenter(settings: SegmentSettings, device: str = "cpu") -> Segmenter:

@@ -28,9 +28,21 @@ def _local(settings: VideoSettings, device: str) -> VideoProvider:
 
 
 PROVIDERS: BackendTable[VideoSettings, VideoProvider] = BackendTable("video", "PACKSHOT_VIDEO__PROVIDER")
-PROVIDERS.register(BackendSpec("runway", _runway, "Runway's image-to-video API (runwayml SDK)", auto=False))
-PROVIDERS.register(BackendSpec("sora", _sora, "OpenAI Sora (openai SDK; being withdrawn)", auto=False))
-PROVIDERS.register(BackendSpec("local", _local, "a diffusers image-to-video model on this GPU", auto=False))
+def local_licence(settings: VideoSettings) -> str:
+    """The licence key of the local video model: Wan is Apache-2.0, LTX-Video's open weights are
+    revenue-gated, the tiny test model has none."""
+    model = f"{settings.local_model or ''} {settings.local_pipeline}".lower()
+    if settings.local_model == "tiny":
+        return "test"
+    return "apache-2.0" if "wan" in model else "ltxv-open-weights"
+
+
+PROVIDERS.register(BackendSpec("runway", _runway, "Runway's image-to-video API (runwayml SDK)", auto=False,
+                               licence="service"))
+PROVIDERS.register(BackendSpec("sora", _sora, "OpenAI Sora (openai SDK; retired 2026-09-24)", auto=False,
+                               licence="service"))
+PROVIDERS.register(BackendSpec("local", _local, "a diffusers image-to-video model on this GPU", auto=False,
+                               licence=local_licence))
 
 
 def make_provider(name: str, settings: VideoSettings) -> VideoProvider:
