@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from packshot.errors import PackshotError
@@ -39,7 +40,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except PackshotError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")  # messages may hold [brackets]
             raise typer.Exit(2) from None
 
     return wrapper
@@ -112,6 +113,9 @@ def run(
         raise typer.Exit(2) from None
     # A file: fail fast on an unreadable catalog, and size the bar. A store or feed URL is read once,
     # by the run itself (reading it twice would page through the whole store twice).
+    from orchestrator.licences import check_licences
+
+    check_licences(get_settings(), list(options.stages))  # a model the deployment may not run: stop now
     parsed = None if "://" in catalog else read_catalog(catalog, get_settings())
     total = None if parsed is None else min(len(parsed.products), limit) if limit else len(parsed.products)
     if parsed is not None and parsed.errors:
