@@ -31,7 +31,8 @@ class RunPlan:
 
 
 # the memory footprint (packshot.memory.FOOTPRINTS) of each generator backend that loads a model
-GENERATOR_FOOTPRINTS = {"flux": "flux-fill", "flux2-klein": "flux2-klein", "tiny": "tiny", "tiny-klein": "tiny"}
+GENERATOR_FOOTPRINTS = {"flux": "flux-fill", "flux2-klein": "flux2-klein", "tiny": "tiny",
+                        "tiny-klein": "tiny"}
 
 
 def image_footprints(settings: Settings, stages: list[str], device: str = "cuda"

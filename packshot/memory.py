@@ -97,7 +97,8 @@ FOOTPRINTS: dict[str, Footprint] = {
     # FLUX.2 [klein] 4B, counted on the meta device from its published shapes (5 double + 20 single blocks,
     # 24 heads x 128, 128 latent channels; Qwen3-4B text encoder, 36 layers): 3.88 B + 4.41 B parameters.
     # 1024 px: 4096 image tokens x 3072 hidden, a 2 GiB allowance with the VAE decode.
-    "flux2-klein": Footprint("FLUX.2 [klein] 4B", _gib(7.22), _gib(8.22), _gib(0.16), _gib(2.0), 3.88e9, 25, 36),
+    "flux2-klein": Footprint("FLUX.2 [klein] 4B", _gib(7.22), _gib(8.22), _gib(0.16), _gib(2.0), 3.88e9,
+                             25, 36),
     # SAM ViT-H in bf16 (0.64 B params); its 4 global-attention layers hold 16 x 4096 x 4096 scores: ~1.5 GiB
     # per image embedded at once (``work`` is per image; multiplied by the SAM batch size).
     "sam-vit_h": Footprint("SAM ViT-H", _gib(1.19), work=_gib(1.5), plannable=False),

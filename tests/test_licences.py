@@ -50,7 +50,8 @@ def test_a_commercial_run_with_flux_dev_and_no_declared_licence_is_refused_with_
     assert "'flux'" in message and "FLUX.1 [dev] Non-Commercial License" in message
     assert "PACKSHOT_LICENCES__HELD" in message and "PACKSHOT_GENERATIVE__BACKEND" in message
     # declared agreement, or a non-commercial deployment: allowed
-    assert [m.backend for m in check_licences(flux_settings(held=["flux-1-dev"]), STAGES)] == ["classic", "flux"]
+    held = check_licences(flux_settings(held=["flux-1-dev"]), STAGES)
+    assert [m.backend for m in held] == ["classic", "flux"]
     check_licences(flux_settings(use="non-commercial"), STAGES)
     # a segment-only run loads no generator, so FLUX's licence does not matter
     check_licences(flux_settings(), ["segment", "export"])

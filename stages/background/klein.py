@@ -119,7 +119,7 @@ def build_tiny_klein(settings: GenerativeSettings, device: str) -> Flux2KleinGen
         long_side=settings.generate_long_side or 64, steps=min(settings.klein_steps, 2),
         max_sequence_length=32, footprint="tiny", loader=load_klein_pipeline,
         generator_class=Flux2KleinGenerator,
-        notes=["background: tiny random-weight FLUX.2 [klein] (test backend): images are noise, not products"],
+        notes=["background: tiny random-weight FLUX.2 [klein] (test backend): images are noise"],
     )
 
 
@@ -150,7 +150,8 @@ def load_klein_pipeline(source: str, *, revision: str | None, device: str, local
         ) from error
     text_layers = pipe.text_encoder.config.num_hidden_layers
     # the released encoder has 36 layers; a smaller (test) encoder uses its own last hidden state
-    pipe._packshot_text_layers = KLEIN_TEXT_LAYERS if text_layers > max(KLEIN_TEXT_LAYERS) else TINY_TEXT_LAYERS
+    released = text_layers > max(KLEIN_TEXT_LAYERS)
+    pipe._packshot_text_layers = KLEIN_TEXT_LAYERS if released else TINY_TEXT_LAYERS
     apply_memory_plan(pipe, plan, device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
