@@ -60,10 +60,16 @@ class BackendTable(Generic[S, B]):
         self.stage, self.setting = stage, setting
         self._specs: dict[str, BackendSpec[S, B]] = {}
 
-    def register(self, spec: BackendSpec[S, B]) -> BackendSpec[S, B]:
+    def register(self, spec: BackendSpec[S, B], before: str | None = None) -> BackendSpec[S, B]:
+        """Add ``spec`` last, or just before the backend ``before`` (``auto`` tries them in order)."""
         if spec.name in self._specs or spec.name == "auto":
             raise ValueError(f"{self.stage}: backend name {spec.name!r} is taken")
-        self._specs[spec.name] = spec
+        if before is None:
+            self._specs[spec.name] = spec
+        else:
+            specs = list(self._specs.items())
+            at = [name for name, _ in specs].index(before)
+            self._specs = dict([*specs[:at], (spec.name, spec), *specs[at:]])
         return spec
 
     def names(self) -> list[str]:

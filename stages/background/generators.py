@@ -228,25 +228,8 @@ def _flux(settings: GenerativeSettings, device: str) -> FluxFillGenerator:
 BACKENDS: BackendTable[GenerativeSettings, BackgroundGenerator] = BackendTable(
     "background", "PACKSHOT_GENERATIVE__BACKEND"
 )
-def _klein(settings: GenerativeSettings, device: str):
-    from stages.background.klein import build_klein
-
-    return build_klein(settings, device)
-
-
-def _tiny_klein(settings: GenerativeSettings, device: str):
-    from stages.background.klein import build_tiny_klein
-
-    return build_tiny_klein(settings, device)
-
-
-# Registration order is auto's preference: the licence-clean FLUX.2 [klein] before FLUX.1 Fill [dev].
-BACKENDS.register(BackendSpec(
-    "flux2-klein", _klein, "FLUX.2 [klein] 4B inpainting (Apache-2.0) from PACKSHOT_GENERATIVE__KLEIN_MODEL",
-    unavailable=lambda s: None if s.klein_model else "no FLUX.2 [klein] model configured "
-    "(set PACKSHOT_GENERATIVE__KLEIN_MODEL)",
-    licence="apache-2.0",
-))
+# Registration order is auto's preference: stages.background.klein registers the licence-clean
+# FLUX.2 [klein] before FLUX.1 Fill [dev].
 BACKENDS.register(BackendSpec(
     "flux", _flux, f"FLUX.1 Fill from {MODEL_SETTING}",
     unavailable=lambda s: None if s.flux_model else f"no FLUX model configured (set {MODEL_SETTING})",
@@ -255,8 +238,6 @@ BACKENDS.register(BackendSpec(
 BACKENDS.register(BackendSpec("classic", _classic, "no model: studio sweeps and brand palette gradients"))
 BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight tiny FLUX Fill (tests)", auto=False,
                               licence="test"))
-BACKENDS.register(BackendSpec("tiny-klein", _tiny_klein, "a random-weight tiny FLUX.2 [klein] (tests)",
-                              auto=False, licence="test"))
 
 
 def get_background_generator(settings: GenerativeSettings, device: str = "cpu") -> BackgroundGenerator:

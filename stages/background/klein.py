@@ -19,10 +19,17 @@ from typing import Any
 
 import numpy as np
 
+from packshot.backends import BackendSpec
 from packshot.config import GenerativeSettings
 from packshot.errors import ModelUnavailableError
 from stages.background.compat import import_diffusers
-from stages.background.generators import FillRequest, FluxFillGenerator, fill_generator, locate_model
+from stages.background.generators import (
+    BACKENDS,
+    FillRequest,
+    FluxFillGenerator,
+    fill_generator,
+    locate_model,
+)
 from stages.background.prompts import Embedding, PromptEmbeddings
 
 KLEIN_DEFAULT = "black-forest-labs/FLUX.2-klein-4B"
@@ -125,6 +132,15 @@ def build_tiny_klein(settings: GenerativeSettings, device: str) -> Flux2KleinGen
 
 KLEIN_LICENCE_TEXT = "Apache-2.0 (FLUX.2 [klein] 4B): commercial use allowed"
 TINY_KLEIN_LICENCE = "tiny random-weight FLUX.2 [klein] built locally for tests (no licence terms)"
+
+# auto prefers the licence-clean model: klein goes before FLUX.1 Fill [dev] in the table.
+BACKENDS.register(BackendSpec(
+    "flux2-klein", build_klein, f"FLUX.2 [klein] 4B inpainting (Apache-2.0) from {KLEIN_SETTING}",
+    unavailable=lambda s: None if s.klein_model else f"no FLUX.2 [klein] model (set {KLEIN_SETTING})",
+    licence="apache-2.0",
+), before="flux")
+BACKENDS.register(BackendSpec("tiny-klein", build_tiny_klein, "a random-weight tiny FLUX.2 [klein] (tests)",
+                              auto=False, licence="test"))
 
 
 def load_klein_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):
