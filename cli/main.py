@@ -334,7 +334,7 @@ def check(
 def estimate(
     catalog: Annotated[Path, typer.Argument(help="catalog CSV")],
     brand: Annotated[str | None, typer.Option(help="brand style for rows without one")] = None,
-    provider: Annotated[str | None, typer.Option(help="runway, sora or local")] = None,
+    provider: Annotated[str | None, typer.Option(help="runway, veo, local (sora: retired)")] = None,
     model: Annotated[str | None, typer.Option(help="provider model, e.g. gen4_turbo")] = None,
     duration: Annotated[int | None, typer.Option(help="clip length in seconds")] = None,
     limit: Annotated[int | None, typer.Option(help="only the first N products")] = None,

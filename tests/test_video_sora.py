@@ -59,6 +59,6 @@ def test_withdrawn_api_fails_fast_suggests_another_provider_and_the_run_goes_on(
         runway.stop()
     sora, other = results[:3], results[3]
     assert all(r.status == "failed" and r.error_code == "MODEL_GONE" for r in sora)
-    assert all("PACKSHOT_VIDEO__PROVIDER=runway" in r.error for r in sora)
+    assert all("PACKSHOT_VIDEO__PROVIDER=veo" in r.error and "runway" in r.error for r in sora)
     assert fake.count("create") == 1  # the first answer stopped the other Sora clips
     assert other.status == "succeeded"

@@ -35,7 +35,7 @@ def _check_template(value: str) -> str:
     return value
 
 
-ProviderName = Literal["runway", "sora", "local"]
+ProviderName = Literal["runway", "veo", "sora", "local"]
 
 
 class BrandVideoStyle(BaseModel):

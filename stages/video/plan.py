@@ -141,19 +141,25 @@ def plan_clips(
 
 
 def format_estimate(estimate: CostEstimate) -> str:
-    """A plain-text table for ``packshot estimate``."""
+    """A plain-text table for ``packshot estimate``; columns as wide as their longest value (a SKU or
+    model name is never cut)."""
+    models = [f"{line.provider}/{line.model}" for line in estimate.lines]
+    sku_w = max([3, *(len(line.sku) for line in estimate.lines)])
+    clip_w = max([4, *(len(line.name) for line in estimate.lines)])
+    model_w = max([14, *(len(m) for m in models)])
     header = (
-        f"{'sku':<20} {'clip':<8} {'provider/model':<22} {'sec':>4} {'size':<10} {'$/s':>6} {'cost':>8}  note"
+        f"{'sku':<{sku_w}} {'clip':<{clip_w}} {'provider/model':<{model_w}} {'sec':>4} {'size':<10} "
+        f"{'$/s':>6} {'cost':>8}  note"
     )
     rows = [header, "-" * len(header)]
-    for line in estimate.lines:
+    for line, model in zip(estimate.lines, models, strict=True):
         price = "?" if line.price_usd_per_s is None else f"{line.price_usd_per_s:.3f}"
         cost = "?" if line.cost_usd is None else f"${line.cost_usd:.2f}"
         notes = list(line.notes)
         if not line.within_budget and line.cost_usd is not None:
             notes.insert(0, "OVER CAP: would be skipped")
         rows.append(
-            f"{line.sku[:20]:<20} {line.name[:8]:<8} {(line.provider + '/' + line.model)[:22]:<22} "
+            f"{line.sku:<{sku_w}} {line.name:<{clip_w}} {model:<{model_w}} "
             f"{line.duration_s:>4} {line.size:<10} {price:>6} {cost:>8}  {'; '.join(notes)}"
         )
     within = sum((line.cost_usd or 0.0) for line in estimate.lines if line.within_budget)

@@ -12,10 +12,13 @@ from packshot.config import LoadSettings
 class VideoSettings(BaseModel):
     """Image-to-video ad clips (``stages.video``). Secrets never live here: see ``packshot.secrets``."""
 
-    provider: Literal["runway", "sora", "local", "none"] = Field(
-        "none", description="who renders the clips"
+    provider: Literal["runway", "veo", "sora", "local", "none"] = Field(
+        "none", description="who renders the clips: runway, veo (Google, Gemini API), local (your GPU); "
+        "sora was retired by OpenAI on 2026-09-24"
     )
-    model: str | None = Field(None, description="provider model; default gen4_turbo, sora-2 or local_model")
+    model: str | None = Field(
+        None, description="provider model; default gen4_turbo, veo-3.1-fast-generate-preview or local_model"
+    )
     duration_s: int = Field(
         5, ge=1, le=20, description="clip length in seconds; rounded to what the provider accepts"
     )
@@ -23,7 +26,9 @@ class VideoSettings(BaseModel):
     fit: Literal["pad", "crop"] = Field("pad", description="how the image meets the ratio (never stretched)")
     camera_motion: str = Field("slow-push-in", description="camera move named in the clip prompt")
     max_spend_usd: float = Field(10.0, ge=0, description="spending cap per run, checked before each clip")
-    concurrency: dict[str, int] = Field(default_factory=lambda: {"runway": 2, "sora": 2, "local": 1})
+    concurrency: dict[str, int] = Field(
+        default_factory=lambda: {"runway": 2, "veo": 2, "sora": 2, "local": 1}
+    )
     poll_interval_s: float = 5.0
     poll_max_interval_s: float = 30.0
     poll_timeout_s: float = Field(1800.0, description="give up waiting; a rerun resumes the job")
@@ -39,6 +44,8 @@ class VideoSettings(BaseModel):
     openai_base_url: str | None = None
     runway_secret_block: str | None = Field(None, description="Prefect Secret if RUNWAYML_API_SECRET unset")
     openai_secret_block: str | None = Field(None, description="Prefect Secret block if OPENAI_API_KEY unset")
+    gemini_base_url: str | None = None
+    gemini_secret_block: str | None = Field(None, description="Prefect Secret block if GEMINI_API_KEY unset")
     local_model: str | None = Field(None, description="diffusers i2v model id or directory; 'tiny' in tests")
     local_pipeline: str = Field("LTXImageToVideoPipeline", description="diffusers class of local_model")
     device: str | None = Field(None, description="torch device of the local model (default: PACKSHOT_DEVICE)")
@@ -52,6 +59,8 @@ class VideoSettings(BaseModel):
         default_factory=lambda: {
             "runway/gen4_turbo": 0.05,
             "runway/gen4.5": 0.12,
+            "veo/veo-3.1-fast-generate-preview": 0.10,
+            "veo/veo-3.1-generate-preview": 0.40,
             "sora/sora-2": 0.10,
             "sora/sora-2-pro": 0.30,
             "sora/sora-2-pro@1792x1024": 0.50,
@@ -62,5 +71,6 @@ class VideoSettings(BaseModel):
     )
     prices_source: str = (
         "Runway API: gen4_turbo 5 credits/s, gen4.5 12 credits/s, 1 credit = $0.01; "
+        "Google Veo 3.1 (Gemini API, 720p): Fast $0.10/s, Standard $0.40/s (2026-05); "
         "OpenAI Sora: sora-2 $0.10/s, sora-2-pro $0.30/s at 720p, $0.50/s at 1792x1024 (2026-11)"
     )

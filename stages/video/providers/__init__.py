@@ -21,6 +21,12 @@ def _sora(settings: VideoSettings, device: str) -> VideoProvider:
     return SoraProvider(settings)
 
 
+def _veo(settings: VideoSettings, device: str) -> VideoProvider:
+    from stages.video.providers.veo import VeoProvider
+
+    return VeoProvider(settings)
+
+
 def _local(settings: VideoSettings, device: str) -> VideoProvider:
     from stages.video.providers.local import LocalProvider
 
@@ -39,6 +45,8 @@ def local_licence(settings: VideoSettings) -> str:
 
 PROVIDERS.register(BackendSpec("runway", _runway, "Runway's image-to-video API (runwayml SDK)", auto=False,
                                licence="service"))
+PROVIDERS.register(BackendSpec("veo", _veo, "Google Veo 3.1 through the Gemini API (google-genai SDK)",
+                               auto=False, licence="service"))
 PROVIDERS.register(BackendSpec("sora", _sora, "OpenAI Sora (openai SDK; retired 2026-09-24)", auto=False,
                                licence="service"))
 PROVIDERS.register(BackendSpec("local", _local, "a diffusers image-to-video model on this GPU", auto=False,
@@ -46,5 +54,6 @@ PROVIDERS.register(BackendSpec("local", _local, "a diffusers image-to-video mode
 
 
 def make_provider(name: str, settings: VideoSettings) -> VideoProvider:
-    """The provider ``name`` (runway, sora or local); an unknown name is a ConfigError naming the setting."""
+    """The provider ``name`` (runway, veo, sora or local); an unknown name is a ConfigError naming the
+    setting."""
     return PROVIDERS.spec(name).build(settings, settings.device or "auto")

@@ -30,8 +30,8 @@ SECONDS = (4, 8, 12)
 REFERENCE_MAX_BYTES = 20 * 1024 * 1024
 REJECTION_WORDS = ("moderation", "safety", "policy", "blocked")
 GONE_ADVICE = (
-    "OpenAI has withdrawn the Sora video API (removal announced for 2026-09-24). "
-    "Set PACKSHOT_VIDEO__PROVIDER=runway (or local for a self-hosted model), "
+    "OpenAI shut the Sora video API down on 2026-09-24. "
+    "Set PACKSHOT_VIDEO__PROVIDER=veo (Google Veo 3.1) or runway, or local for a self-hosted model, "
     "or set provider in the brand's video: mapping"
 )
 
