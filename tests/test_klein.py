@@ -143,3 +143,22 @@ def test_a_klein_run_goes_through_every_generative_stage(klein_dir, tmp_path, mo
     assert any(o.get("variant") for p in manifest["products"] for o in p["outputs"])
     assert manifest["licences"]["background:flux2-klein"].startswith("Apache-2.0: commercial use allowed")
     assert "Apache-2.0" in (out / "report.html").read_text()
+
+
+def test_klein_compiles_regionally_with_the_hotswap_slot_and_batches_without_recompiling(klein_dir, klein):
+    from packshot.config import FluxSpeedSettings
+
+    speed = FluxSpeedSettings(compile=True, compile_backend="aot_eager", lora_hotswap=True, lora_max_rank=8,
+                              batch_size=2)
+    compiled = get_background_generator(GenerativeSettings(
+        backend="flux2-klein", klein_model=str(klein_dir), klein_steps=2, max_sequence_length=32,
+        speed=speed), "cpu")
+    assert any("compiled regionally" in n for n in compiled.notes)
+    image = np.full((64, 48, 3), 180, np.uint8)
+    mask = np.zeros((64, 48), bool)
+    mask[:30] = True
+    first = compiled.fill_batch([(image, mask, "a table", 1), (image, mask, "a beach", 2)])
+    again = compiled.fill_batch([(image, mask, "a kitchen", 3), (image, mask, "a beach", 2)])
+    assert compiled.recompiles == 0 and np.array_equal(first[1], again[1])
+    eager = klein.fill(image, mask, "a beach", 2)
+    assert np.abs(eager.astype(int) - first[1]).max() <= 1  # compiling changes no pixel beyond rounding
