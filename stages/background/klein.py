@@ -210,19 +210,9 @@ def build_tiny_klein_pipeline(seed: int = 0):
 
 def ensure_tiny_klein_model(directory: Path | None = None) -> Path:
     """Build and ``save_pretrained`` the tiny pipeline once (atomically); return the directory."""
-    directory = Path(directory or default_tiny_dir())
-    if (directory / "model_index.json").is_file():
-        return directory
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
-    build_tiny_klein_pipeline().save_pretrained(staging)
-    try:
-        staging.rename(directory)
-    except OSError:  # another process won the race; its copy is identical
-        import shutil
+    from stages.background.tiny import save_pretrained_once
 
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+    return save_pretrained_once(Path(directory or default_tiny_dir()), build_tiny_klein_pipeline)
 
 
 def _tiny_qwen_tokenizer():

@@ -94,13 +94,17 @@ def build_tiny_fill_pipeline(seed: int = 0):
 
 def ensure_tiny_fill_model(directory: Path | None = None) -> Path:
     """Build and ``save_pretrained`` the tiny pipeline once; return the directory to load from."""
-    directory = Path(directory or default_cache_dir())
+    return save_pretrained_once(Path(directory or default_cache_dir()), build_tiny_fill_pipeline)
+
+
+def save_pretrained_once(directory: Path, build) -> Path:
+    """``build().save_pretrained(directory)`` unless a pipeline is already there; returns ``directory``."""
     if (directory / "model_index.json").is_file():
         return directory
     directory.parent.mkdir(parents=True, exist_ok=True)
     # Save into a sibling temp dir and rename, so a concurrent worker never sees a half-written model.
     staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
-    build_tiny_fill_pipeline().save_pretrained(staging)
+    build().save_pretrained(staging)
     try:
         staging.rename(directory)
     except OSError:  # another process won the race; its copy is identical
