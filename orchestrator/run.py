@@ -26,6 +26,7 @@ from orchestrator.review.rerun import check_skus
 from orchestrator.settings import Settings, get_settings
 from packshot.lease import Lease, acquire_lease
 from packshot.schemas.results import ProductResult, RunManifest
+from packshot.storage import check_output
 from packshot.types import Catalog, Product
 from stages.video.providers import make_provider
 
@@ -78,6 +79,7 @@ def start_run(options: RunOptions, run_id: str, settings: Settings | None = None
     products = catalog.products[: options.limit] if options.limit else catalog.products
     check_skus(options.skus, products)
     ctx = get_context(options, settings)
+    check_output(ctx.storage)  # a missing bucket or a read-only folder: one line, before any work
     # One run per output at a time: a second one is refused with one line naming the first (see
     # the README's "When two runs, publishes or reviews meet"); never two paying for the same clips.
     lease = acquire_lease(ctx.storage, "run", f"packshot run {options.catalog} (run {run_id})")
