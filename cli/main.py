@@ -21,8 +21,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+# soft_wrap: a message is never cut into lines at the terminal's width (a long path would otherwise be
+# split mid-word, and a log or a script would read a different message at each width).
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _prefect_defaults(verbose: bool) -> None:
@@ -40,7 +42,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except PackshotError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")  # messages may hold [brackets]
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # literal [brackets]
             raise typer.Exit(2) from None
 
     return wrapper
@@ -111,6 +113,9 @@ def run(
         for line in options_problem(exc).splitlines():
             err.print(f"[bold red]error:[/] {line}", highlight=False)
         raise typer.Exit(2) from None
+    from packshot.storage import check_output, open_storage
+
+    check_output(open_storage(options.out))  # a missing bucket, a read-only folder: one line, before any work
     # A file: fail fast on an unreadable catalog, and size the bar. A store or feed URL is read once,
     # by the run itself (reading it twice would page through the whole store twice).
     from orchestrator.licences import check_licences
@@ -197,18 +202,22 @@ def _print_problems(output: str, shown: int = 20) -> None:
 @app.command()
 @friendly
 def review(
-    out: Annotated[Path, typer.Argument(help="a run's output folder (it holds manifest.json)")],
+    out: Annotated[str, typer.Argument(help="a run's output: folder or s3://bucket/prefix")],
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
     host: Annotated[str, typer.Option(help="address to bind; keep the default 127.0.0.1")] = "127.0.0.1",
 ):
     """Review a run in the browser: approve or reject each image, correct boxes, export the approved."""
-    if not (out / "manifest.json").is_file():
-        raise PackshotError(f"{out} has no manifest.json: give the --out folder of a finished `packshot run` "
-                            "(S3 runs: copy the folder locally first)")
-    from orchestrator.review.server import serve
+    from orchestrator.review.server import create_app, serve_app
+    from packshot.storage import check_location, check_output, open_storage
 
-    console.print(f"reviewing {out}: open [bold]http://{host}:{port}/[/] (Ctrl+C to stop)")
-    serve(out, host=host, port=port)
+    if "://" not in check_location(out) and not (Path(out) / "manifest.json").is_file():
+        raise PackshotError(f"{out} has no manifest.json: give the --out of a finished `packshot run` "
+                            "(a folder or s3://bucket/prefix)")
+    storage = open_storage(out)
+    check_output(storage)  # a missing bucket or a read-only folder: one line now, not at the first decision
+    app_ = create_app(storage, host)  # one line when the run's manifest is missing or damaged
+    console.print(f"reviewing {out}: open [bold]http://{host}:{port}/[/] (Ctrl+C to stop)", soft_wrap=True)
+    serve_app(app_, host=host, port=port)
 
 
 @app.command()

@@ -76,6 +76,14 @@ def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
         worker = served_result(load_models_task.delay(options), settings.orchestration.gpu_worker_pickup_s)
         use_described_backends(options, worker["backends"], settings)
     run = start_run(options, new_run_id(), settings)  # loads models once, before the batches start
+    try:
+        summary = _process(run, options, served)
+    finally:  # a failed batch, a stop: the output's run lease is given back (finish_run gives it too)
+        run.release()
+    return summary, worker
+
+
+def _process(run, options: RunOptions, served: bool) -> RunSummary:
     progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="products done")
     finished = [0]
 
@@ -104,7 +112,7 @@ def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
             clips.raise_it()
     summary = finish_run(run, parts=parts)
     publish_artifacts(summary)
-    return summary, worker
+    return summary
 
 
 def served_result(future, pickup_s: float):

@@ -91,45 +91,50 @@ def catalog_fanout(
     """Split the catalog into ``shards``, process them on the pool's workers, merge one manifest."""
     logger = get_run_logger()
     run = start_run(options, new_run_id())
-    ctx, catalog, products, run_id = run.ctx, run.catalog, run.products, run.run_id
-    shards = max(1, min(shards, len(products) or 1))
+    try:
+        ctx, catalog, products, run_id = run.ctx, run.catalog, run.products, run.run_id
+        shards = max(1, min(shards, len(products) or 1))
 
-    runs: list[FlowRun] = []
-    for i in range(shards):
-        params = {"options": options.model_dump(mode="json"), "shard": i, "shards": shards, "run_id": run_id}
-        runs.append(run_deployment(deployment, parameters=params, timeout=0,
-                                   flow_run_name=f"shard {i + 1}/{shards}"))
-    logger.info("started %d shard runs on %s", shards, deployment)
+        runs: list[FlowRun] = []
+        for i in range(shards):
+            params = {"options": options.model_dump(mode="json"), "shard": i, "shards": shards,
+                      "run_id": run_id}
+            runs.append(run_deployment(deployment, parameters=params, timeout=0,
+                                       flow_run_name=f"shard {i + 1}/{shards}"))
+        logger.info("started %d shard runs on %s", shards, deployment)
 
-    progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="shards done")
-    workers: set[tuple[str, int]] = set()
-    outcomes: list[list[str] | str] = []  # per shard: its spool parts, or why it has none
-    for i, shard_run in enumerate(runs):
-        state = _wait(shard_run, deadline=time.monotonic() + shard_timeout_s)
-        key = shard_key(run_id, i)
-        if state is not None and state.is_completed() and ctx.storage.exists(key):
-            record = json.loads(ctx.storage.read_bytes(key))
-            workers.add((record["host"], record["worker_pid"]))
-            outcomes.append(record["parts"])
-        else:
-            ended = state.name if state else "unknown"
-            outcomes.append(f"shard {i + 1}/{shards} ended {ended}: rerun the catalog")
-        update_progress_artifact(progress_id, progress=100.0 * (i + 1) / shards)
+        progress_id = create_progress_artifact(progress=0.0, key="packshot-progress",
+                                               description="shards done")
+        workers: set[tuple[str, int]] = set()
+        outcomes: list[list[str] | str] = []  # per shard: its spool parts, or why it has none
+        for i, shard_run in enumerate(runs):
+            state = _wait(shard_run, deadline=time.monotonic() + shard_timeout_s)
+            key = shard_key(run_id, i)
+            if state is not None and state.is_completed() and ctx.storage.exists(key):
+                record = json.loads(ctx.storage.read_bytes(key))
+                workers.add((record["host"], record["worker_pid"]))
+                outcomes.append(record["parts"])
+            else:
+                ended = state.name if state else "unknown"
+                outcomes.append(f"shard {i + 1}/{shards} ended {ended}: rerun the catalog")
+            update_progress_artifact(progress_id, progress=100.0 * (i + 1) / shards)
 
-    spool = ResultSpool(ctx.storage, run_id)
+        spool = ResultSpool(ctx.storage, run_id)
 
-    def results() -> Iterator[ProductResult]:
-        """Every product's result in catalog order, streamed from the shards' spool parts."""
-        for i, outcome in enumerate(outcomes):
-            if isinstance(outcome, list):
-                yield from spool.stream(outcome)
-                continue
-            for p in products[shard_slice(len(products), i, shards)]:
-                yield ProductResult(sku=p.sku, status="failed", error=outcome, source_file=p.source_file,
-                                    source_line=p.source_line)
-        yield from invalid_rows(catalog)
+        def results() -> Iterator[ProductResult]:
+            """Every product's result in catalog order, streamed from the shards' spool parts."""
+            for i, outcome in enumerate(outcomes):
+                if isinstance(outcome, list):
+                    yield from spool.stream(outcome)
+                    continue
+                for p in products[shard_slice(len(products), i, shards)]:
+                    yield ProductResult(sku=p.sku, status="failed", error=outcome, source_file=p.source_file,
+                                        source_line=p.source_line)
+            yield from invalid_rows(catalog)
 
-    summary = finish_run(run, results())
-    publish_artifacts(summary)
+        summary = finish_run(run, results())
+        publish_artifacts(summary)
+    finally:  # the fan-out holds the output's run lease for its shards; given back however it ends
+        run.release()
     return {**summary.as_dict(), "shards": shards,
             "workers": sorted(f"{host}:{pid}" for host, pid in workers)}

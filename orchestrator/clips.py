@@ -83,7 +83,8 @@ def add_clips(results: list, products: list[Product], ctx) -> None:
     """Render one ad clip per finished product and add it to the product's results.
 
     The job ledger lives in the run folder (``.video/`` locally; a local state folder per output for
-    S3 runs), so a rerun resumes the jobs it already paid for instead of submitting them again.
+    S3 runs), so a rerun resumes the jobs it already paid for instead of submitting them again; a clip
+    already in the output under its content-keyed name is used even when the ledger lost its entry.
     """
     import hashlib
     import io
@@ -114,7 +115,10 @@ def add_clips(results: list, products: list[Product], ctx) -> None:
         stored[uri] = (relpath, data)
         return uri
 
-    clips = render_clips(requests, ctx.settings.video, _video_state_dir(ctx), write_output)
+    def find_output(relpath: str) -> str | None:
+        return f"{ctx.storage.uri.rstrip('/')}/{relpath}" if ctx.storage.exists(relpath) else None
+
+    clips = render_clips(requests, ctx.settings.video, _video_state_dir(ctx), write_output, find_output)
     by_result = {r.sku: r for r in results}
     for product, reason in problems:
         by_result[product.sku].notes.append(f"video: no clip ({reason})")

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from packshot.csvsafe import SafeDictWriter
 from packshot.schemas.results import ProductResult, RunManifest
-from packshot.storage import Storage, disk_error, output_mode
+from packshot.storage import Storage, disk_error, output_mode, stale_temp_files
 
 COUNT_KEYS = ("done", "needs_review", "skipped", "failed", "invalid", "outputs", "failed_checks")
 MAX_RUN_NOTES = 50  # distinct product notes repeated at the top of the manifest and report
@@ -325,17 +325,23 @@ def manifest_csv(manifest: RunManifest) -> str:
     return buf.getvalue()
 
 
-TEMP_GRACE_S = 600  # temp files this much older than a run's start belong to no live writer
-DEAD_SPOOL_S = 12 * 3600  # a result spool not written to for this long belongs to a dead run
+TEMP_GRACE_S = 600  # other writers' (review, publish) temp files this much older than a run are dead
+# Files the review server and publish write into a run folder under their own leases: their temp
+# files may belong to a live writer, so only these keep the grace period.
+OTHER_WRITERS = ("review.json", "review.damaged-", "approved.json", "approved.csv", "publish_ledger.json")
 
 
 def clean_leftovers(storage: Storage, run_id: str, started: float) -> list[str]:
     """What killed runs left in the output, cleaned at the start of a run (``started``: unix time):
     temp files and unfinished multipart uploads, result spools of dead runs, and a torn
-    manifest.json/manifest.csv pair. Returns one note per thing done."""
+    manifest.json/manifest.csv pair. Returns one note per thing done.
+
+    The caller holds the output's run lease (:func:`packshot.lease.acquire_lease`), so no other run
+    is writing: the run's own temp files and spools are removed at once, whatever their age."""
     notes: list[str] = []
-    steps = ((storage.clean_leftovers, (started - TEMP_GRACE_S,)),
-             (remove_dead_spools, (storage, run_id, started - DEAD_SPOOL_S)),
+    steps = ((remove_dead_temp_files, (storage,)),
+             (storage.clean_leftovers, (started - TEMP_GRACE_S,)),
+             (remove_dead_spools, (storage, run_id, started)),
              (repair_manifest_pair, (storage,)))
     for step, args in steps:
         try:
@@ -343,6 +349,23 @@ def clean_leftovers(storage: Storage, run_id: str, started: float) -> list[str]:
         except Exception as exc:  # tidying up must never stop a run (a bucket policy without List ...)
             notes.append(f"could not clean up after earlier runs ({type(exc).__name__}: {exc}); carrying on")
     return notes
+
+
+def remove_dead_temp_files(storage: Storage) -> list[str]:
+    """Temp files of runs (``.manifest.csv.<random>.tmp`` ...) under a local output, removed at once:
+    with the run lease held they belong to no live writer. Those of the review server and publish
+    wait for the grace period (:data:`TEMP_GRACE_S`)."""
+    probe = storage.local_path("manifest.json")
+    if probe is None:
+        return []
+    removed = 0
+    root = probe.parent
+    for path in stale_temp_files(root, float("inf")):  # any age: the lease says no run is writing
+        if not path.name[1:].startswith(OTHER_WRITERS):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return [f"removed {removed} temp file(s) left by an interrupted run"] if removed else []
 
 
 def remove_dead_spools(storage: Storage, run_id: str, older_than: float) -> list[str]:

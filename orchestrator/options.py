@@ -117,6 +117,17 @@ class RunOptions(BaseModel):
             raise ValueError(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(known)}")
         return list(dict.fromkeys(names))
 
+    @field_validator("out", "from_review")
+    @classmethod
+    def _well_formed_location(cls, target: str | None) -> str | None:
+        from packshot.errors import ConfigError
+        from packshot.storage import check_location
+
+        try:
+            return check_location(target) if target else target
+        except ConfigError as exc:  # s3:/bucket (one slash) would otherwise be a local folder "s3:"
+            raise ValueError(str(exc)) from None
+
     @field_validator("stages")
     @classmethod
     def _unique_stages(cls, names: list[StageName]) -> list[StageName]:

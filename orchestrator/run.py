@@ -25,7 +25,9 @@ from orchestrator.report import ReportWriter, summary_markdown
 from orchestrator.review.decisions import REVIEW_KEY
 from orchestrator.review.rerun import check_skus
 from orchestrator.settings import Settings, get_settings
+from packshot.lease import Lease, acquire_lease
 from packshot.schemas.results import ProductResult, RunManifest
+from packshot.storage import check_output
 from packshot.types import Catalog, Product
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,13 @@ class CatalogRun:
     products: list[Product]
     batches: list[list[Product]]
     ctx: RunContext
+    lease: Lease | None = None  # the output's run lease, held until finish_run (or release())
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def release(self) -> None:
+        """Give the output's run lease back (finish_run does; call it when a run stops early)."""
+        if self.lease is not None:
+            self.lease.release()
 
 
 @dataclass
@@ -72,14 +80,22 @@ def start_run(options: RunOptions, run_id: str, settings: Settings | None = None
     check_skus(options.skus, products)
     check_licences(settings, list(options.stages))  # before any model loads: one line naming the model
     ctx = get_context(options, settings)
-    write_run_snapshot(ctx.storage, catalog, options.catalog, run_id)  # exactly what this run read
-    size = options.batch_size or settings.batch_size
-    batches = [products[i : i + size] for i in range(0, len(products), size)]
-    log.info("%s: %d products, %d bad rows (%s format)", catalog.path, len(products),
-             len(catalog.errors), catalog.format)
-    run = CatalogRun(options, run_id, catalog, products, batches, ctx)
-    for note in clean_leftovers(ctx.storage, run_id, run.started.timestamp()):
-        log.warning("%s: %s", ctx.storage.uri, note)
+    check_output(ctx.storage)  # a missing bucket or a read-only folder: one line, before any work
+    # One run per output at a time: a second one is refused with one line naming the first (see
+    # the README's "When two runs, publishes or reviews meet"); never two paying for the same clips.
+    lease = acquire_lease(ctx.storage, "run", f"packshot run {options.catalog} (run {run_id})")
+    try:
+        write_run_snapshot(ctx.storage, catalog, options.catalog, run_id)  # exactly what this run read
+        size = options.batch_size or settings.batch_size
+        batches = [products[i : i + size] for i in range(0, len(products), size)]
+        log.info("%s: %d products, %d bad rows (%s format)", catalog.path, len(products),
+                 len(catalog.errors), catalog.format)
+        run = CatalogRun(options, run_id, catalog, products, batches, ctx, lease)
+        for note in clean_leftovers(ctx.storage, run_id, run.started.timestamp()):
+            log.warning("%s: %s", ctx.storage.uri, note)
+    except BaseException:
+        lease.release()
+        raise
     return run
 
 
@@ -125,17 +141,20 @@ def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
         backends=ctx.backends(), licences=licences(ctx), products=[],
     )
     tally = RunTally()
-    with ManifestWriter(ctx.storage) as manifest, ReportWriter(ctx.storage) as report:
-        for result in results:
-            tally.add(result)
-            manifest.add(result)
-            report.add(result)
-        header.notes = ctx.rerun.notes + tally.note_list()
-        header.review = REVIEW_KEY if ctx.storage.exists(REVIEW_KEY) else None
-        json_uri, csv_uri = manifest.publish(header)
-        counts = tally.counts()
-        report_uri = report.publish(header, counts)
-    spool.remove()
+    try:
+        with ManifestWriter(ctx.storage) as manifest, ReportWriter(ctx.storage) as report:
+            for result in results:
+                tally.add(result)
+                manifest.add(result)
+                report.add(result)
+            header.notes = ctx.rerun.notes + tally.note_list()
+            header.review = REVIEW_KEY if ctx.storage.exists(REVIEW_KEY) else None
+            json_uri, csv_uri = manifest.publish(header)
+            counts = tally.counts()
+            report_uri = report.publish(header, counts)
+        spool.remove()
+    finally:
+        run.release()
     # S3 outputs: a presigned link a person can open; local outputs: the file's path.
     report_link = report_uri if ctx.storage.local_path("report.html") else ctx.storage.link("report.html")
     log.info("done %(done)d, needs review %(needs_review)d, skipped %(skipped)d, failed %(failed)d, "

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
@@ -365,12 +366,73 @@ def make_s3_client(settings: StorageSettings | None = None):
 
 
 def open_storage(target: str | Path, settings: StorageSettings | None = None) -> Storage:
-    target = str(target)
+    target = check_location(str(target))
     if target.startswith("s3://"):
         s = settings or StorageSettings()
         return S3Storage(target, client=make_s3_client(s), presign_expiry_s=s.presign_expiry_s,
                          multipart_threshold_mb=s.multipart_threshold_mb,
                          multipart_chunk_mb=s.multipart_chunk_mb)
-    if "://" in target:
-        raise ConfigError(f"unsupported output location {target!r}: use a folder or s3://bucket/prefix")
-    return LocalStorage(target)
+    try:
+        return LocalStorage(target)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the output folder {target}: {exc.strerror or exc}; choose "
+                          "another --out folder") from None
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_location(target: str) -> str:
+    """``target`` when it is a folder path or a well-formed ``s3://bucket/prefix``; else one
+    :class:`ConfigError` line (``s3:/bucket`` with one slash, ``s3:bucket``, another scheme, a bucket
+    name S3 would refuse) before any work is done. Returns it unchanged."""
+    scheme = _SCHEME.match(target)
+    if target.lower().startswith("s3://"):
+        bucket = target[5:].partition("/")[0]
+        if not target.startswith("s3://"):
+            raise ConfigError(f"bad S3 location {target!r}: write the scheme in lower case, s3://bucket/prefix")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise ConfigError(f"bad S3 location {target!r}: {bucket!r} is not a valid bucket name "
+                              "(3-63 lower-case letters, digits, dots and hyphens); write s3://bucket/prefix")
+        return target
+    if scheme and (target[scheme.end():].startswith("/") or scheme.group(1).lower() in _KNOWN_SCHEMES
+                   or "://" in target):
+        raise ConfigError(f"unsupported or malformed output location {target!r}: use a folder or "
+                          "s3://bucket/prefix (two slashes)")
+    return target
+
+
+_KNOWN_SCHEMES = {"s3", "s3a", "s3n", "gs", "gcs", "az", "abfs", "abfss", "wasb", "http", "https", "file",
+                  "ftp", "sftp", "hdfs", "r2", "minio"}
+
+
+def check_output(storage: Storage) -> None:
+    """Fail with one :class:`ConfigError` line, before any work, when ``storage`` cannot be written:
+    a local folder that is read-only or not a folder, an S3 bucket that does not exist or refuses
+    us. Writes and removes a probe file locally; asks S3 for the bucket (HeadBucket)."""
+    probe_dir = storage.local_path(".probe")
+    if probe_dir is not None:
+        root = probe_dir.parent
+        try:
+            fd, probe = tempfile.mkstemp(dir=root, prefix=".write-probe.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(f"cannot write to the output folder {root} ({exc.strerror or exc}): make it "
+                              "writable or choose another --out") from None
+        return
+    if isinstance(storage, S3Storage):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            storage.client.head_bucket(Bucket=storage.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            what = {"404": "does not exist", "NoSuchBucket": "does not exist",
+                    "403": "refuses access to these credentials"}.get(code, f"answered {code}")
+            raise ConfigError(f"the S3 bucket {storage.bucket!r} of {storage.uri} {what}: create it or "
+                              "fix --out (and the AWS credentials)") from None
+        except BotoCoreError as exc:
+            raise ConfigError(f"cannot reach S3 for {storage.uri} ({exc}); check "
+                              "PACKSHOT_STORAGE__S3_ENDPOINT_URL and the network") from None

@@ -356,10 +356,13 @@ def test_leftovers_of_killed_runs_are_cleaned_on_the_next_start(tmp_path):
     root = tmp_path / "out"
     now = time.time()
     (root / "A").mkdir()
-    for name, age in ((".packshot.png.k1.tmp", 7200), (".fresh.png.k2.tmp", 0)):
+    # With the run lease held no other run writes here: a run's temp files go whatever their age (a
+    # run killed a second ago), the review server's fresh ones stay (it may be writing now).
+    for name, age in ((".packshot.png.k1.tmp", 7200), (".fresh.png.k2.tmp", 0), (".review.json.k3.tmp", 0),
+                      (".review.json.k4.tmp", 7200)):
         (root / "A" / name).write_bytes(b"")
         os.utime(root / "A" / name, (now - age, now - age))
-    for run, age in (("dead", 2 * 86400), ("live", 60)):
+    for run, age in (("dead", 2 * 86400), ("killed", 60), ("this-run", 60)):
         (root / ".runs" / run).mkdir(parents=True)
         (root / ".runs" / run / "00000.jsonl").write_text("")
         os.utime(root / ".runs" / run / "00000.jsonl", (now - age, now - age))
@@ -371,9 +374,9 @@ def test_leftovers_of_killed_runs_are_cleaned_on_the_next_start(tmp_path):
     (root / "manifest.csv").write_text("sku,status\nOLD,done\n")  # killed between the two renames
 
     notes = clean_leftovers(storage, "this-run", now)
-    assert len(notes) == 3, notes
-    assert sorted(p.name for p in (root / "A").iterdir()) == [".fresh.png.k2.tmp"]
-    assert sorted(p.name for p in (root / ".runs").iterdir()) == ["live"]
+    assert len(notes) == 4, notes
+    assert sorted(p.name for p in (root / "A").iterdir()) == [".review.json.k3.tmp"]
+    assert sorted(p.name for p in (root / ".runs").iterdir()) == ["this-run"]
     published = RunManifest.model_validate_json((root / "manifest.json").read_text())
     assert (root / "manifest.csv").read_bytes().decode() == manifest_csv(published)
     assert clean_leftovers(storage, "this-run", now) == []  # nothing left to do

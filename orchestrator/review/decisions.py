@@ -20,7 +20,9 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -157,15 +159,53 @@ class ReviewFile(BaseModel):
 
 
 def load_review(storage: Storage) -> tuple[ReviewFile, str | None]:
-    """The run's review and None, or an empty review and a note when the file is missing or damaged."""
-    if not storage.exists(REVIEW_KEY):
+    """The run's review and None, or what could be read of it and a note: a missing file is no
+    decisions; a damaged entry is left out (the others hold); an unreadable file is no decisions."""
+    try:
+        data = storage.read_bytes(REVIEW_KEY) if storage.exists(REVIEW_KEY) else None
+    except OSError as exc:
+        return ReviewFile(), f"{REVIEW_KEY} could not be read ({exc}); starting with no decisions"
+    if data is None:
         return ReviewFile(), None
     try:
-        return ReviewFile.model_validate_json(storage.read_bytes(REVIEW_KEY)), None
+        return ReviewFile.model_validate_json(data), None
     except (ValidationError, ValueError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0][:200]
-        return ReviewFile(), (f"{REVIEW_KEY} could not be read ({first}); starting with no decisions. "
-                              "The damaged file is kept as review.damaged-<time>.json at the next save.")
+    kept = _readable_entries(data)
+    if kept is not None:
+        review, dropped = kept
+        return review, (f"{REVIEW_KEY}: {dropped} damaged entr{'y' if dropped == 1 else 'ies'} left out "
+                        f"({first}); the other decisions hold. The file as it was is kept as "
+                        "review.damaged-<time>.json at the next save.")
+    return ReviewFile(), (f"{REVIEW_KEY} could not be read ({first}); starting with no decisions. "
+                          "The damaged file is kept as review.damaged-<time>.json at the next save.")
+
+
+def _readable_entries(data: bytes) -> tuple[ReviewFile, int] | None:
+    """The entries of a review file that are valid one by one, and how many were not; None when the
+    file is not a JSON object of the review's tables at all."""
+    import json
+
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    review, dropped = ReviewFile(), 0
+    tables = {"outputs": (review.outputs, Decision), "products": (review.products, Decision),
+              "corrections": (review.corrections, ProductCorrection)}
+    for name, (table, model) in tables.items():
+        entries = raw.get(name, {})
+        if not isinstance(entries, dict):
+            dropped += 1
+            continue
+        for key, value in entries.items():
+            try:
+                table[key] = model.model_validate(value)
+            except (ValidationError, ValueError, TypeError):
+                dropped += 1
+    return (review, dropped) if dropped else None
 
 
 def save_review(storage: Storage, review: ReviewFile) -> str:
@@ -174,38 +214,85 @@ def save_review(storage: Storage, review: ReviewFile) -> str:
     return storage.write_bytes(REVIEW_KEY, review.model_dump_json(indent=1).encode(), "application/json")
 
 
+def stored_version(storage: Storage, key: str) -> object:
+    """Something that changes whenever ``key``'s content does (None when it is missing): the file's
+    modification time and size locally, the object's ETag on S3. Cheap: no content is read."""
+    path = storage.local_path(key)
+    if path is not None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+    files = [f for f in storage.list_files(str(PurePosixPath(key).parent).strip(".")) if f.key == key]
+    return files[0].digest if files else None
+
+
+LEASE_WAIT_S = 30.0  # a decision waits this long for another review server's save to finish
+
+
 class ReviewStore:
-    """The review of one run as the review server holds it: decisions are applied under a lock and
-    saved at once, so concurrent requests never lose each other's decisions."""
+    """The review of one run as a review server holds it. Every change is a read-modify-write of
+    ``review.json`` under the output's ``review`` lease (an OS file lock, or a conditional create on
+    S3): the file is read again, the one decision applied, and the file saved, so two review servers
+    (or two browser tabs, or a server and a script) on one folder never lose each other's decisions.
+    Reads see the other servers' decisions too: the file is read again when it changed."""
 
     def __init__(self, storage: Storage):
         self.storage = storage
         self._lock = threading.Lock()
-        self.review, self.note = load_review(storage)
-        self._damaged = self.note is not None
+        self._version: object = None
+        self.review, self.note = ReviewFile(), None
+        self._damaged = False
+        self.refresh()
 
-    def decide(self, decision: Decision) -> Decision:
-        """Record ``decision`` (its ``basis`` set by the caller) and save the file."""
+    def refresh(self) -> ReviewFile:
+        """The review as it is on storage now (read again only when the file changed)."""
         with self._lock:
+            self._reload()
+            return self.review
+
+    def _reload(self) -> None:
+        version = stored_version(self.storage, REVIEW_KEY)
+        if version is not None and version == self._version:
+            return
+        self.review, self.note = load_review(self.storage)
+        self._damaged = self.note is not None and version is not None
+        self._version = version
+
+    @contextmanager
+    def _change(self) -> Iterator[ReviewFile]:
+        """The current review, to change in place; saved under the lease when the block ends."""
+        from packshot.lease import acquire_lease
+
+        with self._lock, acquire_lease(self.storage, "review", "packshot review (saving a decision)",
+                                       wait_s=LEASE_WAIT_S):
+            self._version = None  # read it again under the lease: another server may have saved
+            self._reload()
             if self._damaged:  # keep the merchant's unreadable file rather than overwrite it
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
                 self.storage.write_bytes(f"review.damaged-{stamp}.json", self.storage.read_bytes(REVIEW_KEY))
-                self._damaged = False
-            table = self.review.outputs if decision.key is not None else self.review.products
+            yield self.review
+            save_review(self.storage, self.review)
+            self._damaged, self.note = False, None
+            self._version = stored_version(self.storage, REVIEW_KEY)
+
+    def decide(self, decision: Decision) -> Decision:
+        """Record ``decision`` (its ``basis`` set by the caller) and save the file."""
+        with self._change() as review:
+            table = review.outputs if decision.key is not None else review.products
             table[decision.key if decision.key is not None else decision.sku] = decision
             if decision.correction is not None:
-                before = self.review.corrections.get(decision.sku, ProductCorrection())
-                self.review.corrections[decision.sku] = before.merged(decision.correction)
-            save_review(self.storage, self.review)
-            return decision
+                before = review.corrections.get(decision.sku, ProductCorrection())
+                review.corrections[decision.sku] = before.merged(decision.correction)
+        return decision
 
     def undo(self, sku: str, key: str | None) -> bool:
-        with self._lock:
-            table = self.review.outputs if key is not None else self.review.products
+        removed = False
+        with self._change() as review:
+            table = review.outputs if key is not None else review.products
             removed = table.pop(key if key is not None else sku, None) is not None
-            if removed:
-                save_review(self.storage, self.review)
-            return removed
+        return removed
 
 
 def approved_products(manifest: RunManifest, review: ReviewFile) -> Iterator[ProductResult]:

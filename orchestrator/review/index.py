@@ -10,10 +10,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from orchestrator.report import thumb_key as report_thumb_key
-from orchestrator.review.decisions import Correction, Decision, ReviewFile, valid_key
+from orchestrator.review.decisions import Correction, Decision, ReviewFile, stored_version, valid_key
+from packshot.errors import PackshotError
 from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
-from packshot.storage import LocalStorage
+from packshot.storage import Storage
 
 SHA = re.compile(r"[0-9a-f]{64}")
 POINT_BACKENDS = ("sam", "tiny")  # segmenters that take include/exclude points
@@ -29,34 +32,47 @@ def warnings_of(p: ProductResult) -> list[str]:
 
 @dataclass
 class RunIndex:
-    """The products of one local run folder, in catalog order."""
+    """The products of one run (a local folder or an S3 prefix), in catalog order."""
 
-    storage: LocalStorage
+    storage: Storage
     manifest: RunManifest
-    mtime: float
+    version: object  # manifest.json's stored version (mtime and size, or ETag) when read
     by_sku: dict[str, ProductResult]
     files: set[str]  # every key the page may show: outputs and source previews
 
     @classmethod
-    def load(cls, storage: LocalStorage) -> RunIndex:
-        path = storage.local_path("manifest.json")
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: is {storage.uri} a packshot run folder?")
-        manifest = RunManifest.model_validate_json(path.read_bytes())
+    def load(cls, storage: Storage) -> RunIndex:
+        """The index of the run in ``storage``; one-line :class:`PackshotError` when its manifest is
+        missing or damaged (a rerun writes a whole new one)."""
+        version = stored_version(storage, "manifest.json")
+        if version is None:
+            raise PackshotError(f"{storage.uri} has no manifest.json: give the --out of a finished "
+                                "`packshot run` (a folder or s3://bucket/prefix)")
+        try:
+            manifest = RunManifest.model_validate_json(storage.read_bytes("manifest.json"))
+        except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+            first = str(exc).splitlines()[0][:200]
+            raise PackshotError(f"{storage.uri}: manifest.json is damaged ({first}); run the catalog "
+                                "into this output again to rewrite it") from None
         by_sku = {p.sku: p for p in manifest.products if p.sku is not None}
         files = {o.key for p in manifest.products for o in p.outputs if valid_key(o.key)}
         previews = {p.source_preview for p in manifest.products if p.source_preview}
         files |= {key for key in previews if valid_key(key)}
-        return cls(storage, manifest, path.stat().st_mtime, by_sku, files)
+        return cls(storage, manifest, version, by_sku, files)
 
     def fresh(self) -> RunIndex:
-        """This index, or a new one when ``manifest.json`` changed on disk."""
-        path = self.storage.local_path("manifest.json")
+        """This index, or a new one when ``manifest.json`` changed (a rerun finished); this one when
+        the new file cannot be read (a rerun is writing it)."""
         try:
-            changed = path.stat().st_mtime != self.mtime
-        except OSError:
+            changed = stored_version(self.storage, "manifest.json") not in (None, self.version)
+        except Exception:  # storage unreachable for a moment: keep showing what we have
             changed = False
-        return RunIndex.load(self.storage) if changed else self
+        if not changed:
+            return self
+        try:
+            return RunIndex.load(self.storage)
+        except PackshotError:
+            return self
 
     @property
     def takes_points(self) -> bool:
@@ -142,7 +158,13 @@ def product_decision(p: ProductResult, review: ReviewFile) -> str:
     return review.verdict(p)
 
 
-def thumb_key(storage: LocalStorage, rec: OutputRecord) -> str | None:
-    """The report's thumbnail of ``rec`` when it made one, else None."""
+def thumb_key(storage: Storage, rec: OutputRecord, thumbs: set[str] | None = None) -> str | None:
+    """The report's thumbnail of ``rec`` when it made one, else None. ``thumbs``: the keys under
+    ``thumbs/`` when known (an S3 run lists them once rather than asking per image)."""
     key = report_thumb_key(rec)
-    return key if key is not None and Path(storage.local_path(key)).is_file() else None
+    if key is None:
+        return None
+    if thumbs is not None:
+        return key if key in thumbs else None
+    path = storage.local_path(key)
+    return key if path is not None and Path(path).is_file() else None

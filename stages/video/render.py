@@ -22,7 +22,7 @@ from packshot.errors import PackshotError
 from packshot.secrets import redact
 from packshot.types import slugify
 from stages.video.framing import fit_to_frame
-from stages.video.ledger import JobLedger
+from stages.video.ledger import STICKY_FAILURES, JobLedger, submitter_alive
 from stages.video.plan import resolve_clip
 from stages.video.providers.base import (
     ClipFailedError,
@@ -39,14 +39,21 @@ from stages.video.spec import ClipRequest, ClipResult, ClipSpec
 log = logging.getLogger("stages.video")
 
 MAX_URL_REFRESHES = 2
-STICKY_FAILURES = ("AMBIGUOUS_SUBMISSION", "INTERRUPTED_SUBMISSION")
+
+
+def clip_path(spec: ClipSpec) -> str:
+    """Where a clip is stored in the run's output: named by its content key, so a clip whose ledger
+    entry was lost is found there before anything is paid again."""
+    return f"video/{slugify(spec.sku)}/{slugify(spec.name)}-{spec.provider}-{spec.key[:8]}.mp4"
 
 
 class _Batch:
-    def __init__(self, settings: VideoSettings, ledger: JobLedger, write_output: Callable[[str, bytes], str]):
+    def __init__(self, settings: VideoSettings, ledger: JobLedger, write_output: Callable[[str, bytes], str],
+                 find_output: Callable[[str], str | None] | None = None):
         self.settings = settings
         self.ledger = ledger
         self.write_output = write_output
+        self.find_output = find_output
         self.unavailable: dict[str, ProviderUnavailableError] = {}
         self._lock = threading.Lock()
 
@@ -99,39 +106,61 @@ class _Batch:
     def _run(self, spec: ClipSpec, rgb: np.ndarray, provider: VideoProvider) -> ClipResult:
         entry = self.ledger.get(spec.key)
         if entry:
-            status = entry.get("status")
-            if status == "succeeded" and entry.get("output_uri"):
-                return self._result(
-                    spec,
-                    provider,
-                    "succeeded",
-                    output_uri=entry["output_uri"],
-                    cost_usd=entry.get("committed_usd", 0.0),
-                    job_id=entry.get("job_id"),
-                )
-            if status == "rejected" or (status == "failed" and entry.get("error_code") in STICKY_FAILURES):
-                return self._result(
-                    spec,
-                    provider,
-                    status,
-                    error=entry.get("error"),
-                    error_code=entry.get("error_code"),
-                    cost_usd=entry.get("committed_usd", 0.0),
-                    job_id=entry.get("job_id"),
-                )
-            if status == "submitted" and entry.get("job_id") and provider.remote:
-                log.info("%s/%s: resuming %s job %s", spec.sku, spec.name, spec.provider, entry["job_id"])
-                return self._follow(spec, provider, entry["job_id"])
-            if status == "submitting" and provider.remote:
-                exc = ClipFailedError(
-                    f"the previous run stopped while this clip was being submitted to {spec.provider}, "
-                    "so it may have been charged. Check the provider's dashboard; to submit it again, "
-                    f"delete the entry "
-                    f"{spec.key} from {self.ledger.path}",
-                    "INTERRUPTED_SUBMISSION",
-                )
-                return self._fail(spec, provider, exc, accepted=True)
+            resumed = self._resume(spec, provider, entry, live=False)
+            if resumed is not None:
+                return resumed
+        found = self.find_output(clip_path(spec)) if self.find_output else None
+        if found:  # the clip is in the output although the ledger lost its entry: never pay for it again
+            self.ledger.update(spec.key, sku=spec.sku, name=spec.name, provider=spec.provider,
+                               model=spec.model, status="succeeded", output_uri=found, committed_usd=0.0,
+                               error=None, error_code=None)
+            log.info("%s/%s: clip already in the output at %s; not submitted", spec.sku, spec.name, found)
+            return self._result(spec, provider, "succeeded", output_uri=found)
         return self._submit(spec, rgb, provider)
+
+    def _resume(self, spec: ClipSpec, provider: VideoProvider, entry: dict, *,
+                live: bool) -> ClipResult | None:
+        """The result of a clip the ledger already has a job or final answer for, or None when it may
+        be submitted. ``live``: the entry was made by another process running now (it lost the race to
+        claim it), not by an earlier run that stopped."""
+        status = entry.get("status")
+        if status == "succeeded" and entry.get("output_uri"):
+            return self._result(
+                spec,
+                provider,
+                "succeeded",
+                output_uri=entry["output_uri"],
+                cost_usd=entry.get("committed_usd", 0.0),
+                job_id=entry.get("job_id"),
+            )
+        if status == "rejected" or (status == "failed" and entry.get("error_code") in STICKY_FAILURES):
+            return self._result(
+                spec,
+                provider,
+                status,
+                error=entry.get("error"),
+                error_code=entry.get("error_code"),
+                cost_usd=entry.get("committed_usd", 0.0),
+                job_id=entry.get("job_id"),
+            )
+        if status == "submitted" and entry.get("job_id") and provider.remote:
+            log.info("%s/%s: resuming %s job %s", spec.sku, spec.name, spec.provider, entry["job_id"])
+            return self._follow(spec, provider, entry["job_id"])
+        if status == "submitting" and (live or submitter_alive(entry)):
+            return self._result(
+                spec, provider, "pending", job_id=None, cost_usd=entry.get("committed_usd", 0.0),
+                error="another process is submitting this clip right now; the next run picks up its job "
+                "without paying again")
+        if status == "submitting" and provider.remote:
+            exc = ClipFailedError(
+                f"the previous run stopped while this clip was being submitted to {spec.provider}, "
+                "so it may have been charged. Check the provider's dashboard; to submit it again, "
+                f"delete the entry "
+                f"{spec.key} from {self.ledger.path}",
+                "INTERRUPTED_SUBMISSION",
+            )
+            return self._fail(spec, provider, exc, accepted=True)
+        return None
 
     def _submit(self, spec: ClipSpec, rgb: np.ndarray, provider: VideoProvider) -> ClipResult:
         gone = self.unavailable.get(spec.provider)
@@ -148,10 +177,13 @@ class _Batch:
                 ),
                 accepted=False,
             )
-        with self._lock:  # check-and-reserve must be atomic across workers
-            reserved = self.ledger.reserve(spec, self.settings.max_spend_usd)
+        with self._lock:  # check-and-reserve is atomic across workers (and processes: the ledger's lock)
+            outcome, entry = self.ledger.claim(spec, self.settings.max_spend_usd)
             committed = self.ledger.committed_usd()
-        if not reserved:
+        if outcome == "taken":  # another process claimed it since we looked: follow its job, never resubmit
+            return self._resume(spec, provider, entry, live=True) or self._result(
+                spec, provider, "pending", error="another process holds this clip's job")
+        if outcome != "reserved":
             message = (
                 f"skipped: ${spec.cost_usd:.2f} more would exceed this run's cap of "
                 f"${self.settings.max_spend_usd:.2f} (${committed:.2f} already committed); raise "
@@ -255,7 +287,7 @@ class _Batch:
             interval = min(interval * 1.5, settings.poll_max_interval_s)
 
         cost = state.cost_usd if state.cost_usd is not None else (spec.cost_usd or 0.0)
-        relpath = f"video/{slugify(spec.sku)}/{slugify(spec.name)}-{spec.provider}-{spec.key[:8]}.mp4"
+        relpath = clip_path(spec)
         try:
             uri = self.write_output(relpath, data)
         except Exception as exc:  # storage trouble: the job stays 'submitted' so a rerun downloads it again
@@ -283,15 +315,17 @@ def render_clips(
     settings: VideoSettings,
     state_dir: Path,
     write_output: Callable[[str, bytes], str],
+    find_output: Callable[[str], str | None] | None = None,
 ) -> list[ClipResult]:
     """Make every clip of ``items``; one ``ClipResult`` per item, in order.
 
     ``state_dir`` holds this run's job ledger (reuse it to resume a run). ``write_output(relpath, data)``
-    stores an MP4 and returns its URI. At most ``settings.concurrency[provider]`` clips per provider are
-    in flight at once.
+    stores an MP4 and returns its URI; ``find_output(relpath)`` returns the URI of a clip already
+    stored there (or None), so a clip whose ledger entry was lost is not paid for again. At most
+    ``settings.concurrency[provider]`` clips per provider are in flight at once.
     """
     ledger = JobLedger(Path(state_dir))
-    batch = _Batch(settings, ledger, write_output)
+    batch = _Batch(settings, ledger, write_output, find_output)
     providers: dict[str, VideoProvider] = {}
     results: list[ClipResult | None] = [None] * len(items)
     work: dict[str, list[tuple[int, ClipSpec, np.ndarray]]] = {}
