@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from orchestrator.publish import PublishError, publish
-from orchestrator.publish_ledger import LEDGER_NAME
+from orchestrator.publish.ledger import LEDGER_NAME
 from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.sources import SNAPSHOT_NAME, SourceSettings
 from packshot.storage import Storage, open_storage
@@ -89,7 +89,7 @@ def shop(tls, monkeypatch):
 
 def _fast(monkeypatch):
     """Media polls without the one-second pause (the fake is READY after one poll anyway)."""
-    from orchestrator import publish_shopify
+    from orchestrator.publish import shopify as publish_shopify
 
     original = publish_shopify.ShopifyTarget.__init__
 

@@ -1,16 +1,16 @@
-"""Where ``publish`` sends images: a Shopify store (:mod:`orchestrator.publish_shopify`) or a
-WooCommerce store (:mod:`orchestrator.publish_woocommerce`).
+"""Where ``publish`` sends images: a Shopify store (:mod:`orchestrator.publish.shopify`) or a
+WooCommerce store (:mod:`orchestrator.publish.woocommerce`).
 
-Both follow the ledger protocol of :mod:`orchestrator.publish_ledger`: ``uploading`` is recorded
+Both follow the ledger protocol of :mod:`orchestrator.publish.ledger`: ``uploading`` is recorded
 before the remote call, the store's id after it; an ``uploading`` entry found on resume is first
 looked up in the store (file name, else alt text among media that were not there before its call).
 """
 
 from __future__ import annotations
 
-from orchestrator.publish_plan import PublishError
-from orchestrator.publish_shopify import ShopifyTarget
-from orchestrator.publish_woocommerce import WooTarget
+from orchestrator.publish.plan import PublishError
+from orchestrator.publish.shopify import ShopifyTarget
+from orchestrator.publish.woocommerce import WooTarget
 from packshot.sources.base import SourceSettings
 from packshot.storage import Storage
 

@@ -15,7 +15,7 @@ import httpx
 
 from packshot.secrets import redact
 from packshot.sources.base import SourceError
-from packshot.sources.shopify import ShopifyClient
+from packshot.sources.shopify.client import ShopifyClient
 
 STAGED_UPLOAD = """
 mutation Stage($input: [StagedUploadInput!]!) {

@@ -1,10 +1,10 @@
 """Publishing to a WooCommerce store: one ``PUT /products/{id}`` per product whose new images are
-presigned S3 links the store downloads, following the protocol of :mod:`orchestrator.publish_ledger`."""
+presigned S3 links the store downloads, following the protocol of :mod:`orchestrator.publish.ledger`."""
 
 from __future__ import annotations
 
-from orchestrator.publish_ledger import DONE_STATES, PublishLedger
-from orchestrator.publish_plan import PlannedImage, PublishError, PublishReport, RemoteProduct, stem
+from orchestrator.publish.ledger import DONE_STATES, PublishLedger
+from orchestrator.publish.plan import PlannedImage, PublishError, PublishReport, RemoteProduct, stem
 from packshot.sources.base import SourceError, SourceSettings
 from packshot.sources.woocommerce import WooClient
 from packshot.storage import S3Storage, Storage

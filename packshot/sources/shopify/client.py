@@ -1,4 +1,5 @@
-"""Shopify stores through the Admin GraphQL API: the catalog source and the client ``publish`` uses.
+"""The Shopify client (Admin GraphQL API): reading products and uploading media, for the catalog
+source (:mod:`packshot.sources.shopify.source`) and ``packshot publish``.
 
 ``POST https://{shop}.myshopify.com/admin/api/{version}/graphql.json`` with the header
 ``X-Shopify-Access-Token``. The token comes from ``SHOPIFY_ACCESS_TOKEN`` or a Prefect Secret
@@ -7,10 +8,6 @@ a file. Rate limits are answered by waiting: the cost-based bucket (``extensions
 is tracked so a query is sent only when the bucket holds its cost, a ``THROTTLED`` answer waits
 until it would; HTTP 429/503 wait for ``Retry-After``; other 5xx and dropped connections back off
 exponentially (tenacity), up to ``sources.max_attempts`` tries.
-
-Mapping: handle -> sku (as the Shopify CSV export), title, productType -> category, READY image
-media -> images (media packshot itself published, named ``packshot-*``, are left out), variants'
-color option values -> colors, ``id`` -> source_ref, ``updatedAt`` -> source_version.
 """
 
 from __future__ import annotations
@@ -19,19 +16,15 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from packshot import __version__
-from packshot.catalog.fields import is_color_option, sku_problem
 from packshot.secrets import get_secret, redact
-from packshot.sources.base import Source, SourceError, SourceSettings
-from packshot.sources.mapping import ColorList, Problems, build_product
+from packshot.sources.base import SourceError, SourceSettings
 from packshot.sources.retry import RetryLater, call_with_retries, raise_if_busy
-from packshot.types import Catalog
 
 PUBLISHED_PREFIX = "packshot-"  # file names of media packshot uploads (left out when reading)
 PAGE_PRODUCTS, PAGE_VARIANTS, PAGE_MEDIA = 16, 30, 20  # requested cost ~ 16 x (1 + 30 + 20) < 1000
@@ -199,81 +192,3 @@ class ShopifyClient:
             if not page["pageInfo"]["hasNextPage"]:
                 return
             after = page["pageInfo"]["endCursor"]
-
-
-class ShopifySource(Source):
-    """``shopify://SHOP``: every product of the store, read through the Admin API."""
-
-    def __init__(self, uri: str, settings: SourceSettings):
-        self.settings = settings
-        self.uri = f"shopify://{shop_domain(uri).removesuffix('.myshopify.com')}"
-
-    def read(self) -> Catalog:
-        client = ShopifyClient(self.uri, self.settings)
-        problems = Problems(file=self.uri)
-        products, truncated = [], []
-        try:
-            for position, node in enumerate(client.products(), start=1):
-                product = shopify_product(node, position, problems)
-                if product is not None:
-                    products.append(product)
-                if any((node[c].get("pageInfo") or {}).get("hasNextPage") for c in ("variants", "media")):
-                    truncated.append(node.get("handle") or node["id"])
-        finally:
-            client.close()
-        notes = []
-        if truncated:
-            notes.append(
-                f"{len(truncated)} product(s) have more than {PAGE_VARIANTS} variants or {PAGE_MEDIA} images "
-                f"(first: {truncated[0]}); their first ones were read"
-            )
-        return Catalog(
-            path=self.uri, format="shopify-store", products=products, errors=problems.errors, notes=notes
-        )
-
-
-def shopify_product(node: dict[str, Any], position: int, problems: Problems):
-    """One product node -> Product (or None with RowErrors; ``line`` is the product's position)."""
-    handle = node.get("handle") or ""
-    if problem := sku_problem(handle, strict=False):
-        problems.add(position, "handle", problem.replace("sku", "handle", 1), handle)
-        return None
-    images = [
-        media["image"]["url"]
-        for media in node["media"]["nodes"]
-        if media.get("status") == "READY"
-        and (media.get("image") or {}).get("url")
-        and not is_published_by_packshot(media["image"]["url"])
-    ]
-    if not images:
-        problems.add(
-            position,
-            "media",
-            "product has no ready image (its own, not one packshot published); "
-            "add a photo in the Shopify admin",
-            handle,
-        )
-        return None
-    colors = ColorList()
-    for variant in node["variants"]["nodes"]:
-        for option in variant.get("selectedOptions") or []:
-            if is_color_option(option["name"]) and (problem := colors.add(option["value"])):
-                problems.add(
-                    position, f"option {option['name']}", f"{problem}; this color variant is skipped", handle
-                )
-    return build_product(
-        problems,
-        position,
-        {"images": "media"},
-        sku=handle,
-        title=node.get("title") or "",
-        images=images,
-        category=node.get("productType") or "",
-        colors=colors.as_list(),
-        source_ref=node["id"],
-        source_version=node.get("updatedAt"),
-    )
-
-
-def is_published_by_packshot(url: str) -> bool:
-    return PurePosixPath(urlsplit(url).path).name.startswith(PUBLISHED_PREFIX)

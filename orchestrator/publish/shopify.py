@@ -1,5 +1,5 @@
 """Publishing to a Shopify store: staged uploads, then the media attached to the product
-(:mod:`packshot.sources.shopify_media`), following the protocol of :mod:`orchestrator.publish_ledger`."""
+(:mod:`packshot.sources.shopify.media`), following the protocol of :mod:`orchestrator.publish.ledger`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from orchestrator.publish_ledger import DONE_STATES, PublishLedger
-from orchestrator.publish_plan import PlannedImage, PublishReport, RemoteProduct, stem
+from orchestrator.publish.ledger import DONE_STATES, PublishLedger
+from orchestrator.publish.plan import PlannedImage, PublishReport, RemoteProduct, stem
 from packshot.sources.base import SourceError, SourceSettings
 from packshot.sources.shopify import ShopifyClient
-from packshot.sources.shopify_media import Media, attach, detach, product_media, stage_and_upload
+from packshot.sources.shopify.media import Media, attach, detach, product_media, stage_and_upload
 from packshot.storage import Storage
 
 _SHOPIFY_FEED_GROUP = re.compile(r"shopify_[A-Z]{2}_(\d+)", re.IGNORECASE)  # Shopify's Google channel ids

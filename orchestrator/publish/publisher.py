@@ -8,7 +8,7 @@ the preset's listing order (the manifest's ``position``), alt text "<title> – 
 
 The merchant's own images stay unless ``replace`` is given (then they are detached from the
 product, not deleted from the store's files). Every upload is recorded in the run's publish
-ledger before and after the remote call (:mod:`orchestrator.publish_ledger`), so a killed publish
+ledger before and after the remote call (:mod:`orchestrator.publish.ledger`), so a killed publish
 resumes without sending an image twice. ``dry_run`` changes nothing and says what would change.
 """
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from orchestrator.publish_ledger import PublishLedger
-from orchestrator.publish_plan import PlannedImage, PublishError, PublishReport
-from orchestrator.publish_targets import open_target
+from orchestrator.publish.ledger import PublishLedger
+from orchestrator.publish.plan import PlannedImage, PublishError, PublishReport
+from orchestrator.publish.targets import open_target
 from packshot.errors import PackshotError
 from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.sources.base import SNAPSHOT_NAME, SourceSettings, load_snapshot
