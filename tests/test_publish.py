@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from orchestrator.publish import PublishError, publish
+from orchestrator.publish import PublishError
+from orchestrator.publish import publish as publish_run
 from orchestrator.publish.ledger import LEDGER_NAME
+from packshot.config import LoadSettings
 from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.sources import SNAPSHOT_NAME, SourceSettings
 from packshot.storage import Storage, open_storage
@@ -28,6 +30,14 @@ from tests.fakes.tls import local_tls
 from tests.fakes.woocommerce import FakeWooCommerce
 
 ROOT = Path(__file__).resolve().parents[1]
+# The fakes' staged-upload targets are on 127.0.0.1: allowed here the way a merchant allows an internal
+# network (load.allowed_networks); the SSRF test below publishes without it.
+LOCAL_NET = LoadSettings(allowed_networks=["127.0.0.1/32"])
+
+
+def publish(*args, **kwargs):
+    return publish_run(*args, **{"load": LOCAL_NET, **kwargs})
+
 TOKEN = "shpat_publish_test_0123456789"
 WOO_KEY, WOO_SECRET = "ck_publish_key_0123456789", "cs_publish_secret_0123456789"
 BUCKET = "packshot-publish-test"
@@ -114,7 +124,11 @@ def test_shopify_publish_all_in_listing_order_then_nothing_twice(shop, tmp_path,
     assert [m["alt"] for m in ours] == ["Organic Tee", "Organic Tee – Sage", "Organic Tee"]
     assert all(m["status"] == "READY" for m in ours)
     ledger = json.loads((run / LEDGER_NAME).read_text())["images"]
-    assert [k.split("|", 1)[1] for k in sorted(ledger, key=lambda k: ledger[k]["filename"])] == expected
+    entries = sorted(ledger.values(), key=lambda e: e["filename"])
+    assert [e["output_key"] for e in entries] == expected
+    manifest = json.loads((run / "manifest.json").read_text())
+    sha = {o["key"]: o["sha256"] for o in manifest["products"][0]["outputs"]}
+    assert sorted(ledger) == sorted(f"shopify://northwind|tee-00|{sha[key]}" for key in expected)  # content
     assert {e["status"] for e in ledger.values()} == {"ready"}
 
     again = publish(str(run), "shopify://northwind", all_=True, settings=settings)
@@ -206,9 +220,11 @@ def test_a_shopify_made_feed_group_id_finds_its_product(shop, tmp_path, monkeypa
 _PUBLISH_SCRIPT = """
 import json, sys
 from orchestrator.publish import publish
+from packshot.config import LoadSettings
 from packshot.sources import SourceSettings
 settings = SourceSettings.model_validate_json(sys.argv[2])
-publish(sys.argv[1], "shopify://northwind", all_=True, settings=settings)
+load = LoadSettings(allowed_networks=["127.0.0.1/32"])
+publish(sys.argv[1], "shopify://northwind", all_=True, settings=settings, load=load)
 """
 
 
@@ -241,7 +257,7 @@ def test_killed_publish_resumes_without_uploading_twice(shop, tmp_path, monkeypa
     assert (report.uploaded, report.already) == (2, 1), report.summary()
     assert len(fake.uploads) == 3 and set(fake.uploads.values()) == {1} and set(fake.attached.values()) == {1}
     ledger_text = (run / LEDGER_NAME).read_text()
-    assert "found in the store on resume" in ledger_text
+    assert "found in the store before sending" in ledger_text
     for text in (ledger_text, caplog.text, report.summary(), child.stdout.read().decode()):
         assert TOKEN not in text
 
@@ -320,4 +336,4 @@ def test_woocommerce_resume_finds_images_the_store_already_has(woo_run):
     assert (report.uploaded, report.already) == (0, 3) and fake.count("product-put") == 1
     assert set(fake.downloads.values()) == {1}
     entries = json.loads(storage.read_bytes(LEDGER_NAME))["images"].values()
-    assert all(e["status"] == "ready" and e["media_id"] and "on resume" in e["note"] for e in entries)
+    assert all(e["status"] == "ready" and e["media_id"] and "found in the store" in e["note"] for e in entries)

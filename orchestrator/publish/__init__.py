@@ -9,7 +9,8 @@
 
 from orchestrator.publish.ledger import LEDGER_NAME, PublishLedger, PublishLedgerError
 from orchestrator.publish.plan import PublishError, PublishReport
-from orchestrator.publish.publisher import REVIEW_NAME, decision_of, publish, select_outputs
+from orchestrator.publish.publisher import publish
+from orchestrator.publish.select import REVIEW_NAME, decision_of, select, select_outputs
 
 __all__ = [
     "LEDGER_NAME",
@@ -20,5 +21,6 @@ __all__ = [
     "PublishReport",
     "decision_of",
     "publish",
+    "select",
     "select_outputs",
 ]

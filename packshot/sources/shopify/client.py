@@ -17,14 +17,30 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from packshot import __version__
+from packshot.config import LoadSettings
 from packshot.secrets import get_secret, redact
-from packshot.sources.base import SourceError, SourceSettings
+from packshot.sources.base import SourceError, SourceSettings, store_uri
 from packshot.sources.retry import RetryLater, call_with_retries, raise_if_busy
+from packshot.sources.shopify.media import MediaWrites
+from packshot.sources.shopify.models import (
+    Envelope,
+    ProductByIdAnswer,
+    ProductRef,
+    ProductsAnswer,
+    ProductsByHandleAnswer,
+)
+from packshot.sources.transport import (
+    Model,
+    deadline_error,
+    parse_answer,
+    past_deadline,
+    shown,
+    store_http,
+    within,
+)
 
 PUBLISHED_PREFIX = "packshot-"  # file names of media packshot uploads (left out when reading)
 PAGE_PRODUCTS, PAGE_VARIANTS, PAGE_MEDIA = 16, 30, 20  # requested cost ~ 16 x (1 + 30 + 20) < 1000
@@ -44,6 +60,10 @@ query Products($first: Int!, $after: String) {
   }
 }
 """.replace("{variants}", str(PAGE_VARIANTS)).replace("{media}", str(PAGE_MEDIA))
+PRODUCT_BY_ID = "query ProductById($id: ID!) { product(id: $id) { id handle title } }"
+PRODUCT_BY_HANDLE = (
+    "query ProductByHandle($q: String!) { products(first: 1, query: $q) { nodes { id handle title } } }"
+)
 
 
 @dataclass
@@ -63,8 +83,8 @@ class _Bucket:
 
 
 def shop_domain(uri: str) -> str:
-    """``shopify://northwind`` or ``shopify://northwind.myshopify.com`` -> ``northwind.myshopify.com``."""
-    shop = urlsplit(uri).netloc.lower().removesuffix(".myshopify.com")
+    """``shopify://northwind`` or ``shopify://NorthWind.myshopify.com.`` -> ``northwind.myshopify.com``."""
+    shop = store_uri(uri).partition("://")[2]
     if not _SHOP.match(shop):
         raise SourceError(
             f"{uri!r} does not name a Shopify store; write shopify://SHOP where SHOP.myshopify.com is the "
@@ -86,8 +106,10 @@ def shopify_token(settings: SourceSettings) -> str:
     return token
 
 
-class ShopifyClient:
-    """GraphQL calls with the throttle, retries and redaction described in the module doc."""
+class ShopifyClient(MediaWrites):
+    """GraphQL calls with the throttle, retries, deadlines, answer checks and redaction described in the
+    module doc; reading products here, media writes from
+    :class:`~packshot.sources.shopify.media.MediaWrites`."""
 
     def __init__(
         self,
@@ -96,50 +118,63 @@ class ShopifyClient:
         *,
         token: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        load: LoadSettings | None = None,
     ):
         self.domain = shop_domain(uri)
         self.uri = f"shopify://{self.domain.removesuffix('.myshopify.com')}"
         self.settings = settings
+        self.load = load or LoadSettings()  # the SSRF rules an upload target is held to
         base = (settings.shopify_base_url or f"https://{self.domain}").rstrip("/")
         self.endpoint = f"{base}/admin/api/{settings.shopify_api_version}/graphql.json"
         self._token = token or shopify_token(settings)
         self._sleep = sleep
         self._bucket = _Bucket()
         self._last_cost = 50.0
-        verify: Any = str(settings.ca_bundle) if settings.ca_bundle else True
-        self.http = httpx.Client(
-            timeout=settings.timeout_s, verify=verify, headers={"User-Agent": f"packshot/{__version__}"}
-        )
+        self.http = store_http(settings.ca_bundle, settings.timeout_s)
 
     def close(self) -> None:
         self.http.close()
 
+    def redact(self, text: str) -> str:
+        return redact(text, (self._token,))
+
     def query(
-        self, document: str, variables: dict[str, Any] | None = None, *, idempotent: bool = True
-    ) -> dict[str, Any]:
-        """``data`` of a GraphQL call; SourceError (redacted) when Shopify refuses or keeps failing.
-        ``idempotent=False`` (mutations that create things): sent again only when Shopify certainly
-        did nothing (429, THROTTLED, no connection), see :mod:`packshot.sources.retry`."""
+        self,
+        document: str,
+        variables: dict[str, Any] | None,
+        answer: type[Model],
+        *,
+        what: str,
+        idempotent: bool = True,
+    ) -> Model:
+        """``data`` of a GraphQL call, checked as ``answer``; SourceError (redacted) when Shopify refuses,
+        keeps failing, answers too slowly or sends something else. ``idempotent=False`` (mutations that
+        create things): sent again only when Shopify certainly did nothing (429, THROTTLED, no
+        connection), see :mod:`packshot.sources.retry`."""
         try:
-            return call_with_retries(self._post, document, variables or {}, uri=self.uri,
+            data = call_with_retries(self._post, document, variables or {}, what, uri=self.uri,
                                      settings=self.settings, idempotent=idempotent, sleep=self._sleep)
         except httpx.TransportError as exc:
             raise SourceError(
-                redact(
-                    f"{self.uri}: no answer from {self.endpoint} ({exc}); check the shop name "
-                    "and the network",
-                    (self._token,),
-                )
+                self.redact(f"{self.uri}: no answer from {self.endpoint} ({exc}); check the shop name "
+                            "and the network")
             ) from None
+        return parse_answer(answer, data, uri=self.uri, what=what, raw=repr(data), secrets=(self._token,))
 
-    def _post(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, document: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
         if (wait := self._bucket.wait_for(self._last_cost, time.monotonic())) > 0:
             self._sleep(min(wait, self.settings.max_wait_s))
-        response = self.http.post(
-            self.endpoint,
-            json={"query": document, "variables": variables},
-            headers={"X-Shopify-Access-Token": self._token},
-        )
+        with within(self.settings.request_deadline_s):
+            try:
+                response = self.http.post(
+                    self.endpoint,
+                    json={"query": document, "variables": variables},
+                    headers={"X-Shopify-Access-Token": self._token},
+                )
+            except httpx.TimeoutException:
+                if past_deadline():
+                    raise deadline_error(self.uri, what, self.settings.request_deadline_s) from None
+                raise
         raise_if_busy(response, "Shopify")
         status = response.status_code
         if status in (401, 403):
@@ -149,46 +184,81 @@ class ShopifyClient:
                 "write_files to publish)"
             )
         if status != 200:
-            raise SourceError(
-                redact(f"{self.uri}: HTTP {status} from the Admin API: {response.text[:300]}", (self._token,))
-            )
+            where = f" to {shown(response.headers['location'])}" if response.has_redirect_location else ""
+            raise SourceError(self.redact(
+                f"{self.uri}: {what} answered HTTP {status}{where}: {shown(response.content)}"
+            ))
         try:
-            body = response.json()
+            payload = response.json()
         except ValueError:
-            raise SourceError(
-                f"{self.uri}: the Admin API answered something that is not JSON; check the shop name "
-                "(a password page or a proxy answers HTML)"
-            ) from None
-        cost = (body.get("extensions") or {}).get("cost") or {}
+            raise SourceError(self.redact(
+                f"{self.uri}: {what} answered something that is not JSON ({shown(response.content)}); check "
+                "the shop name (a password page or a proxy answers HTML)"
+            )) from None
+        body = parse_answer(Envelope, payload, uri=self.uri, what=what, raw=response.content,
+                            secrets=(self._token,))
+        cost = (body.extensions or {}).get("cost") or {}
         self._remember(cost)
-        errors = body.get("errors") or []
-        if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
+        errors = body.errors or []
+        if isinstance(errors, str):
+            raise SourceError(self.redact(f"{self.uri}: {what} was refused: {shown(errors)}"))
+        if any((e.extensions or {}).get("code") == "THROTTLED" for e in errors):
             needed = float(cost.get("requestedQueryCost") or self._last_cost)
             wait = max(self._bucket.wait_for(needed, time.monotonic()), 0.05)
             raise RetryLater("Shopify kept throttling the API (query cost)", wait, unprocessed=True)
         if errors:
-            text = "; ".join(str(e.get("message")) for e in errors)[:500]
-            raise SourceError(redact(f"{self.uri}: the Admin API refused the query: {text}", (self._token,)))
-        return body.get("data") or {}
+            text = "; ".join(e.message for e in errors)[:500]
+            raise SourceError(self.redact(f"{self.uri}: the Admin API refused the query: {text}"))
+        if body.data is None:
+            raise SourceError(self.redact(
+                f"{self.uri}: {what} answered without data and without errors; it sent "
+                f"{shown(response.content)}"
+            ))
+        return body.data
 
     def _remember(self, cost: dict[str, Any]) -> None:
         status = cost.get("throttleStatus")
-        if status:
-            self._bucket = _Bucket(
-                float(status["currentlyAvailable"]),
-                float(status["maximumAvailable"]),
-                float(status["restoreRate"]),
-                time.monotonic(),
-            )
-        if cost.get("requestedQueryCost"):
-            self._last_cost = float(cost["requestedQueryCost"])
+        try:
+            if status:
+                self._bucket = _Bucket(
+                    float(status["currentlyAvailable"]),
+                    float(status["maximumAvailable"]),
+                    float(status["restoreRate"]),
+                    time.monotonic(),
+                )
+            if cost.get("requestedQueryCost"):
+                self._last_cost = float(cost["requestedQueryCost"])
+        except (KeyError, TypeError, ValueError):  # a throttle report we cannot read: wait on refusals only
+            self._bucket = _Bucket()
 
     def products(self) -> Iterator[dict[str, Any]]:
-        """Every product node, page by page (cursor pagination)."""
-        after = None
-        while True:
-            page = self.query(PRODUCTS_QUERY, {"first": PAGE_PRODUCTS, "after": after})["products"]
-            yield from page["nodes"]
-            if not page["pageInfo"]["hasNextPage"]:
+        """Every product node (as a dict), page by page. A cursor that repeats, ``hasNextPage`` without a
+        cursor, or more than ``sources.max_pages`` pages end the listing with a SourceError."""
+        after: str | None = None
+        seen: set[str] = set()
+        for page_number in range(1, self.settings.max_pages + 1):
+            page = self.query(PRODUCTS_QUERY, {"first": PAGE_PRODUCTS, "after": after}, ProductsAnswer,
+                              what="the product listing").products
+            yield from (node.model_dump() for node in page.nodes)
+            if not page.pageInfo.hasNextPage:
                 return
-            after = page["pageInfo"]["endCursor"]
+            after = page.pageInfo.endCursor
+            if not after:
+                raise SourceError(f"{self.uri}: the product listing says page {page_number} has a next page "
+                                  "but gives no cursor to it; stopped reading (a store fault)")
+            if after in seen:
+                raise SourceError(f"{self.uri}: the product listing sent cursor {shown(after)} again after "
+                                  f"page {page_number}; stopped reading (the store pages in a loop)")
+            seen.add(after)
+        raise SourceError(f"{self.uri}: the product listing did not end within sources.max_pages = "
+                          f"{self.settings.max_pages} pages; stopped reading (raise "
+                          "PACKSHOT_SOURCES__MAX_PAGES for a store this large)")
+
+    def product_by_id(self, product_id: str) -> ProductRef | None:
+        found = self.query(PRODUCT_BY_ID, {"id": product_id}, ProductByIdAnswer, what="the product lookup")
+        return found.product
+
+    def product_by_handle(self, handle: str) -> ProductRef | None:
+        found = self.query(PRODUCT_BY_HANDLE, {"q": f"handle:{handle}"}, ProductsByHandleAnswer,
+                           what="the product lookup").products.nodes
+        return next((n for n in found if n.handle == handle), None)

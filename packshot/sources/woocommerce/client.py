@@ -5,7 +5,10 @@
 WooCommerce accepts over HTTPS only (plain http would need OAuth 1.0a, not implemented: packshot
 refuses http). Keys come from ``WOOCOMMERCE_CONSUMER_KEY`` / ``_SECRET`` or a Prefect Secret block
 holding ``KEY:SECRET``, and are registered for redaction. Pages: ``per_page`` (≤ 100) and ``page``
-until ``X-WP-TotalPages``; 429/503 wait for ``Retry-After``, other 5xx back off (tenacity).
+until ``X-WP-TotalPages``, an empty or short page, or ``sources.max_pages`` (a page repeated is an
+error); 429/503 wait for ``Retry-After``, other 5xx back off (tenacity). Every request ends within
+``sources.request_deadline_s``; every answer is checked against :mod:`.models`; a redirect or an
+HTML page (a login, a cache, a moved site) is one error naming the store and what it sent.
 """
 
 from __future__ import annotations
@@ -13,14 +16,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
+from pydantic import TypeAdapter
 
-from packshot import __version__
 from packshot.secrets import get_secret, redact, remember_secret
-from packshot.sources.base import SourceError, SourceSettings
+from packshot.sources.base import SourceError, SourceSettings, store_uri
 from packshot.sources.retry import call_with_retries, raise_if_busy
+from packshot.sources.transport import (
+    Model,
+    deadline_error,
+    parse_answer,
+    past_deadline,
+    shown,
+    store_http,
+    within,
+)
+from packshot.sources.woocommerce.models import WooError, WooImage, WooProduct
+
+_JSON_LIST = TypeAdapter(list[dict[str, Any]])
 
 
 def woo_credentials(settings: SourceSettings) -> tuple[str, str]:
@@ -45,7 +59,9 @@ def woo_credentials(settings: SourceSettings) -> tuple[str, str]:
 
 
 class WooClient:
-    """REST v3 calls with Basic auth over HTTPS, retries and redaction."""
+    """REST v3 calls with Basic auth over HTTPS, retries, deadlines, answer checks and redaction: reading
+    products (:meth:`pages`, :meth:`product`, :meth:`product_by_sku`) and sending images
+    (:meth:`put_images`)."""
 
     def __init__(
         self,
@@ -55,21 +71,15 @@ class WooClient:
         credentials: tuple[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        parts = urlsplit(uri)
-        if not parts.netloc:
+        self.uri = store_uri(uri)
+        address = self.uri.partition("://")[2]
+        if not address or address.startswith("/"):
             raise SourceError(f"{uri!r} does not name a store; write woocommerce://HOST (or HOST/path)")
-        self.uri = f"woocommerce://{parts.netloc}{parts.path.rstrip('/')}"
-        self.base = f"https://{parts.netloc}{parts.path.rstrip('/')}/wp-json/wc/v3"
+        self.base = f"https://{address}/wp-json/wc/v3"
         self.settings = settings
         self._credentials = credentials or woo_credentials(settings)
         self._sleep = sleep
-        verify: Any = str(settings.ca_bundle) if settings.ca_bundle else True
-        self.http = httpx.Client(
-            timeout=settings.timeout_s,
-            verify=verify,
-            auth=self._credentials,
-            headers={"User-Agent": f"packshot/{__version__}"},
-        )
+        self.http = store_http(settings.ca_bundle, settings.timeout_s, auth=self._credentials)
 
     def close(self) -> None:
         self.http.close()
@@ -91,7 +101,14 @@ class WooClient:
             ) from None
 
     def _send(self, method: str, path: str, params: dict | None, json: Any) -> httpx.Response:
-        response = self.http.request(method, self.base + path, params=params, json=json)
+        with within(self.settings.request_deadline_s):
+            try:
+                response = self.http.request(method, self.base + path, params=params, json=json)
+            except httpx.TimeoutException:
+                if past_deadline():
+                    seconds = self.settings.request_deadline_s
+                    raise deadline_error(self.uri, f"{method} {path}", seconds) from None
+                raise
         raise_if_busy(response, "the store")
         status = response.status_code
         if status in (401, 403):
@@ -100,35 +117,81 @@ class WooClient:
                 f"{self.settings.woocommerce_key_env}/{self.settings.woocommerce_secret_env} and "
                 "that the key has Read (Read/Write to publish) permission"
             )
+        if response.is_redirect:
+            raise SourceError(self._redact(
+                f"{self.uri}: {method} {path} answered a redirect (HTTP {status} to "
+                f"{shown(response.headers.get('location', ''))}); write the store's final address in "
+                "woocommerce://HOST[/path] (packshot does not send API keys on to another address)"
+            ))
         if status >= 400:
-            raise SourceError(self._redact(f"{self.uri}: {method} {path} failed: {_woo_message(response)}"))
+            raise SourceError(self._redact(f"{self.uri}: {method} {path} failed: {self._message(response)}"))
         return response
 
     def _redact(self, text: str) -> str:
         return redact(text, self._credentials)
 
-    def pages(self, path: str) -> Iterator[dict[str, Any]]:
-        """Every object of a paged collection (``page``/``per_page`` until ``X-WP-TotalPages``)."""
-        page, per_page = 1, min(self.settings.page_size, 100)
-        while True:
+    def _message(self, response: httpx.Response) -> str:
+        try:
+            body = WooError.model_validate(response.json())
+            return f"HTTP {response.status_code} {body.code}: {body.message}"
+        except ValueError:  # not JSON, or not an error object (pydantic's ValidationError is a ValueError)
+            return f"HTTP {response.status_code}: {shown(response.content)}"
+
+    def _json(self, response: httpx.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise SourceError(self._redact(
+                f"{self.uri}: {what} did not answer JSON ({shown(response.content)}); check that HOST is "
+                "the WordPress site with WooCommerce (and that pretty permalinks are on, for /wp-json/)"
+            )) from None
+
+    def _parse(self, model: type[Model], response: httpx.Response, what: str) -> Model:
+        return parse_answer(model, self._json(response, what), uri=self.uri, what=what,
+                            raw=response.content, secrets=self._credentials)
+
+    def pages(self, path: str, model: type[Model]) -> Iterator[dict[str, Any]]:
+        """Every object of a paged collection, checked as ``model`` and given back as a dict. Stops at
+        ``X-WP-TotalPages`` or at an empty or short page, whichever comes first; a page that repeats
+        the previous one, or more than ``sources.max_pages`` pages, is a SourceError."""
+        per_page = min(self.settings.page_size, 100)
+        previous: list[Any] | None = None
+        for page in range(1, self.settings.max_pages + 1):
             response = self.request("GET", path, params={"page": page, "per_page": per_page})
-            try:
-                items = response.json()
-            except ValueError:
-                raise SourceError(
-                    f"{self.uri}: {path} did not answer JSON; check that HOST is the WordPress site with "
-                    "WooCommerce (and that pretty permalinks are on, for /wp-json/)"
-                ) from None
+            raw = self._json(response, path)
+            listing = parse_answer(_JSON_LIST, raw, uri=self.uri, what=path, raw=response.content,
+                                   secrets=self._credentials)
+            items = [parse_answer(model, item, uri=self.uri, what=f"{path} (page {page})", raw=repr(item),
+                                  secrets=self._credentials).model_dump() for item in listing]
+            ids = [item.get("id") for item in items]
+            if items and ids == previous:
+                raise SourceError(f"{self.uri}: {path} sent page {page} the same as page {page - 1}; stopped "
+                                  "reading (the store pages in a loop)")
+            previous = ids
             yield from items
             total = response.headers.get("X-WP-TotalPages", "1")
-            if page >= (int(total) if total.isdigit() else 1):
+            if len(items) < per_page or page >= (int(total) if total.isdigit() else 1):
                 return
-            page += 1
+        raise SourceError(f"{self.uri}: {path} did not end within sources.max_pages = "
+                          f"{self.settings.max_pages} pages; stopped reading (raise "
+                          "PACKSHOT_SOURCES__MAX_PAGES for a store this large)")
 
+    def product(self, product_id: str) -> WooProduct:
+        return self._parse(WooProduct, self.request("GET", f"/products/{product_id}"), "GET /products/{id}")
 
-def _woo_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        return f"HTTP {response.status_code} {body.get('code')}: {body.get('message')}"
-    except ValueError:
-        return f"HTTP {response.status_code}"
+    def product_by_sku(self, sku: str) -> WooProduct | None:
+        response = self.request("GET", "/products", params={"sku": sku})
+        found = parse_answer(_JSON_LIST, self._json(response, "GET /products?sku="), uri=self.uri,
+                             what="GET /products?sku=", raw=response.content, secrets=self._credentials)
+        match = next((p for p in found if p.get("sku") == sku), None)
+        if match is None:
+            return None
+        return parse_answer(WooProduct, match, uri=self.uri, what="GET /products?sku=", raw=repr(match),
+                            secrets=self._credentials)
+
+    def put_images(self, product_id: str, images: list[dict[str, Any]]) -> list[WooImage]:
+        """Set the product's images (``{"id"}`` keeps one, ``{"src", "name", "alt"}`` makes the store
+        download a new one); returns the product's images as the store now lists them. Not retried
+        unless the store certainly did nothing: the caller looks the result up after a failure."""
+        response = self.request("PUT", f"/products/{product_id}", json={"images": images}, idempotent=False)
+        return self._parse(WooProduct, response, "PUT /products/{id}").images

@@ -15,6 +15,7 @@ from packshot.catalog.fields import is_color_option, sku_problem
 from packshot.sources.base import Source, SourceSettings
 from packshot.sources.mapping import ColorList, Problems, build_product
 from packshot.sources.woocommerce.client import WooClient
+from packshot.sources.woocommerce.models import WooProduct, WooVariation
 from packshot.types import Catalog
 
 
@@ -31,9 +32,9 @@ class WooCommerceSource(Source):
         problems = Problems(file=self.uri)
         products = []
         try:
-            for position, node in enumerate(client.pages("/products"), start=1):
+            for position, node in enumerate(client.pages("/products", WooProduct), start=1):
                 variations = (
-                    list(client.pages(f"/products/{node['id']}/variations"))
+                    list(client.pages(f"/products/{node['id']}/variations", WooVariation))
                     if node.get("type") == "variable"
                     else []
                 )
