@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from packshot.errors import PackshotError
+from packshot.schemas.results import OutputRecord
 from packshot.sources.base import SourceError, store_uri
 from packshot.storage import Storage
 
@@ -111,14 +112,26 @@ class PublishLedger:
             if e.get("product_ref") == product_ref and e.get("media_id")
         }
 
-    def superseded(self, target: str, product_ref: str, output_key: str, sha256: str) -> dict[str, dict]:
-        """Entry key -> entry of our earlier images of the same output (other content) still in the store."""
+    def superseded(self, target: str, product_ref: str, outputs: list[OutputRecord], present: set[str]
+                   ) -> dict[str, dict]:
+        """Entry key -> entry of our earlier images of these outputs (other content) that are still among
+        the product's ``present`` media: a rerun's new images take their place."""
+        newest = {o.key: o.sha256 for o in outputs}
         return {
             k: e
             for k, e in self.entries(target).items()
-            if e.get("product_ref") == product_ref and e.get("output_key") == output_key
-            and e.get("sha256") != sha256 and e.get("status") in DONE_STATES and e.get("media_id")
+            if e.get("product_ref") == product_ref and e.get("output_key") in newest
+            and e.get("sha256") != newest[e["output_key"]] and e.get("status") in DONE_STATES
+            and e.get("media_id") in present
         }
+
+    def found(self, target: str, output: OutputRecord, product_ref: str, filename: str, media_id: str,
+              status: str) -> None:
+        """Record an image found in the store before sending (a killed publish, a lost ledger)."""
+        if not self.dry_run:
+            self.update(target, output.sku, output.sha256, status=status, media_id=media_id,
+                        product_ref=product_ref, output_key=output.key, filename=filename,
+                        note="found in the store before sending: not uploaded again")
 
     def update(self, target: str, sku: str, sha256: str, **fields: Any) -> None:
         """Merge ``fields`` into the entry and write the whole ledger."""

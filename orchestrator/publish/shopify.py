@@ -73,25 +73,15 @@ class ShopifyTarget:
             known = set(entry.get("media_before") or []) | ours
             alt = entry.get("alt") if entry.get("status") == "uploading" else None
             if found := _find(media, image, alt, known):
-                if not dry_run:
-                    ledger.update(self.uri, output.sku, output.sha256, status="attached", media_id=found.id,
-                                  product_ref=remote.ref, output_key=output.key, filename=image.filename,
-                                  note="found in the store before sending: not uploaded again")
+                ledger.found(self.uri, output, remote.ref, image.filename, found.id, "attached")
                 ours.add(found.id)
                 report.already += 1
             else:
                 pending.append(image)
         merchant = [m.id for m in media if m.id not in ours]  # as found, before this publish adds any
-        replaced = _superseded(ledger, self.uri, remote.ref, images, {m.id for m in media})
+        replaced = ledger.superseded(self.uri, remote.ref, [i.output for i in images], {m.id for m in media})
         if dry_run:
-            report.uploaded += len(pending)
-            names = ", ".join(i.filename for i in pending) or "nothing new"
-            detaching = (
-                f"; would detach the merchant's {len(merchant)} image(s)" if replace and merchant else ""
-            )
-            if replaced:
-                detaching += f"; would detach {len(replaced)} older image(s) of ours they replace"
-            report.say(f"{remote.sku} ({remote.title}): would upload {names}{detaching}")
+            report.would(remote, pending, len(merchant) if replace else 0, len(replaced))
             return
         for image in pending:
             alt = image.alt(remote.title)
@@ -180,12 +170,3 @@ def _find(media: list[Media], image: PlannedImage, alt: str | None, known: set[s
         return None
     return next((m for m in media if m.alt == alt and m.id not in known), None)
 
-
-def _superseded(ledger: PublishLedger, uri: str, product_ref: str, images: list[PlannedImage],
-                present: set[str]) -> dict[str, dict]:
-    """Entry key -> entry of our older images of these outputs (other content) still on the product."""
-    old: dict[str, dict] = {}
-    for image in images:
-        found = ledger.superseded(uri, product_ref, image.output.key, image.output.sha256)
-        old.update({k: e for k, e in found.items() if e["media_id"] in present})
-    return old

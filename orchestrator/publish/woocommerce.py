@@ -55,31 +55,17 @@ class WooTarget:
             if entry.get("status") in DONE_STATES:
                 report.already += 1
             elif found := by_name.get(stem(image.filename)):  # there anyway: a killed publish, a lost ledger
-                if not dry_run:
-                    ledger.update(self.uri, output.sku, output.sha256, status="ready",
-                                  media_id=str(found["id"]), product_ref=remote.ref, output_key=output.key,
-                                  filename=image.filename,
-                                  note="found in the store before sending: not uploaded again")
+                ledger.found(self.uri, output, remote.ref, image.filename, str(found["id"]), "ready")
                 ours.add(str(found["id"]))
                 report.already += 1
             else:
                 pending.append(image)
         present = {str(i["id"]) for i in remote.images}
-        replaced = {}
-        for image in images:  # our older images of these outputs: the new ones take their place
-            found = ledger.superseded(self.uri, remote.ref, image.output.key, image.output.sha256)
-            replaced.update({k: e for k, e in found.items() if e["media_id"] in present})
+        replaced = ledger.superseded(self.uri, remote.ref, [i.output for i in images], present)
         dropped = {e["media_id"] for e in replaced.values()}
         merchant = [i for i in remote.images if str(i["id"]) not in ours and str(i["id"]) not in dropped]
         if dry_run:
-            report.uploaded += len(pending)
-            names = ", ".join(i.filename for i in pending) or "nothing new"
-            detaching = (
-                f"; would detach the merchant's {len(merchant)} image(s)" if replace and merchant else ""
-            )
-            if replaced:
-                detaching += f"; would drop {len(replaced)} older image(s) of ours they replace"
-            report.say(f"{remote.sku} ({remote.title}): would upload {names}{detaching}")
+            report.would(remote, pending, len(merchant) if replace else 0, len(replaced))
             return
         if not pending and not replaced and not (replace and merchant):
             report.say(f"{remote.sku} ({remote.title}): nothing new")

@@ -9,10 +9,9 @@ variations -> source_version.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from packshot.catalog.fields import is_color_option, sku_problem
-from packshot.sources.base import Source, SourceSettings
+from packshot.sources.base import Source, SourceSettings, store_uri
 from packshot.sources.mapping import ColorList, Problems, build_product
 from packshot.sources.woocommerce.client import WooClient
 from packshot.sources.woocommerce.models import WooProduct, WooVariation
@@ -24,8 +23,7 @@ class WooCommerceSource(Source):
 
     def __init__(self, uri: str, settings: SourceSettings):
         self.settings = settings
-        parts = urlsplit(uri)
-        self.uri = f"woocommerce://{parts.netloc}{parts.path.rstrip('/')}"
+        self.uri = store_uri(uri)
 
     def read(self) -> Catalog:
         client = WooClient(self.uri, self.settings)
