@@ -305,14 +305,14 @@ class _Trickle:
 
 
 def test_a_store_trickling_its_answer_ends_at_the_total_deadline(tls, monkeypatch):
-    """One byte every 0.2 s never trips the per-read timeout (1 s); the request's total deadline ends it."""
+    """One byte every 0.2 s never trips the per-read timeout (30 s); the request's total deadline ends it."""
     ca_pem, context = tls
     server = _Trickle(context)
     monkeypatch.setenv("SHOPIFY_ACCESS_TOKEN", TOKEN)
     monkeypatch.setenv("WOOCOMMERCE_CONSUMER_KEY", WOO_KEY)
     monkeypatch.setenv("WOOCOMMERCE_CONSUMER_SECRET", WOO_SECRET)
     settings = SourceSettings(shopify_base_url=f"https://127.0.0.1:{server.port}", ca_bundle=ca_pem,
-                              timeout_s=1.0, request_deadline_s=1.5, max_attempts=2, max_wait_s=0.05)
+                              timeout_s=30.0, request_deadline_s=1.5, max_attempts=2, max_wait_s=0.05)
     try:
         with pytest.raises(SourceError, match="request_deadline_s = 1.5 s") as shopify_error:
             open_source("shopify://northwind", settings).read()
