@@ -592,3 +592,21 @@ def test_woocommerce_answering_html_or_a_redirect_during_publish_is_one_line(woo
     monkeypatch.setattr(fake, "route", route)
     report = publish(run, uri, all_=True, settings=settings)  # the store did nothing: now it is sent
     assert (report.uploaded, report.already) == (3, 0) and not report.problems
+
+
+def test_a_run_on_s3_has_one_publisher_and_a_lost_ledger_sends_nothing_twice(woo_run):
+    """The S3 lease (a conditional create) keeps a second publish of the run out; with the ledger gone,
+    the store's image names say what is already there."""
+    from packshot.lease import LeaseHeld, acquire_lease
+
+    fake, settings, uri, run, _expected = woo_run
+    storage = open_storage(run)
+    held = acquire_lease(storage, "publish", "packshot publish --to woocommerce://elsewhere")
+    with held, pytest.raises(LeaseHeld, match="packshot publish --to woocommerce://elsewhere"):
+        publish(run, uri, all_=True, settings=settings)
+    assert fake.count("product-put") == 0
+    assert publish(run, uri, all_=True, settings=settings).uploaded == 3
+    storage.client.delete_object(Bucket=storage.bucket, Key=storage._key(LEDGER_NAME))
+    report = publish(run, uri, all_=True, settings=settings)
+    assert (report.uploaded, report.already) == (0, 3) and fake.count("product-put") == 1
+    assert set(fake.downloads.values()) == {1}

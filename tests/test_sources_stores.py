@@ -249,8 +249,16 @@ def test_woocommerce_claiming_a_billion_pages_is_read_to_its_last_real_page(woo,
     catalog = open_source(uri, settings).read()
     assert len(catalog.products) == 11 and fake.count("products") == 3  # 5 + 5 + a short page of 1
 
+    def capped(items, request):  # a store that gives 3 per page whatever is asked: the first page says so
+        request.query["per_page"] = ["3"]
+        return billion(items, request)
+
+    monkeypatch.setattr(fake, "_page", capped)
+    assert len(open_source(uri, settings).read().products) == 11 and fake.count("products") == 3 + 4
+    monkeypatch.setattr(fake, "_page", billion)
+
     fake.products = fake.products[:10]  # two full pages, then an empty one
-    assert len(open_source(uri, settings).read().products) == 10 and fake.count("products") == 3 + 3
+    assert len(open_source(uri, settings).read().products) == 10 and fake.count("products") == 7 + 3
 
     def same_page(items, request):  # every page the first one, for ever
         request.query["page"] = ["1"]

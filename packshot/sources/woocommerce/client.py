@@ -152,10 +152,12 @@ class WooClient:
 
     def pages(self, path: str, model: type[Model]) -> Iterator[dict[str, Any]]:
         """Every object of a paged collection, checked as ``model`` and given back as a dict. Stops at
-        ``X-WP-TotalPages`` or at an empty or short page, whichever comes first; a page that repeats
-        the previous one, or more than ``sources.max_pages`` pages, is a SourceError."""
+        ``X-WP-TotalPages`` or at an empty page or one shorter than the first (a store may cap
+        ``per_page`` below what was asked: the first page shows its real size), whichever comes first;
+        a page that repeats the previous one, or more than ``sources.max_pages`` pages, is a SourceError."""
         per_page = min(self.settings.page_size, 100)
         previous: list[Any] | None = None
+        full = per_page
         for page in range(1, self.settings.max_pages + 1):
             response = self.request("GET", path, params={"page": page, "per_page": per_page})
             raw = self._json(response, path)
@@ -170,7 +172,9 @@ class WooClient:
             previous = ids
             yield from items
             total = response.headers.get("X-WP-TotalPages", "1")
-            if len(items) < per_page or page >= (int(total) if total.isdigit() else 1):
+            if page == 1:
+                full = len(items)
+            if not items or len(items) < full or page >= (int(total) if total.isdigit() else 1):
                 return
         raise SourceError(f"{self.uri}: {path} did not end within sources.max_pages = "
                           f"{self.settings.max_pages} pages; stopped reading (raise "
