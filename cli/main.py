@@ -263,16 +263,21 @@ def publish(
         bool, typer.Option("--replace", help="detach the merchant's own images (kept in the store's files)")
     ] = False,
     preset: Annotated[str | None, typer.Option(help="whose images to send (default: shopify)")] = None,
+    wait: Annotated[
+        float, typer.Option("--wait", help="seconds to wait when another publish of this run is under way")
+    ] = 0.0,
 ):
-    """Send a run's approved images to the store, in listing order, exactly once (resumable)."""
+    """Send a run's approved images to the store, in listing order, exactly once (resumable). Products
+    flagged needs_review or failed are held back unless a review approved them."""
     from orchestrator.publish import publish as publish_run
     from orchestrator.settings import get_settings
 
     def echo(line: str) -> None:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
+    settings = get_settings()
     report = publish_run(out, to, all_=all_, dry_run=dry_run, replace=replace, preset=preset,
-                         settings=get_settings().sources, echo=echo)
+                         settings=settings.sources, load=settings.load, wait_s=wait, echo=echo)
     console.print(report.headline(), style="bold", highlight=False, markup=False)
     for problem in report.problems:
         err.print(f"- {problem}", style="red", highlight=False, markup=False, soft_wrap=True)

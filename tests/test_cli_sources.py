@@ -54,6 +54,7 @@ def test_publish_dry_run_then_for_real(tmp_path, monkeypatch):
         "SHOPIFY_ACCESS_TOKEN": "shpat_cli_test_0123456789",
         "PACKSHOT_SOURCES__SHOPIFY_BASE_URL": fake.base_url,
         "PACKSHOT_SOURCES__CA_BUNDLE": str(ca_pem),
+        "PACKSHOT_LOAD__ALLOWED_NETWORKS": '["127.0.0.1/32"]',  # the fake's staged-upload target
     }.items():
         monkeypatch.setenv(name, value)
     try:

@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from orchestrator.publish import PublishError, publish
-from orchestrator.publish_ledger import LEDGER_NAME
+from orchestrator.publish import PublishError
+from orchestrator.publish import publish as publish_run
+from orchestrator.publish.ledger import LEDGER_NAME
+from packshot.config import LoadSettings
 from packshot.schemas.results import OutputRecord, ProductResult, RunManifest
 from packshot.sources import SNAPSHOT_NAME, SourceSettings
 from packshot.storage import Storage, open_storage
@@ -28,6 +30,14 @@ from tests.fakes.tls import local_tls
 from tests.fakes.woocommerce import FakeWooCommerce
 
 ROOT = Path(__file__).resolve().parents[1]
+# The fakes' staged-upload targets are on 127.0.0.1: allowed here the way a merchant allows an internal
+# network (load.allowed_networks); the SSRF test below publishes without it.
+LOCAL_NET = LoadSettings(allowed_networks=["127.0.0.1/32"])
+
+
+def publish(*args, **kwargs):
+    return publish_run(*args, **{"load": LOCAL_NET, **kwargs})
+
 TOKEN = "shpat_publish_test_0123456789"
 WOO_KEY, WOO_SECRET = "ck_publish_key_0123456789", "cs_publish_secret_0123456789"
 BUCKET = "packshot-publish-test"
@@ -89,7 +99,7 @@ def shop(tls, monkeypatch):
 
 def _fast(monkeypatch):
     """Media polls without the one-second pause (the fake is READY after one poll anyway)."""
-    from orchestrator import publish_shopify
+    from orchestrator.publish import shopify as publish_shopify
 
     original = publish_shopify.ShopifyTarget.__init__
 
@@ -114,7 +124,11 @@ def test_shopify_publish_all_in_listing_order_then_nothing_twice(shop, tmp_path,
     assert [m["alt"] for m in ours] == ["Organic Tee", "Organic Tee – Sage", "Organic Tee"]
     assert all(m["status"] == "READY" for m in ours)
     ledger = json.loads((run / LEDGER_NAME).read_text())["images"]
-    assert [k.split("|", 1)[1] for k in sorted(ledger, key=lambda k: ledger[k]["filename"])] == expected
+    entries = sorted(ledger.values(), key=lambda e: e["filename"])
+    assert [e["output_key"] for e in entries] == expected
+    manifest = json.loads((run / "manifest.json").read_text())
+    sha = {o["key"]: o["sha256"] for o in manifest["products"][0]["outputs"]}
+    assert sorted(ledger) == sorted(f"shopify://northwind|tee-00|{sha[key]}" for key in expected)  # content
     assert {e["status"] for e in ledger.values()} == {"ready"}
 
     again = publish(str(run), "shopify://northwind", all_=True, settings=settings)
@@ -206,9 +220,11 @@ def test_a_shopify_made_feed_group_id_finds_its_product(shop, tmp_path, monkeypa
 _PUBLISH_SCRIPT = """
 import json, sys
 from orchestrator.publish import publish
+from packshot.config import LoadSettings
 from packshot.sources import SourceSettings
 settings = SourceSettings.model_validate_json(sys.argv[2])
-publish(sys.argv[1], "shopify://northwind", all_=True, settings=settings)
+load = LoadSettings(allowed_networks=["127.0.0.1/32"])
+publish(sys.argv[1], "shopify://northwind", all_=True, settings=settings, load=load)
 """
 
 
@@ -241,7 +257,7 @@ def test_killed_publish_resumes_without_uploading_twice(shop, tmp_path, monkeypa
     assert (report.uploaded, report.already) == (2, 1), report.summary()
     assert len(fake.uploads) == 3 and set(fake.uploads.values()) == {1} and set(fake.attached.values()) == {1}
     ledger_text = (run / LEDGER_NAME).read_text()
-    assert "found in the store on resume" in ledger_text
+    assert "found in the store before sending" in ledger_text
     for text in (ledger_text, caplog.text, report.summary(), child.stdout.read().decode()):
         assert TOKEN not in text
 
@@ -320,4 +336,277 @@ def test_woocommerce_resume_finds_images_the_store_already_has(woo_run):
     assert (report.uploaded, report.already) == (0, 3) and fake.count("product-put") == 1
     assert set(fake.downloads.values()) == {1}
     entries = json.loads(storage.read_bytes(LEDGER_NAME))["images"].values()
-    assert all(e["status"] == "ready" and e["media_id"] and "on resume" in e["note"] for e in entries)
+    assert all(e["status"] == "ready" and e["media_id"] and "found in the store" in e["note"]
+               for e in entries)
+
+
+# ----------------------------------------------------- two at once, lost ledgers, odd stores (issue 21)
+
+
+def test_two_publishes_of_one_run_never_upload_twice(shop, tmp_path, monkeypatch):
+    """The first publish holds the run's publish lease while its first attach hangs: a second one is
+    refused with one line naming the holder, a third waits for it and then finds everything there."""
+    from packshot.lease import LeaseHeld
+
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    hold = threading.Event()
+    fake.hold_first_attach = hold
+    reports = {}
+    first = threading.Thread(target=lambda: reports.setdefault("first", publish(
+        str(run), "shopify://northwind", all_=True, settings=settings)))
+    first.start()
+    try:
+        assert fake.attach_applied.wait(30)
+        with pytest.raises(LeaseHeld) as refused:
+            publish(str(run), "shopify://northwind", all_=True, settings=settings)
+        text = str(refused.value)
+        assert "packshot publish --to shopify://northwind" in text and f"pid {os.getpid()}" in text
+        assert "\n" not in text
+        waiting = threading.Thread(target=lambda: reports.setdefault("waited", publish(
+            str(run), "shopify://northwind", all_=True, settings=settings, wait_s=60)))
+        waiting.start()
+    finally:
+        hold.set()
+    first.join(60)
+    waiting.join(60)
+    assert (reports["first"].uploaded, reports["waited"].uploaded, reports["waited"].already) == (3, 0, 3)
+    assert len(fake.uploads) == 3 and set(fake.attached.values()) == {1}
+    assert len(fake.products[0]["media"]) == 1 + 3
+
+
+def test_a_second_publish_from_the_command_line_refuses_in_one_line(shop, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from packshot.lease import acquire_lease
+
+    fake, settings = shop
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    monkeypatch.setenv("PACKSHOT_SOURCES__SHOPIFY_BASE_URL", fake.base_url)
+    monkeypatch.setenv("PACKSHOT_SOURCES__CA_BUNDLE", str(settings.ca_bundle))
+    monkeypatch.setenv("COLUMNS", "60")
+    with acquire_lease(open_storage(run), "publish", "packshot publish --to shopify://northwind"):
+        result = CliRunner().invoke(app, ["publish", str(run), "--to", "shopify://northwind", "--all"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "in use by 'packshot publish --to shopify://northwind'" in " ".join(result.output.split())
+    assert fake.count("Stage") == 0
+
+
+def test_a_lost_or_damaged_ledger_sends_nothing_twice(shop, tmp_path, monkeypatch):
+    """Images the ledger does not list are looked up in the store by their file name (it holds their
+    checksum); a damaged ledger is kept aside and publishing goes on as if there were none."""
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    good = (run / LEDGER_NAME).read_text()
+    entry = next(iter(json.loads(good)["images"].values()))
+    without_alt = {k: v for k, v in entry.items() if k != "alt"}
+    for damage in (None, "{not json", '{"images": []}', json.dumps({"images": {"x": {"sku": "tee-00"}}}),
+                   json.dumps({"version": 2, "images": {"shopify://northwind|tee-00|0": without_alt}})):
+        if damage is None:
+            (run / LEDGER_NAME).unlink()
+        else:
+            (run / LEDGER_NAME).write_text(damage)
+        report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+        assert (report.uploaded, report.already) == (0, 3) and not report.problems, (damage, report.summary())
+        assert len(fake.uploads) == 3 and set(fake.attached.values()) == {1}
+    notes = [line for line in report.lines if "damaged" in line]
+    assert not notes  # the last damage (an entry without alt) is no damage
+    aside = sorted(run.glob("publish_ledger.damaged-*.json"))
+    assert aside and "move it away" not in report.summary()
+
+
+def test_a_damaged_ledger_says_where_it_was_kept_and_what_happens(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    (run / LEDGER_NAME).write_text('{"images": []}')
+    dry = publish(str(run), "shopify://northwind", all_=True, settings=settings, dry_run=True)
+    assert (run / LEDGER_NAME).read_text() == '{"images": []}'  # a dry run changes nothing
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    (note,) = [line for line in report.lines if "damaged" in line]
+    assert "publish_ledger.damaged-" in note and "looked up in the store" in note
+    assert "damaged" in dry.summary() and report.uploaded == 3
+    (aside,) = run.glob("publish_ledger.damaged-*.json")
+    assert aside.read_text() == '{"images": []}'  # kept for a person to read
+
+
+def test_new_photos_and_a_rerun_publish_the_new_images(shop, tmp_path, monkeypatch):
+    """The ledger is keyed by content: new images under the same output names are sent, and our older
+    images of those outputs are detached (the merchant's own stay)."""
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    storage = open_storage(run)
+    expected = write_run(storage)["tee-00"]
+    publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    manifest = json.loads((run / "manifest.json").read_text())
+    for output in manifest["products"][0]["outputs"]:  # the rerun: same names, new bytes
+        data = _jpeg(250 - len(output["key"]))
+        storage.write_bytes(output["key"], data)
+        output["sha256"] = hashlib.sha256(data).hexdigest()
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert (report.uploaded, report.already) == (3, 0), report.summary()
+    media = fake.products[0]["media"]
+    assert [m["filename"] for m in media][0] == "merchant-front.jpg" and len(media) == 1 + 3
+    sha = {o["key"]: o["sha256"] for o in manifest["products"][0]["outputs"]}
+    assert [m["filename"].split("-")[-1].split(".")[0] for m in media[1:]] == [sha[k][:10] for k in expected]
+    again = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert (again.uploaded, again.already) == (0, 3)
+
+
+def test_shopify_staged_targets_must_be_https_public_hosts(shop, tmp_path, monkeypatch):
+    """stagedUploadsCreate names where the image goes: http://127.0.0.1 is refused before any byte is
+    sent, and so is https://127.0.0.1 unless the merchant allowed that network."""
+    fake, settings = shop
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    stage = fake._stage
+
+    def plain_http(variables, request):
+        answer = stage(variables, request)
+        for target in answer["stagedUploadsCreate"]["stagedTargets"]:
+            target["url"] = target["url"].replace("https://", "http://")
+        return answer
+
+    report = publish_run(str(run), "shopify://northwind", all_=True, settings=settings)  # default rules
+    (problem,) = report.problems
+    assert "refused the store's upload target" in problem and "loopback" in problem
+    monkeypatch.setattr(fake, "_stage", plain_http)
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)  # 127.0.0.1 allowed
+    (problem,) = report.problems
+    assert "not HTTPS" in problem and "http://127.0.0.1:" in problem
+    assert fake.uploads == {} and fake.count("staged-upload") == 0 and fake.count("Attach") == 0
+
+
+@pytest.mark.parametrize("answer", [[], {"data": None}, "no-id"])
+def test_shopify_odd_answers_during_publish_are_one_line_problems(shop, tmp_path, monkeypatch, answer):
+    from tests.fakes.server import Response
+
+    fake, settings = shop
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    route = fake.route
+
+    def odd(name, request):
+        if name != "Media":
+            return route(name, request)
+        if answer == "no-id":
+            real = json.loads(route(name, request).body)
+            for node in real["data"]["product"]["media"]["nodes"]:
+                node.pop("id")
+            return Response.json(200, real)
+        return Response.json(200, answer)
+
+    monkeypatch.setattr(fake, "route", odd)
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    (problem,) = report.problems
+    assert problem.startswith("sku tee-00: shopify://northwind: the product's media answered")
+    assert "\n" not in problem and TOKEN not in problem and fake.count("Stage") == 0
+
+
+def test_a_damaged_manifest_or_snapshot_under_publish_is_one_line(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    (run / SNAPSHOT_NAME).write_text('{"source": "shopify://northwind", "products": [{"sku": 1}]}')
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert report.uploaded == 3 and any(f"{SNAPSHOT_NAME} is damaged" in line for line in report.lines)
+    (run / SNAPSHOT_NAME).write_text("[1, 2")
+    assert publish(str(run), "shopify://northwind", all_=True, settings=settings).already == 3
+    (run / "manifest.json").write_text('{"products": "none"}')
+    with pytest.raises(PublishError, match="manifest.json in .* is damaged") as damaged:
+        publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert "\n" not in str(damaged.value)
+
+
+# -------------------------------------------------------------- publish only what is safe (issue 20)
+
+
+def test_publish_all_holds_back_doubtful_products_unless_a_review_approved_them(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    for handle in ("bag-01", "mug-02"):
+        fake.add_product(handle, handle.title())
+    run = tmp_path / "run"
+    write_run(open_storage(run), skus=("tee-00", "bag-01", "mug-02"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    bag, mug = manifest["products"][1], manifest["products"][2]
+    bag.update(status="needs_review", key="bag-key",
+               review_reasons=["the cutout runs along the box's top edge: the product may continue outside"])
+    mug.update(status="failed", error="background: out of GPU memory")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+    dry = publish(str(run), "shopify://northwind", all_=True, dry_run=True, settings=settings)
+    held = [line for line in dry.lines if line.startswith("held back")]
+    assert any("bag-01" in line and "needs_review" in line and "box's top edge" in line for line in held)
+    assert any("mug-02" in line and "failed" in line and "out of GPU memory" in line for line in held)
+    assert dry.uploaded == 3 and "bag-01 (" not in dry.summary()
+
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert report.uploaded == 3 and {p["handle"]: len(p["media"]) for p in fake.products} == {
+        "tee-00": 1 + 3, "bag-01": 0, "mug-02": 0}
+
+    (run / "review.json").write_text(json.dumps({"version": 1, "outputs": {}, "products": {
+        "bag-01": {"sku": "bag-01", "status": "approved", "basis": "bag-key"}}}))
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    assert (report.uploaded, report.already) == (3, 3)
+    assert {p["handle"]: len(p["media"]) for p in fake.products}["bag-01"] == 3
+    assert any("mug-02" in line for line in report.lines if line.startswith("held back"))
+
+
+def test_one_woocommerce_store_however_its_address_is_typed(woo_run):
+    fake, settings, uri, run, _expected = woo_run
+    port = uri.rsplit(":", 1)[1]
+    first = publish(run, f"woocommerce://localhost:{port}", all_=True, settings=settings)
+    again = publish(run, f"woocommerce://LOCALHOST.:{port}//", all_=True, settings=settings)
+    assert first.uploaded == 3 and (again.uploaded, again.already) == (0, 3), again.summary()
+    assert fake.count("product-put") == 1 and set(fake.downloads.values()) == {1}
+    ledger = json.loads(open_storage(run).read_bytes(LEDGER_NAME))["images"]
+    assert {key.split("|")[0] for key in ledger} == {f"woocommerce://localhost:{port}"}
+
+
+def test_woocommerce_answering_html_or_a_redirect_during_publish_is_one_line(woo_run, monkeypatch):
+    from tests.fakes.server import Response
+
+    fake, settings, uri, run, _expected = woo_run
+    route = fake.route
+    html = Response(200, b"<html><body>Just a moment...</body></html>")
+    for answer, said in ((html, "did not answer JSON"),
+                         (Response(302, b"", {"Location": "https://login.example/wp-login.php"}),
+                          "answered a redirect (HTTP 302 to 'https://login.example/wp-login.php')")):
+        monkeypatch.setattr(fake, "route", lambda name, request, answer=answer: (
+            answer if name == "product-put" else route(name, request)))
+        report = publish(run, uri, all_=True, settings=settings)
+        (problem,) = report.problems
+        assert said in problem and "\n" not in problem and WOO_SECRET not in problem
+    monkeypatch.setattr(fake, "route", route)
+    report = publish(run, uri, all_=True, settings=settings)  # the store did nothing: now it is sent
+    assert (report.uploaded, report.already) == (3, 0) and not report.problems
+
+
+def test_a_run_on_s3_has_one_publisher_and_a_lost_ledger_sends_nothing_twice(woo_run):
+    """The S3 lease (a conditional create) keeps a second publish of the run out; with the ledger gone,
+    the store's image names say what is already there."""
+    from packshot.lease import LeaseHeld, acquire_lease
+
+    fake, settings, uri, run, _expected = woo_run
+    storage = open_storage(run)
+    held = acquire_lease(storage, "publish", "packshot publish --to woocommerce://elsewhere")
+    with held, pytest.raises(LeaseHeld, match="packshot publish --to woocommerce://elsewhere"):
+        publish(run, uri, all_=True, settings=settings)
+    assert fake.count("product-put") == 0
+    assert publish(run, uri, all_=True, settings=settings).uploaded == 3
+    storage.client.delete_object(Bucket=storage.bucket, Key=storage._key(LEDGER_NAME))
+    report = publish(run, uri, all_=True, settings=settings)
+    assert (report.uploaded, report.already) == (0, 3) and fake.count("product-put") == 1
+    assert set(fake.downloads.values()) == {1}

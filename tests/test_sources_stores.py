@@ -195,3 +195,182 @@ def test_a_store_answering_html_is_a_clear_error(shopify, woo, monkeypatch):
     monkeypatch.setattr(woo_fake, "route", lambda name, request: Response(200, b"<html>Blog</html>"))
     with pytest.raises(SourceError, match="did not answer JSON"):
         open_source(uri, woo_settings).read()
+
+
+# ------------------------------------------------------------------ stores that misbehave (issue 21)
+
+
+def test_a_shopify_cursor_that_repeats_or_is_missing_ends_the_listing(shopify, monkeypatch):
+    fake, settings = shopify
+    _fill_store(fake, 3)
+    pages = fake._products
+
+    def looping(variables, request):  # a store whose next page is always the same cursor
+        page = pages(variables, request)
+        page["products"]["pageInfo"] = {"hasNextPage": True, "endCursor": "3"}
+        return page
+
+    monkeypatch.setattr(fake, "_products", looping)
+    with pytest.raises(SourceError, match="sent cursor .3. again") as loop:
+        open_source("shopify://northwind", settings).read()
+    assert fake.count("Products") == 2 and "\n" not in str(loop.value)
+
+    def no_cursor(variables, request):
+        page = pages(variables, request)
+        page["products"]["pageInfo"] = {"hasNextPage": True, "endCursor": None}
+        return page
+
+    monkeypatch.setattr(fake, "_products", no_cursor)
+    with pytest.raises(SourceError, match="has a next page but gives no cursor"):
+        open_source("shopify://northwind", settings).read()
+    assert fake.count("Products") == 3
+
+
+def test_shopify_listing_stops_at_the_page_cap(shopify):
+    fake, settings = shopify
+    _fill_store(fake, 3 * PAGE_PRODUCTS)
+    with pytest.raises(SourceError, match="sources.max_pages = 2"):
+        open_source("shopify://northwind", settings.model_copy(update={"max_pages": 2})).read()
+    assert fake.count("Products") == 2
+
+
+def test_woocommerce_claiming_a_billion_pages_is_read_to_its_last_real_page(woo, monkeypatch):
+    fake, settings, uri = woo
+    for n in range(11):
+        fake.add_product(f"MUG-{n}", f"Mug {n}", images=(f"https://woo.fake/mug-{n}.jpg",))
+    page = fake._page
+
+    def billion(items, request):
+        response = page(items, request)
+        response.headers["X-WP-TotalPages"] = "1000000000"
+        return response
+
+    monkeypatch.setattr(fake, "_page", billion)
+    catalog = open_source(uri, settings).read()
+    assert len(catalog.products) == 11 and fake.count("products") == 3  # 5 + 5 + a short page of 1
+
+    def capped(items, request):  # a store that gives 3 per page whatever is asked: the first page says so
+        request.query["per_page"] = ["3"]
+        return billion(items, request)
+
+    monkeypatch.setattr(fake, "_page", capped)
+    assert len(open_source(uri, settings).read().products) == 11 and fake.count("products") == 3 + 4
+    monkeypatch.setattr(fake, "_page", billion)
+
+    fake.products = fake.products[:10]  # two full pages, then an empty one
+    assert len(open_source(uri, settings).read().products) == 10 and fake.count("products") == 7 + 3
+
+    def same_page(items, request):  # every page the first one, for ever
+        request.query["page"] = ["1"]
+        return billion(items, request)
+
+    monkeypatch.setattr(fake, "_page", same_page)
+    with pytest.raises(SourceError, match="sent page 2 the same as page 1"):
+        open_source(uri, settings).read()
+    with pytest.raises(SourceError, match="sources.max_pages = 1"):
+        open_source(uri, settings.model_copy(update={"max_pages": 1})).read()
+
+
+class _Trickle:
+    """An HTTPS server that answers every request one byte at a time, for ever (until the client leaves)."""
+
+    def __init__(self, context, every_s: float = 0.2):
+        import socket
+        import threading
+
+        self.every_s, self.stop = every_s, threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.context = context
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import threading
+
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+            tls.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 10**6:
+                if self.stop.wait(self.every_s):
+                    break
+                tls.sendall(bytes([byte]))
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def test_a_store_trickling_its_answer_ends_at_the_total_deadline(tls, monkeypatch):
+    """One byte every 0.2 s never trips the per-read timeout (30 s); the request's total deadline ends it."""
+    ca_pem, context = tls
+    server = _Trickle(context)
+    monkeypatch.setenv("SHOPIFY_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("WOOCOMMERCE_CONSUMER_KEY", WOO_KEY)
+    monkeypatch.setenv("WOOCOMMERCE_CONSUMER_SECRET", WOO_SECRET)
+    settings = SourceSettings(shopify_base_url=f"https://127.0.0.1:{server.port}", ca_bundle=ca_pem,
+                              timeout_s=30.0, request_deadline_s=1.5, max_attempts=2, max_wait_s=0.05)
+    try:
+        with pytest.raises(SourceError, match="request_deadline_s = 1.5 s") as shopify_error:
+            open_source("shopify://northwind", settings).read()
+        with pytest.raises(SourceError, match="request_deadline_s = 1.5 s") as woo_error:
+            open_source(f"woocommerce://127.0.0.1:{server.port}", settings).read()
+    finally:
+        server.close()
+    for error in (shopify_error.value, woo_error.value):
+        assert "\n" not in str(error) and TOKEN not in str(error) and WOO_SECRET not in str(error)
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (b"[]", "cannot use"),
+    (b'{"data": null}', "without data"),
+    (b'{"data": {"products": {"nodes": [{"handle": "x"}], "pageInfo": {"hasNextPage": false}}}}',
+     "products.nodes.0.id"),
+    (b"<html><body>Enter the store password</body></html>", "not JSON"),
+])
+def test_shopify_answers_that_are_not_what_the_api_documents_are_one_line(shopify, monkeypatch, body, said):
+    from tests.fakes.server import Response
+
+    fake, settings = shopify
+    monkeypatch.setattr(fake, "route", lambda name, request: Response(200, body))
+    with pytest.raises(SourceError, match=said) as refused:
+        open_source("shopify://northwind", settings).read()
+    text = str(refused.value)
+    assert text.startswith("shopify://northwind: ") and "\n" not in text and TOKEN not in text
+    assert body.decode()[:20] in text or said == "products.nodes.0.id"  # what it sent, truncated
+
+
+def test_woocommerce_redirect_or_odd_answers_are_one_line(woo, monkeypatch):
+    from tests.fakes.server import Response
+
+    fake, settings, uri = woo
+    monkeypatch.setattr(fake, "route", lambda name, request: Response(
+        301, b"", {"Location": "https://elsewhere.example/wp-json/wc/v3/products"}))
+    with pytest.raises(SourceError, match="answered a redirect .*elsewhere.example"):
+        open_source(uri, settings).read()
+    monkeypatch.setattr(fake, "route", lambda name, request: Response.json(200, {"products": []}))
+    with pytest.raises(SourceError, match="cannot use"):
+        open_source(uri, settings).read()
+    monkeypatch.setattr(fake, "route", lambda name, request: Response.json(200, [{"name": "no id"}]))
+    with pytest.raises(SourceError, match=r"page 1\) answered .*id: Field required"):
+        open_source(uri, settings).read()
+
+
+def test_store_addresses_have_one_spelling():
+    from packshot.sources.base import store_uri
+
+    assert store_uri("woocommerce://LOCALHOST") == store_uri("woocommerce://localhost/") == "woocommerce://localhost"
+    assert store_uri("woocommerce://Shop.Example.COM.:443//wp/") == "woocommerce://shop.example.com/wp"
+    assert store_uri("woocommerce://shop.example.com:8443") == "woocommerce://shop.example.com:8443"
+    assert store_uri("shopify://NorthWind.myshopify.com.") == store_uri("shopify://northwind") == "shopify://northwind"

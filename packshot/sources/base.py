@@ -13,9 +13,11 @@ on each run), ``shopify://SHOP`` (``SHOP`` or ``SHOP.myshopify.com``), ``woocomm
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -49,7 +51,13 @@ class SourceSettings(BaseModel):
         None, description="Prefect Secret block holding 'KEY:SECRET' (instead of the two env vars)"
     )
     ca_bundle: Path | None = Field(None, description="PEM file of extra CAs trusted for the store's HTTPS")
-    timeout_s: float = Field(60.0, description="timeout of one API request")
+    timeout_s: float = Field(60.0, description="timeout of one network operation of an API request")
+    request_deadline_s: float = Field(
+        120.0, gt=0, description="total time of one API request or upload, however slowly the store answers"
+    )
+    max_pages: int = Field(
+        10_000, ge=1, description="most pages read of one store listing (a store paging for ever is an error)"
+    )
     page_size: int = Field(100, ge=1, le=250, description="products per API page (WooCommerce caps at 100)")
     max_attempts: int = Field(6, ge=1, description="tries of one API request (429, 503, 5xx, throttling)")
     max_wait_s: float = Field(
@@ -95,6 +103,26 @@ class CsvSource(Source):
 
 
 display_uri = display_ref  # the same rule for every reference shown to people
+
+
+def store_uri(uri: str) -> str:
+    """The one spelling of a store's address, so a publish ledger or a snapshot matches however it was
+    typed: ``woocommerce://Shop.Example.COM.:443//wp/`` -> ``woocommerce://shop.example.com/wp``. Host
+    lowercased, no trailing dot, no default port (stores are reached over HTTPS: 443), no user part,
+    no trailing or doubled slashes; a Shopify store is its shop name (``shopify://SHOP``)."""
+    parts = urlsplit(uri.strip())
+    scheme = parts.scheme.lower()
+    try:
+        host, port = (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:
+        raise SourceError(f"{display_uri(uri)!r} is not a store address (bad port)") from None
+    if scheme == "shopify":
+        return f"shopify://{host.removesuffix('.myshopify.com')}"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, 443) else f"{host}:{port}"
+    path = re.sub("/{2,}", "/", parts.path).rstrip("/")
+    return f"{scheme}://{netloc}{path}"
 
 
 def snapshot_json(catalog: Catalog, source_uri: str) -> bytes:

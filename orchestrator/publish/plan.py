@@ -38,6 +38,15 @@ class PublishReport:
     def say(self, line: str) -> None:
         self.lines.append(line)
 
+    def would(self, remote: RemoteProduct, pending: list[PlannedImage], merchant: int, replaced: int) -> None:
+        """A dry run's line for one product: what would be sent and detached (``merchant``: --replace)."""
+        self.uploaded += len(pending)
+        names = ", ".join(i.filename for i in pending) or "nothing new"
+        also = f"; would detach the merchant's {merchant} image(s)" if merchant else ""
+        if replaced:
+            also += f"; would detach {replaced} older image(s) of ours they replace"
+        self.say(f"{remote.sku} ({remote.title}): would upload {names}{also}")
+
     def headline(self) -> str:
         verb = "would upload" if self.dry_run else "uploaded"
         return f"{self.target}: {verb} {self.uploaded} image(s), {self.already} already there"

@@ -1,12 +1,13 @@
 """Publishing to a WooCommerce store: one ``PUT /products/{id}`` per product whose new images are
-presigned S3 links the store downloads, following the protocol of :mod:`orchestrator.publish_ledger`."""
+presigned S3 links the store downloads, following the protocol of :mod:`orchestrator.publish.ledger`."""
 
 from __future__ import annotations
 
-from orchestrator.publish_ledger import DONE_STATES, PublishLedger
-from orchestrator.publish_plan import PlannedImage, PublishError, PublishReport, RemoteProduct, stem
+from orchestrator.publish.ledger import DONE_STATES, PublishLedger
+from orchestrator.publish.plan import PlannedImage, PublishError, PublishReport, RemoteProduct, stem
 from packshot.sources.base import SourceError, SourceSettings
 from packshot.sources.woocommerce import WooClient
+from packshot.sources.woocommerce.models import WooImage
 from packshot.storage import S3Storage, Storage
 
 
@@ -30,14 +31,10 @@ class WooTarget:
 
     def find_product(self, sku: str, ref: str | None) -> RemoteProduct | None:
         ident = ref or (sku[3:] if sku.startswith("id-") and sku[3:].isdigit() else None)
-        if ident:
-            node = self.client.request("GET", f"/products/{ident}").json()
-        else:
-            found = self.client.request("GET", "/products", params={"sku": sku}).json()
-            node = found[0] if found else None
-        if not node:
+        node = self.client.product(ident) if ident else self.client.product_by_sku(sku)
+        if node is None:
             return None
-        return RemoteProduct(str(node["id"]), sku, node.get("name") or sku, list(node.get("images") or []))
+        return RemoteProduct(str(node.id), sku, node.name or sku, [i.model_dump() for i in node.images])
 
     def publish_product(
         self,
@@ -53,62 +50,63 @@ class WooTarget:
         ours = ledger.media_ids(self.uri, remote.ref)
         pending = []
         for image in images:
-            entry = ledger.get(self.uri, image.output.key) or {}
+            output = image.output
+            entry = ledger.get(self.uri, output.sku, output.sha256) or {}
             if entry.get("status") in DONE_STATES:
                 report.already += 1
-            elif entry.get("status") == "uploading" and (found := by_name.get(stem(image.filename))):
-                ledger.update(
-                    self.uri,
-                    image.output.key,
-                    status="ready",
-                    media_id=str(found["id"]),
-                    note="found in the store on resume: not uploaded again",
-                )
+            elif found := by_name.get(stem(image.filename)):  # there anyway: a killed publish, a lost ledger
+                ledger.found(self.uri, output, remote.ref, image.filename, str(found["id"]), "ready")
                 ours.add(str(found["id"]))
                 report.already += 1
             else:
                 pending.append(image)
-        merchant = [i for i in remote.images if str(i["id"]) not in ours]
+        present = {str(i["id"]) for i in remote.images}
+        replaced = ledger.superseded(self.uri, remote.ref, [i.output for i in images], present)
+        dropped = {e["media_id"] for e in replaced.values()}
+        merchant = [i for i in remote.images if str(i["id"]) not in ours and str(i["id"]) not in dropped]
         if dry_run:
-            report.uploaded += len(pending)
-            names = ", ".join(i.filename for i in pending) or "nothing new"
-            detaching = (
-                f"; would detach the merchant's {len(merchant)} image(s)" if replace and merchant else ""
-            )
-            report.say(f"{remote.sku} ({remote.title}): would upload {names}{detaching}")
+            report.would(remote, pending, len(merchant) if replace else 0, len(replaced))
             return
-        if not pending and not (replace and merchant):
+        if not pending and not replaced and not (replace and merchant):
             report.say(f"{remote.sku} ({remote.title}): nothing new")
             return
         new = []
         for image in pending:
             alt = image.alt(remote.title)
+            output = image.output
             ledger.update(
                 self.uri,
-                image.output.key,
+                output.sku,
+                output.sha256,
                 status="uploading",
                 product_ref=remote.ref,
-                sku=remote.sku,
+                output_key=output.key,
                 filename=image.filename,
                 alt=alt,
-                sha256=image.output.sha256,
                 media_id=None,
             )
-            new.append({"src": self.storage.link(image.output.key), "name": stem(image.filename), "alt": alt})
-        kept = [{"id": i["id"]} for i in remote.images if not replace or str(i["id"]) in ours]
+            new.append({"src": self.storage.link(output.key), "name": stem(image.filename), "alt": alt})
+        kept = [
+            {"id": i["id"]}
+            for i in remote.images
+            if str(i["id"]) not in dropped and (not replace or str(i["id"]) in ours)
+        ]
         try:
-            answer = self.client.request(
-                "PUT", f"/products/{remote.ref}", json={"images": kept + new}, idempotent=False
-            ).json()
+            answer: list[WooImage] = self.client.put_images(remote.ref, kept + new)
         except SourceError:  # the store may have done it anyway (5xx, answer lost): look before failing
-            answer = self.client.request("GET", f"/products/{remote.ref}").json()
-            names = {i.get("name") for i in answer.get("images") or []}
+            answer = self.client.product(remote.ref).images
+            names = {i.name for i in answer}
             if not all(stem(i.filename) in names for i in pending):
                 raise
-        returned = {i.get("name"): i for i in answer.get("images") or []}
+        returned = {i.name: i for i in answer}
         for image in pending:
             if found := returned.get(stem(image.filename)):
-                ledger.update(self.uri, image.output.key, status="ready", media_id=str(found["id"]))
+                ledger.update(self.uri, image.output.sku, image.output.sha256, status="ready",
+                              media_id=str(found.id))
+        for key in replaced:
+            ledger.update_key(key, status="replaced")
         report.uploaded += len(pending)
         detached = f", detached the merchant's {len(merchant)}" if replace and merchant else ""
+        if replaced:
+            detached += f", dropped {len(replaced)} older image(s) of ours they replace"
         report.say(f"{remote.sku} ({remote.title}): {len(pending)} uploaded{detached}")
