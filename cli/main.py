@@ -113,14 +113,14 @@ def run(
         for line in options_problem(exc).splitlines():
             err.print(f"[bold red]error:[/] {line}", highlight=False)
         raise typer.Exit(2) from None
+    from orchestrator.licences import check_licences
+
+    check_licences(get_settings(), list(options.stages))  # a model the deployment may not run: stop now
     from packshot.storage import check_output, open_storage
 
     check_output(open_storage(options.out))  # a missing bucket, a read-only folder: one line, before any work
     # A file: fail fast on an unreadable catalog, and size the bar. A store or feed URL is read once,
     # by the run itself (reading it twice would page through the whole store twice).
-    from orchestrator.licences import check_licences
-
-    check_licences(get_settings(), list(options.stages))  # a model the deployment may not run: stop now
     parsed = None if "://" in catalog else read_catalog(catalog, get_settings())
     total = None if parsed is None else min(len(parsed.products), limit) if limit else len(parsed.products)
     if parsed is not None and parsed.errors:
