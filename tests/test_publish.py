@@ -636,3 +636,29 @@ def test_damaged_review_entries_count_as_no_decision(shop, tmp_path, monkeypatch
     (run / "review.json").write_text("[]")
     with pytest.raises(PublishError, match="review.json in the run folder is not valid"):
         publish(str(run), "shopify://northwind", all_=True, settings=settings)
+
+
+def test_a_staged_upload_target_that_trickles_ends_at_the_deadline(shop, tls, tmp_path, monkeypatch):
+    from tests.test_sources_stores import _Trickle
+
+    fake, settings = shop
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    trickle = _Trickle(tls[1])
+    stage = fake._stage
+
+    def slow_target(variables, request):
+        answer = stage(variables, request)
+        for target in answer["stagedUploadsCreate"]["stagedTargets"]:
+            target["url"] = f"https://127.0.0.1:{trickle.port}/upload"
+        return answer
+
+    monkeypatch.setattr(fake, "_stage", slow_target)
+    try:
+        report = publish(str(run), "shopify://northwind", all_=True,
+                         settings=settings.model_copy(update={"request_deadline_s": 1.0}))
+    finally:
+        trickle.close()
+    (problem,) = report.problems
+    assert "the staged upload of packshot-tee-00-shopify-01-" in problem
+    assert "request_deadline_s = 1 s" in problem and fake.count("Attach") == 0
