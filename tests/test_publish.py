@@ -610,3 +610,55 @@ def test_a_run_on_s3_has_one_publisher_and_a_lost_ledger_sends_nothing_twice(woo
     report = publish(run, uri, all_=True, settings=settings)
     assert (report.uploaded, report.already) == (0, 3) and fake.count("product-put") == 1
     assert set(fake.downloads.values()) == {1}
+
+
+def test_an_output_file_gone_from_the_run_is_one_problem_line(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    first, _variant, _scene = write_run(open_storage(run))["tee-00"]
+    (run / first).unlink()
+    report = publish(str(run), "shopify://northwind", all_=True, settings=settings)
+    (problem,) = report.problems
+    assert problem.startswith("sku tee-00: cannot read") and first.rsplit("/", 1)[1] in problem
+    assert fake.count("Stage") == 0 and not (run / LEDGER_NAME).exists()
+
+
+def test_damaged_review_entries_count_as_no_decision(shop, tmp_path, monkeypatch):
+    fake, settings = shop
+    _fast(monkeypatch)
+    run = tmp_path / "run"
+    first, variant, _scene = write_run(open_storage(run))["tee-00"]
+    outputs = {first: "approved", variant: {"status": "approved"}}
+    (run / "review.json").write_text(json.dumps({"outputs": outputs, "products": ["tee-00"]}))
+    report = publish(str(run), "shopify://northwind", settings=settings)
+    assert report.uploaded == 1 and len(fake.uploads) == 1  # only the intact approval counts
+    (run / "review.json").write_text("[]")
+    with pytest.raises(PublishError, match="review.json in the run folder is not valid"):
+        publish(str(run), "shopify://northwind", all_=True, settings=settings)
+
+
+def test_a_staged_upload_target_that_trickles_ends_at_the_deadline(shop, tls, tmp_path, monkeypatch):
+    from tests.test_sources_stores import _Trickle
+
+    fake, settings = shop
+    run = tmp_path / "run"
+    write_run(open_storage(run))
+    trickle = _Trickle(tls[1])
+    stage = fake._stage
+
+    def slow_target(variables, request):
+        answer = stage(variables, request)
+        for target in answer["stagedUploadsCreate"]["stagedTargets"]:
+            target["url"] = f"https://127.0.0.1:{trickle.port}/upload"
+        return answer
+
+    monkeypatch.setattr(fake, "_stage", slow_target)
+    try:
+        report = publish(str(run), "shopify://northwind", all_=True,
+                         settings=settings.model_copy(update={"request_deadline_s": 1.0}))
+    finally:
+        trickle.close()
+    (problem,) = report.problems
+    assert "the staged upload of packshot-tee-00-shopify-01-" in problem
+    assert "request_deadline_s = 1 s" in problem and fake.count("Attach") == 0

@@ -108,6 +108,10 @@ def _publish_one(
         target.publish_product(remote, images, ledger, report, replace=replace, dry_run=dry_run)
     except PackshotError as exc:
         report.problems.append(f"sku {sku}: {exc}")
+    except OSError as exc:  # an output file gone from the run folder since the run
+        what = f"{exc.filename or 'an output'} ({exc.strerror or exc})"
+        report.problems.append(f"sku {sku}: cannot read {what}; rerun the product (packshot run --sku) "
+                               "and publish again")
 
 
 def _manifest(storage: Storage, run_out: str) -> RunManifest:

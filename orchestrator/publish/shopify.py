@@ -86,6 +86,7 @@ class ShopifyTarget:
         for image in pending:
             alt = image.alt(remote.title)
             output = image.output
+            data = self.storage.read_bytes(output.key)
             before = [m.id for m in media]  # whatever appears besides these after the call may be this upload
             ledger.update(
                 self.uri,
@@ -99,7 +100,6 @@ class ShopifyTarget:
                 media_id=None,
                 media_before=before,
             )
-            data = self.storage.read_bytes(output.key)
             resource = self.client.stage_and_upload(image.filename, image.mime, data)
             failure = None
             try:
