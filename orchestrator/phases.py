@@ -45,6 +45,7 @@ from orchestrator.incremental import key_from_source, refresh_version
 from orchestrator.keys import load_previous_result, product_key, safe_dirname
 from orchestrator.oom import RunStopped, on_gpu
 from orchestrator.options import RunOptions
+from orchestrator.photos import Photo, merge_results, photo_key_extra, photos_of, tag_records
 from orchestrator.pool import NORMAL, URGENT
 from orchestrator.review.rerun import carried_over
 from orchestrator.writer import check_listing_order, listed
@@ -59,11 +60,24 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class _Group:
+    """A product whose photos are in flight, one job each; its result is reported when all are done."""
+
+    product: Product
+    photos: list[Photo]
+    started: float
+    results: list[ProductResult] = field(default_factory=list)
+
+
+@dataclass
 class _Job:
-    """A product in flight: loaded, maybe cut out on the GPU, prepared, then finished (``result``)."""
+    """One photo of a product in flight: loaded, maybe cut out on the GPU, prepared, then finished
+    (``result``). ``product`` is the product seen through this photo (:class:`orchestrator.photos.Photo`)."""
 
     product: Product
     started: float
+    photo: Photo | None = None
+    group: _Group | None = None
     folder: str = ""
     loaded: object | None = None
     key: str | None = None
@@ -95,7 +109,7 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
     pool = ctx.cpu_pool()
     ahead = max(1, ctx.settings.orchestration.prefetch)
     limit = pool.size + 2 * ahead
-    order: deque[_Job] = deque()  # in flight, catalog order
+    order: deque[_Job] = deque()  # photos in flight, catalog order
     gpu_queue: deque[tuple[str, _Job]] = deque()
     pending: dict[Future, tuple[str, _Job]] = {}
     queue = deque(products)
@@ -103,9 +117,12 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
         while True:
             while len(order) < limit and queue:
                 product = ctx.rerun.corrected(queue.popleft())  # a box from the review replaces the catalog's
-                job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
-                order.append(job)
-                pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
+                photos = photos_of(product, safe_dirname(product.sku))
+                group = _Group(product, photos, time.perf_counter())
+                for photo in photos:
+                    job = _Job(photo.product, group.started, photo=photo, group=group, folder=photo.folder)
+                    order.append(job)
+                    pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
             for future in [f for f in pending if f.done()]:
                 _advance(*pending.pop(future), future, gpu_queue, pending, loader, ctx)
             if gpu_queue:  # model work first: everything else is already handed out
@@ -113,17 +130,25 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
                     _gpu_step(*gpu_queue.popleft(), pending, ctx)
                 except RunStopped:  # no more model calls; what is past them still gets its files
                     _drain(gpu_queue, pending, loader, ctx)
-                    while order and order[0].result is not None:
-                        yield _report(order.popleft())
+                    yield from _finished(order)
                     raise
                 continue
-            while order and order[0].result is not None:
-                yield _report(order.popleft())
+            yield from _finished(order)
             if not order:
                 if not queue:
                     return
                 continue  # every product in flight was reported: admit the next ones
             wait(list(pending), return_when=FIRST_COMPLETED)
+
+
+def _finished(order: deque[_Job]) -> Iterator[ProductResult]:
+    """The products at the front of ``order`` whose photos are all finished, in catalog order."""
+    while order and order[0].result is not None:
+        job = order.popleft()
+        group = job.group
+        group.results.append(job.result)
+        if len(group.results) == len(group.photos):
+            yield _report(group)
 
 
 def _advance(stage: str, job: _Job, future: Future, gpu_queue: deque, pending: dict,
@@ -225,7 +250,8 @@ def _write_done(job: _Job, ctx: RunContext) -> None:
     spans = [part.span for part in job.done_parts]
     reasons = list(job.review_reasons)
     result = ProductResult(
-        sku=p.sku, status="needs_review" if reasons else "done", outputs=listed(records, ctx.presets),
+        sku=p.sku, status="needs_review" if reasons else "done",
+        outputs=tag_records(listed(records, ctx.presets), job.photo),
         key=job.key, notes=[*job.notes, *work.upscale_notes(job.source_span, spans)], review_reasons=reasons,
         source_file=p.source_file, source_line=p.source_line, source_version=p.source_version,
         image_sha256=job.image_sha, source_image=p.images[0], source_preview=job.source_preview,
@@ -243,10 +269,11 @@ def _submit_prepare(job: _Job, pending: dict, ctx: RunContext, cache_cutout: boo
     pending[ctx.cpu_pool().submit(work.prepare_product, task, priority=URGENT)] = ("prepare", job)
 
 
-def _report(job: _Job) -> ProductResult:
-    job.result.seconds = round(time.perf_counter() - job.started, 3)
-    progress.emit(job.result)
-    return job.result
+def _report(group: _Group) -> ProductResult:
+    result = merge_results(group.product, group.photos, group.results)
+    result.seconds = round(time.perf_counter() - group.started, 3)
+    progress.emit(result)
+    return result
 
 
 def _fail(job: _Job, exc: Exception) -> None:
@@ -270,21 +297,22 @@ def _load_phase(job: _Job, ctx: RunContext) -> None:
         job.result = carried_over(product, ctx.storage, job.folder, ctx.rerun)
         return
     try:
-        if (key := key_from_source(product, job.folder, ctx)) and _reuse_previous(job, key, ctx):
+        extra = photo_key_extra(job.photo)
+        if (key := key_from_source(product, job.folder, ctx, extra)) and _reuse_previous(job, key, ctx):
             return  # the store reports it unchanged: skipped without a download (incremental.py)
         ref = product.images[0]
         # Local files: hash the bytes and check .done.json before decoding, so an unchanged
         # product costs one read and a hash (nightly reruns); a changed one decodes those same bytes.
         data = None if "://" in ref else read_local(ref, ctx.base_dir)
         unchanged = data is not None and _reuse_previous(
-            job, product_key(product, hashlib.sha256(data).hexdigest(), ctx), ctx
+            job, product_key(product, hashlib.sha256(data).hexdigest(), ctx, extra), ctx
         )
         if unchanged:
             return
         s3 = ctx.s3_client() if ref.startswith("s3://") else None
         job.loaded = load_image(ref, ctx.base_dir, ctx.settings.load, s3_client=s3, data=data)
         check_loaded_product(product, job.loaded.size, ctx)  # the checks of `packshot validate`
-        job.key = product_key(product, job.loaded.sha256, ctx)
+        job.key = product_key(product, job.loaded.sha256, ctx, extra)
         if _reuse_previous(job, job.key, ctx):
             refresh_version(ctx.storage, job.folder, job.result, product)
             return

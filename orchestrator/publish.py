@@ -113,7 +113,7 @@ def select_outputs(
                 continue
             chosen.setdefault(output.sku, []).append(output)
     for outputs in chosen.values():
-        outputs.sort(key=lambda o: (o.position if o.position is not None else 10**6, o.key))
+        outputs.sort(key=lambda o: (o.photo, o.position if o.position is not None else 10**6, o.key))
     return chosen
 
 
