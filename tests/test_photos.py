@@ -160,7 +160,8 @@ def test_adding_a_photo_redoes_only_that_photo(tmp_path, monkeypatch):
     before = {p: p.stat().st_mtime_ns for p in out.joinpath("P").rglob("*") if p.is_file()}
 
     _photo(cat, "back.jpg", shape="disc", seed=5)
-    catalog = write_catalog(cat, [{"sku": "P", "image": "images/front.jpg|images/back.jpg", "colors": "Navy"}])
+    two = "images/front.jpg|images/back.jpg"
+    catalog = write_catalog(cat, [{"sku": "P", "image": two, "colors": "Navy"}])
     second, calls = _run(catalog, out, stages, "r2")
     (product,) = second["products"]
     assert calls == 1  # only the new photo was cut out
