@@ -144,9 +144,15 @@ def test_report_and_review_page_name_the_photo(candle):
     assert "photo 2 packshot test-white" in report
     with TestClient(create_app(out), base_url="http://127.0.0.1") as client:
         items = client.get("/api/products", params={"q": "CANDLE"}).json()["items"]
-    (item,) = items
-    photos = {o["key"]: o["photo"] for o in item["outputs"]}
-    assert photos["CANDLE/photo-2/packshot-test-white.jpg"] == 2 and photos["CANDLE/cutout.png"] == 1
+        (item,) = items
+        photos = {o["key"]: o["photo"] for o in item["outputs"]}
+        assert photos["CANDLE/photo-2/packshot-test-white.jpg"] == 2 and photos["CANDLE/cutout.png"] == 1
+        # A box becomes the catalog's bbox, which belongs to the main photo: refused on photo 2's cutout.
+        box = {"sku": "CANDLE", "status": "rejected", "correction": {"box": [1, 1, 50, 50]}}
+        two = client.post("/api/decisions", json={**box, "key": "CANDLE/photo-2/cutout.png"})
+        assert two.status_code == 422 and "main photo" in two.json()["detail"]
+        one = client.post("/api/decisions", json={**box, "key": "CANDLE/cutout.png"})
+        assert one.status_code == 200, one.text
 
 
 def test_adding_a_photo_redoes_only_that_photo(tmp_path, monkeypatch):
@@ -176,6 +182,26 @@ def test_adding_a_photo_redoes_only_that_photo(tmp_path, monkeypatch):
 
     third, calls = _run(catalog, out, stages, "r3")
     assert calls == 0 and third["products"][0]["status"] == "skipped"
+
+
+def test_a_broken_photo_fails_the_product_by_name_and_the_good_photo_is_reused(tmp_path, monkeypatch):
+    _settings(monkeypatch, tmp_path)
+    cat = tmp_path / "cat"
+    _photo(cat, "front.jpg", shape="bottle")
+    catalog = write_catalog(cat, [{"sku": "P", "image": "images/front.jpg|images/side.jpg"}])
+    out, stages = tmp_path / "out", ["segment", "export"]
+    first, calls = _run(catalog, out, stages)
+    (product,) = first["products"]
+    assert product["status"] == "failed" and "photo 2 (images/side.jpg)" in product["error"]
+    assert "side.jpg" in product["error"].partition("): ")[2]  # the loader's own reason follows
+    assert {o["key"] for o in product["outputs"]} >= {"P/cutout.png", "P/packshot-test-white.jpg"}
+    assert [p["status"] for p in product["photos"]] == ["done", "failed"]
+
+    _photo(cat, "side.jpg", shape="disc", seed=4)  # the merchant adds the missing file
+    second, calls = _run(catalog, out, stages, "r2")
+    (product,) = second["products"]
+    assert product["status"] == "done" and calls == 1
+    assert [p["status"] for p in product["photos"]] == ["skipped", "done"]
 
 
 SHOPIFY = """Handle,Title,Option1 Name,Option1 Value,Image Src,Image Position,Variant Image
