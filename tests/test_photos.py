@@ -298,3 +298,41 @@ def test_catalog_bbox_and_mask_belong_to_the_main_photo_and_names_never_collide(
     assert (one.product.bbox, one.product.recolor_mask) == ((1, 2, 30, 40), "m.png")
     assert (two.product.bbox, two.product.recolor_mask, two.folder) == (None, None, "X/photo-2")
     assert variant_folder("photo-2") != "photo-2" and variant_folder("navy") == "navy"
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").is_file(), reason="Debian's chromium is not installed")
+def test_review_page_in_chromium_labels_photos_and_offers_a_box_on_the_main_photo_only(candle):
+    import threading
+    import time
+
+    import uvicorn
+
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extra)")
+    from orchestrator.review.server import create_app
+
+    out, _, _ = candle
+    server = uvicorn.Server(uvicorn.Config(create_app(out), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the review server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                        args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            second = page.locator("figure.output[data-key='CANDLE/photo-2/cutout.png']")
+            second.wait_for()
+            assert "photo 2 cutout" in second.locator("figcaption").inner_text()
+            assert second.locator("input.coord").count() == 0  # a box belongs to the main photo
+            first = page.locator("figure.output[data-key='CANDLE/cutout.png']")
+            assert first.locator("input.coord").count() == 4
+            assert "photo" not in first.locator("figcaption span").first.inner_text()
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
