@@ -1,7 +1,9 @@
 """Run the stages for products, without Prefect.
 
 ``process_batch(products, options)`` is what a Prefect task calls; it can also be called directly
-(tests, notebooks). For each product: load the image safely, cut it out, compose packshots for each
+(tests, notebooks). Each photo of a product is a job of its own (:mod:`orchestrator.photos`: its
+folder, key and ``.done.json``); the product's result joins its photos'. For each photo: load the image
+safely, cut it out, compose packshots for each
 export preset, render backgrounds and lifestyle scenes for its brand, recolor every finished image into
 each color variant, encode and validate each file, and write everything atomically. A product's
 ``.done.json`` is written last; a rerun whose content key (image bytes, catalog row, settings, model
@@ -20,9 +22,9 @@ Who does what:
   prepares products (classic cutout, placements, generator inputs; first in line, so the GPU never waits)
   and finishes them (generated backgrounds, packshots, recolors, encode, validate, write, ``.done.json``).
 
-At most ``pool size + 2 x prefetch`` products are in flight at once (flat memory), and results are
-reported to :mod:`packshot.progress` in catalog order, in this process, as soon as a product's files
-are written. Stage results are cached by content (:mod:`packshot.cache`).
+At most ``pool size + 2 x prefetch`` photos are in flight at once (flat memory), and results are
+reported to :mod:`packshot.progress` in catalog order, in this process, as soon as all of a product's
+files are written. Stage results are cached by content (:mod:`packshot.cache`).
 """
 
 from __future__ import annotations
@@ -113,16 +115,20 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
     gpu_queue: deque[tuple[str, _Job]] = deque()
     pending: dict[Future, tuple[str, _Job]] = {}
     queue = deque(products)
+    admit: deque[_Job] = deque()  # photos of the product being admitted
     with ThreadPoolExecutor(ahead, thread_name_prefix="packshot-load") as loader:
         while True:
-            while len(order) < limit and queue:
-                product = ctx.rerun.corrected(queue.popleft())  # a box from the review replaces the catalog's
-                photos = photos_of(product, safe_dirname(product.sku))
-                group = _Group(product, photos, time.perf_counter())
-                for photo in photos:
-                    job = _Job(photo.product, group.started, photo=photo, group=group, folder=photo.folder)
-                    order.append(job)
-                    pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
+            while len(order) < limit and (admit or queue):
+                if not admit:  # the next product: one job per photo, admitted one at a time (flat memory)
+                    # a box from the review replaces the catalog's
+                    product = ctx.rerun.corrected(queue.popleft())
+                    photos = photos_of(product, safe_dirname(product.sku))
+                    group = _Group(product, photos, time.perf_counter())
+                    admit.extend(_Job(ph.product, group.started, photo=ph, group=group, folder=ph.folder)
+                                 for ph in photos)
+                job = admit.popleft()
+                order.append(job)
+                pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
             for future in [f for f in pending if f.done()]:
                 _advance(*pending.pop(future), future, gpu_queue, pending, loader, ctx)
             if gpu_queue:  # model work first: everything else is already handed out
@@ -135,7 +141,7 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
                 continue
             yield from _finished(order)
             if not order:
-                if not queue:
+                if not queue and not admit:
                     return
                 continue  # every product in flight was reported: admit the next ones
             wait(list(pending), return_when=FIRST_COMPLETED)
