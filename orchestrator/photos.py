@@ -108,7 +108,7 @@ def merge_results(product: Product, photos: list[Photo], results: list[ProductRe
         "status": _worst(statuses),
         "error": "; ".join(errors) or None,
         "outputs": outputs,
-        "notes": _prefixed(photos, [r.notes for r in results]),
+        "notes": _notes(photos, [r.notes for r in results]),
         "review_reasons": _prefixed(photos, [r.review_reasons for r in results]),
         "key": hashlib.sha256("|".join(keys).encode()).hexdigest() if all(keys) else None,
         "source_image": photos[0].ref,
@@ -130,6 +130,16 @@ def _prefixed(photos: list[Photo], texts: list[list[str]]) -> list[str]:
     out = list(texts[0])
     for photo, lines in zip(photos[1:], texts[1:], strict=True):
         out += [f"photo {photo.position}: {line}" for line in lines]
+    return out
+
+
+def _notes(photos: list[Photo], texts: list[list[str]]) -> list[str]:
+    """A line every photo has once (the run's backends, say), then each photo's own lines prefixed
+    with "photo n: " (photo 1 included: "unchanged since the last run" may hold for one photo only)."""
+    common = [line for line in dict.fromkeys(texts[0]) if all(line in t for t in texts[1:])]
+    out = list(common)
+    for photo, lines in zip(photos, texts, strict=True):
+        out += [f"photo {photo.position}: {line}" for line in lines if line not in common]
     return out
 
 

@@ -173,6 +173,8 @@ def test_adding_a_photo_redoes_only_that_photo(tmp_path, monkeypatch):
     assert calls == 1  # only the new photo was cut out
     assert product["status"] == "done"
     assert [p["status"] for p in product["photos"]] == ["skipped", "done"]
+    assert "photo 1: unchanged since the last run: reused its outputs" in product["notes"]
+    assert not [n for n in product["notes"] if "unchanged" in n and not n.startswith("photo 1: ")]
     after = {p: p.stat().st_mtime_ns for p in out.joinpath("P").rglob("*") if p.is_file()}
     assert {p: after[p] for p in before} == before  # photo 1's files untouched
     new = {str(p.relative_to(out)) for p in set(after) - set(before)}
