@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.studio import studio_shot, write_catalog
+from tests.test_orchestration import CountingSegmenter  # the real segmenter, counting its calls
 
 HERE = Path(__file__).parent
 PRESETS = ["test-white", "test-shop"]
@@ -37,20 +38,6 @@ def _photo(folder: Path, name: str, **shot) -> str:
     (folder / "images").mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(folder / "images" / name, quality=92)
     return f"images/{name}"
-
-
-class CountingSegmenter:
-    """The real classic segmenter, counting its calls (wrapped, it runs in this process)."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def segment(self, image, box=None):
-        self.calls += 1
-        return self.inner.segment(image, box)
 
 
 def _run(catalog: Path, out: Path, stages: list[str], run_id: str = "r1"):
