@@ -172,6 +172,11 @@ def test_adding_a_photo_redoes_only_that_photo(tmp_path, monkeypatch):
     third, calls = _run(catalog, out, stages, "r3")
     assert calls == 0 and third["products"][0]["status"] == "skipped"
 
+    # Photo 2's record lost: only photo 2 is made again, its cutout from the stage cache (no segment call).
+    (out / "P" / "photo-2" / ".done.json").unlink()
+    fourth, calls = _run(catalog, out, stages, "r4")
+    assert calls == 0 and [p["status"] for p in fourth["products"][0]["photos"]] == ["skipped", "done"]
+
 
 def test_a_broken_photo_fails_the_product_by_name_and_the_good_photo_is_reused(tmp_path, monkeypatch):
     _settings(monkeypatch, tmp_path)
