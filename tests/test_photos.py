@@ -330,3 +330,21 @@ def test_review_page_in_chromium_labels_photos_and_offers_a_box_on_the_main_phot
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_each_photo_gets_its_own_generated_background(tmp_path, monkeypatch):
+    """A generative backend (tiny random weights): the fills are made per photo, on the GPU holder."""
+    _settings(monkeypatch, tmp_path)
+    monkeypatch.setenv("PACKSHOT_GENERATIVE__BACKEND", "tiny")
+    cat = tmp_path / "cat"
+    _photo(cat, "a.jpg", shape="bottle")
+    _photo(cat, "b.jpg", shape="mug", seed=6)
+    catalog = write_catalog(cat, [{"sku": "G", "image": "images/a.jpg|images/b.jpg"}])
+    manifest, calls = _run(catalog, tmp_path / "out", ["segment", "background", "export"])
+    (product,) = manifest["products"]
+    assert product["status"] == "done", product["error"]
+    backgrounds = {o["photo"]: o for o in product["outputs"] if o["kind"] == "background"}
+    assert set(backgrounds) == {1, 2} and all(o["generated"] for o in backgrounds.values())
+    assert backgrounds[1]["key"] == "G/background-test-shop.jpg"
+    assert backgrounds[2]["key"] == "G/photo-2/background-test-shop.jpg"
+    assert backgrounds[1]["sha256"] != backgrounds[2]["sha256"] and calls == 2
