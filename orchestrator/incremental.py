@@ -29,13 +29,14 @@ if TYPE_CHECKING:
 DONE_NAME = ".done.json"
 
 
-def key_from_source(product: Product, folder: str, ctx: RunContext) -> str | None:
-    """The load phase's check before any download: the content key to reuse, or None to go on."""
+def key_from_source(product: Product, folder: str, ctx: RunContext, extra: dict | None = None) -> str | None:
+    """The load phase's check before any download: the content key to reuse, or None to go on
+    (``product``, ``folder``, ``extra``: one photo's, see :mod:`orchestrator.photos`)."""
     if not product.source_version:
         return None
     # Damaged state counts as absent (the load phase then redoes the product and notes it).
     previous = load_previous_result(ctx.storage, f"{folder}/{DONE_NAME}", [])
-    return key_if_unchanged(product, previous, lambda sha: product_key(product, sha, ctx))
+    return key_if_unchanged(product, previous, lambda sha: product_key(product, sha, ctx, extra))
 
 
 def key_if_unchanged(

@@ -17,6 +17,10 @@ from packshot.types import Product
 if TYPE_CHECKING:
     from orchestrator.context import RunContext
 
+# Where the product came from is not what its outputs are made of; nor is a variant's own photo (it is
+# a photo of its own, with its own key: orchestrator.photos).
+_NOT_IN_KEY = {"source_file": True, "source_line": True, "source_ref": True, "source_version": True,
+               "colors": {"__all__": {"image"}}}
 PIPELINE_VERSION = "1"  # bump when output-affecting code changes so cached results are redone
 
 
@@ -28,7 +32,10 @@ def safe_dirname(sku: str) -> str:
     return f"{slug}-{hashlib.sha1(sku.encode()).hexdigest()[:8]}"
 
 
-def product_key(product: Product, image_sha: str, ctx: RunContext) -> str:
+def product_key(product: Product, image_sha: str, ctx: RunContext, extra: dict | None = None) -> str:
+    """The content key of a product's outputs made from the image with hash ``image_sha``. For one photo
+    of several, ``product`` is the product seen through that photo and ``extra`` says which photo it is
+    (:func:`orchestrator.photos.photo_key_extra`): the other photos are not part of its key."""
     opts = ctx.options
     brand = ctx.product_brand(product)
     presets = [ctx.presets[n].model_dump() for n in (opts.presets or ctx.settings.export.presets)]
@@ -40,13 +47,14 @@ def product_key(product: Product, image_sha: str, ctx: RunContext) -> str:
     payload = {
         "v": PIPELINE_VERSION,
         "image": image_sha,
-        "row": product.model_dump(exclude={"source_file", "source_line", "source_ref", "source_version"}),
+        "row": product.model_dump(exclude=_NOT_IN_KEY),
         "mask": mask_sha,
         "brand": brand.model_dump() if brand is not None else None,
         "stages": sorted(opts.stages),
         "presets": presets,
         "models": ctx.identity(),
         "settings": ctx.settings.segment.model_dump_json() + ctx.settings.generative.model_dump_json(),
+        **(extra or {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

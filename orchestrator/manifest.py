@@ -221,6 +221,8 @@ CSV_COLUMNS = [
     "variant",
     "scene",
     "position",
+    "photo",
+    "shows_variant",
     "key",
     "format",
     "width",

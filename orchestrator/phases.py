@@ -1,7 +1,9 @@
 """Run the stages for products, without Prefect.
 
 ``process_batch(products, options)`` is what a Prefect task calls; it can also be called directly
-(tests, notebooks). For each product: load the image safely, cut it out, compose packshots for each
+(tests, notebooks). Each photo of a product is a job of its own (:mod:`orchestrator.photos`: its
+folder, key and ``.done.json``); the product's result joins its photos'. For each photo: load the image
+safely, cut it out, compose packshots for each
 export preset, render backgrounds and lifestyle scenes for its brand, recolor every finished image into
 each color variant, encode and validate each file, and write everything atomically. A product's
 ``.done.json`` is written last; a rerun whose content key (image bytes, catalog row, settings, model
@@ -20,9 +22,9 @@ Who does what:
   prepares products (classic cutout, placements, generator inputs; first in line, so the GPU never waits)
   and finishes them (generated backgrounds, packshots, recolors, encode, validate, write, ``.done.json``).
 
-At most ``pool size + 2 x prefetch`` products are in flight at once (flat memory), and results are
-reported to :mod:`packshot.progress` in catalog order, in this process, as soon as a product's files
-are written. Stage results are cached by content (:mod:`packshot.cache`).
+At most ``pool size + 2 x prefetch`` photos are in flight at once (flat memory), and results are
+reported to :mod:`packshot.progress` in catalog order, in this process, as soon as all of a product's
+files are written. Stage results are cached by content (:mod:`packshot.cache`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from orchestrator.incremental import key_from_source, refresh_version
 from orchestrator.keys import load_previous_result, product_key, safe_dirname
 from orchestrator.oom import RunStopped, on_gpu
 from orchestrator.options import RunOptions
+from orchestrator.photos import Photo, merge_results, photo_key_extra, photos_of, tag_records
 from orchestrator.pool import NORMAL, URGENT
 from orchestrator.review.rerun import carried_over
 from orchestrator.writer import check_listing_order, listed
@@ -59,11 +62,24 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class _Group:
+    """A product whose photos are in flight, one job each; its result is reported when all are done."""
+
+    product: Product
+    photos: list[Photo]
+    started: float
+    results: list[ProductResult] = field(default_factory=list)
+
+
+@dataclass
 class _Job:
-    """A product in flight: loaded, maybe cut out on the GPU, prepared, then finished (``result``)."""
+    """One photo of a product in flight: loaded, maybe cut out on the GPU, prepared, then finished
+    (``result``). ``product`` is the product seen through this photo (:class:`orchestrator.photos.Photo`)."""
 
     product: Product
     started: float
+    photo: Photo | None = None
+    group: _Group | None = None
     folder: str = ""
     loaded: object | None = None
     key: str | None = None
@@ -95,15 +111,22 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
     pool = ctx.cpu_pool()
     ahead = max(1, ctx.settings.orchestration.prefetch)
     limit = pool.size + 2 * ahead
-    order: deque[_Job] = deque()  # in flight, catalog order
+    order: deque[_Job] = deque()  # photos in flight, catalog order
     gpu_queue: deque[tuple[str, _Job]] = deque()
     pending: dict[Future, tuple[str, _Job]] = {}
     queue = deque(products)
+    admit: deque[_Job] = deque()  # photos of the product being admitted
     with ThreadPoolExecutor(ahead, thread_name_prefix="packshot-load") as loader:
         while True:
-            while len(order) < limit and queue:
-                product = ctx.rerun.corrected(queue.popleft())  # a box from the review replaces the catalog's
-                job = _Job(product, time.perf_counter(), folder=safe_dirname(product.sku))
+            while len(order) < limit and (admit or queue):
+                if not admit:  # the next product: one job per photo, admitted one at a time (flat memory)
+                    # a box from the review replaces the catalog's
+                    product = ctx.rerun.corrected(queue.popleft())
+                    photos = photos_of(product, safe_dirname(product.sku))
+                    group = _Group(product, photos, time.perf_counter())
+                    admit.extend(_Job(ph.product, group.started, photo=ph, group=group, folder=ph.folder)
+                                 for ph in photos)
+                job = admit.popleft()
                 order.append(job)
                 pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
             for future in [f for f in pending if f.done()]:
@@ -113,17 +136,25 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
                     _gpu_step(*gpu_queue.popleft(), pending, ctx)
                 except RunStopped:  # no more model calls; what is past them still gets its files
                     _drain(gpu_queue, pending, loader, ctx)
-                    while order and order[0].result is not None:
-                        yield _report(order.popleft())
+                    yield from _finished(order)
                     raise
                 continue
-            while order and order[0].result is not None:
-                yield _report(order.popleft())
+            yield from _finished(order)
             if not order:
-                if not queue:
+                if not queue and not admit:
                     return
                 continue  # every product in flight was reported: admit the next ones
             wait(list(pending), return_when=FIRST_COMPLETED)
+
+
+def _finished(order: deque[_Job]) -> Iterator[ProductResult]:
+    """The products at the front of ``order`` whose photos are all finished, in catalog order."""
+    while order and order[0].result is not None:
+        job = order.popleft()
+        group = job.group
+        group.results.append(job.result)
+        if len(group.results) == len(group.photos):
+            yield _report(group)
 
 
 def _advance(stage: str, job: _Job, future: Future, gpu_queue: deque, pending: dict,
@@ -225,7 +256,8 @@ def _write_done(job: _Job, ctx: RunContext) -> None:
     spans = [part.span for part in job.done_parts]
     reasons = list(job.review_reasons)
     result = ProductResult(
-        sku=p.sku, status="needs_review" if reasons else "done", outputs=listed(records, ctx.presets),
+        sku=p.sku, status="needs_review" if reasons else "done",
+        outputs=tag_records(listed(records, ctx.presets), job.photo),
         key=job.key, notes=[*job.notes, *work.upscale_notes(job.source_span, spans)], review_reasons=reasons,
         source_file=p.source_file, source_line=p.source_line, source_version=p.source_version,
         image_sha256=job.image_sha, source_image=p.images[0], source_preview=job.source_preview,
@@ -243,10 +275,11 @@ def _submit_prepare(job: _Job, pending: dict, ctx: RunContext, cache_cutout: boo
     pending[ctx.cpu_pool().submit(work.prepare_product, task, priority=URGENT)] = ("prepare", job)
 
 
-def _report(job: _Job) -> ProductResult:
-    job.result.seconds = round(time.perf_counter() - job.started, 3)
-    progress.emit(job.result)
-    return job.result
+def _report(group: _Group) -> ProductResult:
+    result = merge_results(group.product, group.photos, group.results)
+    result.seconds = round(time.perf_counter() - group.started, 3)
+    progress.emit(result)
+    return result
 
 
 def _fail(job: _Job, exc: Exception) -> None:
@@ -270,21 +303,22 @@ def _load_phase(job: _Job, ctx: RunContext) -> None:
         job.result = carried_over(product, ctx.storage, job.folder, ctx.rerun)
         return
     try:
-        if (key := key_from_source(product, job.folder, ctx)) and _reuse_previous(job, key, ctx):
+        extra = photo_key_extra(job.photo)
+        if (key := key_from_source(product, job.folder, ctx, extra)) and _reuse_previous(job, key, ctx):
             return  # the store reports it unchanged: skipped without a download (incremental.py)
         ref = product.images[0]
         # Local files: hash the bytes and check .done.json before decoding, so an unchanged
         # product costs one read and a hash (nightly reruns); a changed one decodes those same bytes.
         data = None if "://" in ref else read_local(ref, ctx.base_dir)
         unchanged = data is not None and _reuse_previous(
-            job, product_key(product, hashlib.sha256(data).hexdigest(), ctx), ctx
+            job, product_key(product, hashlib.sha256(data).hexdigest(), ctx, extra), ctx
         )
         if unchanged:
             return
         s3 = ctx.s3_client() if ref.startswith("s3://") else None
         job.loaded = load_image(ref, ctx.base_dir, ctx.settings.load, s3_client=s3, data=data)
         check_loaded_product(product, job.loaded.size, ctx)  # the checks of `packshot validate`
-        job.key = product_key(product, job.loaded.sha256, ctx)
+        job.key = product_key(product, job.loaded.sha256, ctx, extra)
         if _reuse_previous(job, job.key, ctx):
             refresh_version(ctx.storage, job.folder, job.result, product)
             return

@@ -181,7 +181,9 @@ class ReportWriter:
                 key = None
         link = _href(self.storage.link(rec.key))
         kind = rec.kind if rec.scene is None else f"scene {rec.scene + 1}"
-        label = " ".join(x for x in (kind, rec.preset or "", rec.variant or "") if x)
+        photo = f"photo {rec.photo}" if rec.photo > 1 else ""  # which of the product's photos
+        shows = f"({rec.shows_variant}, photographed)" if rec.shows_variant else ""
+        label = " ".join(x for x in (photo, kind, rec.preset or "", rec.variant or "", shows) if x)
         src = _href(self.storage.link(key)) if key else link
         return {"rec": rec, "link": link, "src": src, "label": label}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -70,13 +71,19 @@ class ProductWriter:
         violations = [str(v) for v in checked if not v.warning]  # a warning is not a failed check
         ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[preset.format]
         stem = item.kind if item.scene is None else f"{item.kind}{item.scene + 1}"
-        sub = f"{item.variant}/" if item.variant else ""
+        sub = f"{variant_folder(item.variant)}/" if item.variant else ""
         key = f"{self.folder}/{sub}{stem}-{item.preset}.{ext}"
         h, w = item.rgb.shape[:2]
         return self._record(
             key, data, preset.format, (w, h), kind=item.kind, preset=item.preset, variant=item.variant,
             scene=item.scene, position=position, generated=item.generated, checks=violations,
         )
+
+
+def variant_folder(slug: str) -> str:
+    """The folder of a variant's files; a color slug that reads like another photo's folder
+    (``photo-2``, :mod:`orchestrator.photos`) gets a ``color-`` prefix so the two never share a file."""
+    return f"color-{slug}" if re.fullmatch(r"photo-\d+", slug) else slug
 
 
 def listed(records: list[OutputRecord], presets: dict) -> list[OutputRecord]:

@@ -20,6 +20,10 @@ class ColorVariant(BaseModel):
 
     name: str
     rgb: tuple[int, int, int]
+    image: str | None = Field(
+        default=None, description="the variant's own photo as the store names it (Shopify Variant Image, a "
+        "feed item's image_link, a WooCommerce variation image); it is used instead of a recolor",
+    )
 
     @property
     def hex(self) -> str:

@@ -65,6 +65,19 @@ def test_shopify_store_is_read_across_pages_with_store_ids_and_versions(shopify)
                              "first ones were read"]
 
 
+def test_shopify_variant_image_is_its_color_photo(shopify):
+    fake, settings = shopify
+    cdn = "https://cdn.shopify.fake/s/files/1"
+    fake.add_product("bag", "Bag", colors=("Red", "Blue", "Sand"),
+                     images=(f"{cdn}/bag.jpg?v=1", f"{cdn}/bag-red.jpg?v=1"),
+                     variant_images=(f"{cdn}/bag-red.jpg?v=7", None, f"{cdn}/elsewhere.jpg"))
+    (bag,) = open_source("shopify://northwind", settings).read().products
+    # The variant's image is one of the product's media (whatever its ?v=); an image that is not
+    # among the media is not used.
+    assert [(c.name, c.image) for c in bag.colors] == [
+        ("Red", f"{cdn}/bag-red.jpg?v=1"), ("Blue", None), ("Sand", None)]
+
+
 def test_shopify_cost_throttle_is_answered_by_waiting(shopify):
     fake, settings = shopify
     _fill_store(fake, 3 * PAGE_PRODUCTS)
@@ -152,6 +165,8 @@ def test_woocommerce_store_is_read_page_by_page_with_variations(woo):
     assert product.images == ["https://woo.fake/tee.jpg", "https://woo.fake/tee-navy.jpg",
                               "https://woo.fake/tee-sage.jpg"]
     assert [c.name for c in product.colors] == ["Navy", "Sage"] and product.category == "Tees"
+    assert [c.image for c in product.colors] == ["https://woo.fake/tee-navy.jpg",  # photographed variants
+                                                 "https://woo.fake/tee-sage.jpg"]
     assert product.source_ref == str(tee["id"]) and product.source_version == "2026-11-30T11:30:00"
     (error,) = catalog.errors
     assert error.sku == f"id-{fake.products[-1]['id']}" and error.line == 13 and "no image" in error.message

@@ -52,7 +52,7 @@ def select(
             text = "; ".join(f"{n} image(s) {reason}" for reason, n in reasons.items())
             picked.held.append(f"held back: {product.sku}: {text}")
     for outputs in picked.chosen.values():
-        outputs.sort(key=lambda o: (o.position if o.position is not None else 10**6, o.key))
+        outputs.sort(key=lambda o: (o.photo, o.position if o.position is not None else 10**6, o.key))
     return picked
 
 

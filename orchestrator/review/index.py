@@ -85,7 +85,8 @@ class RunIndex:
     def photo_size(self, sku: str) -> tuple[int, int] | None:
         """The source photo's width and height: the cutout is made at the photo's size."""
         product = self.by_sku.get(sku)
-        cutout = next((o for o in product.outputs if o.kind == "cutout"), None) if product else None
+        cutout = next((o for o in product.outputs if o.kind == "cutout" and o.photo == 1), None) \
+            if product else None
         return (cutout.width, cutout.height) if cutout else None
 
     def basis(self, d: Decision) -> str | None:
@@ -113,6 +114,9 @@ class RunIndex:
             return "a new seed changes generated images only; correct a cutout with a box"
         if rec is not None and rec.kind != "cutout":
             return "a box or points correct a cutout; for other images ask for a new seed"
+        if rec is not None and rec.photo != 1:  # the catalog's bbox, which a box becomes, is the main photo's
+            return (f"a box or points correct the main photo's cutout only; this is photo {rec.photo}'s: "
+                    "reject it with a reason, or crop that photo in the store")
         if c.points and not self.takes_points:
             return "include/exclude points need the SAM segmenter; this run used " + \
                 self.manifest.backends.get("segment", "an unknown one") + ": draw a box instead"

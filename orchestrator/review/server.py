@@ -106,6 +106,7 @@ def _product_json(p: ProductResult, state: ReviewState, index: RunIndex, review)
         thumb = thumb_key(state.storage, o, thumbs)
         outputs.append({
             "key": o.key, "kind": o.kind, "preset": o.preset, "variant": o.variant, "scene": o.scene,
+            "photo": o.photo, "shows_variant": o.shows_variant,
             "width": o.width, "height": o.height, "generated": o.generated, "checks": o.checks,
             "url": _file_url(o.key), "thumb": _file_url(thumb or o.key),
             "decision": d.model_dump(mode="json") if d else None,

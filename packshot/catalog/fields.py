@@ -123,6 +123,7 @@ class Colors:
     def __init__(self) -> None:
         self.by_slug: dict[str, ColorVariant] = {}
         self.seen: set[str] = set()
+        self.slug_of: dict[str, str] = {}  # text as written (casefolded) -> its color's slug
 
     def add(self, text: str) -> str | None:
         """Parse one color; return parse_color's message when it is bad (reported once per product)."""
@@ -134,6 +135,7 @@ class Colors:
             color = parse_color(text)
         except ValueError as exc:
             return str(exc)
+        self.slug_of[key] = color.slug
         other = self.by_slug.setdefault(color.slug, color)
         if other is not color:
             return (f"colors {other.name!r} and {color.name!r} both become the variant name {color.slug!r} "
@@ -142,6 +144,14 @@ class Colors:
 
     def as_list(self) -> list[ColorVariant]:
         return list(self.by_slug.values())
+
+    def photographed(self, text: str, ref: str | None) -> None:
+        """The color ``text`` (added before) has its own photo ``ref`` (a variant's image): the first
+        one named is kept."""
+        slug = self.slug_of.get(text.strip().casefold())
+        color = self.by_slug.get(slug) if slug else None
+        if ref and color is not None and color.image is None:
+            self.by_slug[slug] = color.model_copy(update={"image": ref})
 
 
 def dedupe(items: Iterable[str]) -> list[str]:

@@ -30,10 +30,40 @@ class OutputRecord(BaseModel):
     checks: list[str] = Field(default_factory=list, description="validator violations; empty means it passed")
     source_file: str
     source_line: int
+    photo: int = Field(1, description="the product photo this output was made from: its place among the "
+                       "product's images in the catalog (1 = the main photo)")
+    shows_variant: str | None = Field(
+        None, description="the color variant (slug) this output's photo shows: the variant's own photo, "
+        "used for it instead of a recolor")
 
     @property
     def passed(self) -> bool:
         return not self.checks
+
+
+class PhotoResult(BaseModel):
+    """One photo of a product: where its files are and how it went (a product has one per image)."""
+
+    photo: int = Field(description="place among the product's images in the catalog (1 = the main photo)")
+    image: str = Field(description="the photo as the catalog names it")
+    folder: str = Field(description="folder of its files, relative to the run root")
+    status: ProductStatus
+    error: str | None = None
+    key: str | None = None
+    image_sha256: str | None = None
+    source_preview: str | None = None
+    shows_variant: str | None = None
+
+
+class VariantResult(BaseModel):
+    """How a color variant's images were obtained: its own photo (``photographed``), a recolor of the
+    product's photos (``recolored``), or not at all (``none``: the recolor stage was not run)."""
+
+    name: str
+    slug: str
+    hex: str
+    made: Literal["photographed", "recolored", "none"]
+    photos: list[int] = Field(default_factory=list, description="photo(s) its images come from")
 
 
 class ProductResult(BaseModel):
@@ -58,6 +88,11 @@ class ProductResult(BaseModel):
         None, description="key of a downscaled JPEG copy of the photo in the run (the review page shows it); "
         "the cutout record's width and height are the photo's size in pixels",
     )
+    photos: list[PhotoResult] = Field(
+        default_factory=list, description="every photo of the product, main photo first (each redone or "
+        "reused on its own); the fields above describe the main photo")
+    variants: list[VariantResult] = Field(
+        default_factory=list, description="which color variants were photographed and which were made")
 
 
 class RunManifest(BaseModel):

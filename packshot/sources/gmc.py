@@ -4,6 +4,8 @@ Mapping (see catalogs/README.md): ``g:id`` -> the variant's id, ``g:item_group_i
 sku, ``g:title`` (or the RSS/Atom ``title``) -> title, ``g:image_link`` then ``g:additional_image_link``
 -> images, ``g:color`` -> colors, ``g:product_type`` (else a textual ``g:google_product_category``)
 -> category (its last level).
+An item of a group that names a ``g:color`` shows that color in its ``g:image_link``: the variant is
+photographed (its photo is used for it, not a recolor; :mod:`orchestrator.photos`).
 
 Variants (items sharing ``g:item_group_id``) become ONE product with the variants' colors, the
 way the Shopify and WooCommerce sources and exports do: a store lists one product with one set of
@@ -331,6 +333,8 @@ def _group_product(group: list[FeedItem], problems: Problems, column: str) -> Pr
                 f"item {item.position}: {problem}; this color variant is skipped",
                 item.get("id"),
             )
+        elif text and grouped:  # an item per color: its image_link is that variant's own photo
+            colors.photographed(text, item.get("image_link"))
     category = last_level(first.get("product_type")) or last_level(first.get("google_product_category"))
     return build_product(
         problems,

@@ -38,6 +38,7 @@ class ColorList:
     def __init__(self) -> None:
         self._by_slug: dict[str, ColorVariant] = {}
         self._seen: set[str] = set()
+        self._slug_of: dict[str, str] = {}  # text as written (casefolded) -> its color's slug
 
     def add(self, text: str) -> str | None:
         """Parse one color; parse_color's message when it is not a color (reported once per product)."""
@@ -49,11 +50,20 @@ class ColorList:
             color = _parse_color(text)
         except ValueError as exc:
             return str(exc)
+        self._slug_of[key] = color.slug
         self._by_slug.setdefault(color.slug, color)
         return None
 
     def as_list(self) -> list[ColorVariant]:
         return list(self._by_slug.values())
+
+    def photographed(self, text: str, ref: str | None) -> None:
+        """The color ``text`` (added before) has its own photo ``ref`` (a variant's image): the first
+        one named is kept. The parsed colors are shared (cached), so the variant is copied."""
+        slug = self._slug_of.get(text.strip().casefold())
+        color = self._by_slug.get(slug) if slug else None
+        if ref and color is not None and color.image is None:
+            self._by_slug[slug] = color.model_copy(update={"image": ref})
 
 
 def group_title(titles: list[str]) -> str:

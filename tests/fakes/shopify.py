@@ -49,6 +49,7 @@ class FakeShopify(FakeAPI):
         images=(),
         product_type: str = "",
         updated: str = "2026-11-30T10:00:00Z",
+        variant_images=(),
     ) -> dict[str, Any]:
         n = len(self.products) + 1
         media = []
@@ -68,8 +69,9 @@ class FakeShopify(FakeAPI):
             {
                 "sku": f"{handle}-{c}",
                 "selectedOptions": [{"name": "Color", "value": c}, {"name": "Size", "value": "M"}],
+                "image": {"url": url} if url else None,
             }
-            for c in colors
+            for c, url in zip(colors, [*variant_images, *[None] * len(colors)], strict=False)
         ]
         product = {
             "id": f"gid://shopify/Product/{n}",

@@ -148,7 +148,10 @@
   }
 
   function outputFigure(p, o, photo) {
-    const label = [o.kind === "scene" && o.scene !== null ? `scene ${o.scene + 1}` : o.kind, o.preset, o.variant]
+    // which of the product's photos (1 = main) and, for a variant's own photo, which variant it shows
+    const label = [o.photo > 1 ? `photo ${o.photo}` : "",
+      o.kind === "scene" && o.scene !== null ? `scene ${o.scene + 1}` : o.kind, o.preset, o.variant,
+      o.shows_variant ? `(${o.shows_variant}, photographed)` : ""]
       .filter(Boolean).join(" ");
     const figure = el("figure", { class: "output" + (o.checks.length ? " bad" : ""), "data-key": o.key });
     figure.append(el("a", { href: o.url, target: "_blank", rel: "noopener" },
@@ -162,7 +165,7 @@
                                  value: o.decision ? o.decision.reason : "" });
     const inputs = {};
     const correction = el("div", { class: "correction" });
-    if (o.kind === "cutout") {
+    if (o.kind === "cutout" && !(o.photo > 1)) {  // a box is drawn on the main photo (the one shown)
       correction.append(el("span", { text: "box" }));
       for (const name of ["x0", "y0", "x1", "y1"]) {
         inputs[name] = el("input", { class: "coord", name, type: "number", min: 0, step: 1, "aria-label": name });

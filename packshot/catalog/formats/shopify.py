@@ -62,6 +62,7 @@ def _shopify_product(handle: str, group: list[Row], intake: Intake) -> Product |
 
     positioned: list[tuple[float, int, str]] = []
     variant_images: list[str] = []
+    variant_image_of: dict[int, str] = {}  # row line -> its variant's own photo
     for order, row in enumerate(rows):
         for column in ("Image Src", "Variant Image"):
             ref = normalize_reference(row.get(column))
@@ -71,6 +72,7 @@ def _shopify_product(handle: str, group: list[Row], intake: Intake) -> Product |
                 intake.error(row.line, column, problem, handle)
             elif column == "Variant Image":
                 variant_images.append(ref)
+                variant_image_of[row.line] = ref
             else:
                 position = row.get("Image Position")
                 rank = float(position) if position.isdigit() else float("inf")
@@ -91,6 +93,8 @@ def _shopify_product(handle: str, group: list[Row], intake: Intake) -> Product |
             for row in rows:
                 if row.get(column) and (problem := colors.add(row.get(column))):
                     intake.error(row.line, column, f"{problem}; this color variant is skipped", handle)
+                elif row.get(column):  # a variant row with its own photo: that color is photographed
+                    colors.photographed(row.get(column), variant_image_of.get(row.line))
             break
     if not images:
         intake.error(

@@ -99,12 +99,15 @@ def _woo_product(row: Row, variations: list[Row], intake: Intake) -> Product | N
         return None
 
     images: list[str] = []
+    variation_image: dict[int, str] = {}  # a variation row's line -> its own photo (its first image)
     for source in (row, *variations):
         for ref in filter(None, (normalize_reference(r.strip()) for r in source.get("Images").split(","))):
             if problem := reference_problem(ref):
                 intake.error(source.line, "Images", problem, sku)
             else:
                 images.append(ref)
+                if source is not row:
+                    variation_image.setdefault(source.line, ref)
     images = dedupe(images)
 
     colors = Colors()
@@ -122,6 +125,8 @@ def _woo_product(row: Row, variations: list[Row], intake: Intake) -> Product | N
                         f"{problem}; this color variant is skipped",
                         sku,
                     )
+                elif value:  # a variation with its own image: that color is photographed
+                    colors.photographed(value, variation_image.get(source.line))
     if not images:
         intake.error(row.line, "Images", "product has no usable image; add its photo URL in 'Images'", sku)
         return None

@@ -51,7 +51,9 @@ query Products($first: Int!, $after: String) {
   products(first: $first, after: $after, sortKey: ID) {
     nodes {
       id handle title productType updatedAt
-      variants(first: {variants}) { nodes { sku selectedOptions { name value } } pageInfo { hasNextPage } }
+      variants(first: {variants}) {
+        nodes { sku selectedOptions { name value } image { url } } pageInfo { hasNextPage }
+      }
       media(first: {media}) {
         nodes { ... on MediaImage { id status alt image { url } } } pageInfo { hasNextPage }
       }

@@ -1,8 +1,8 @@
 """``shopify://SHOP``: a Shopify store as a catalog source, read through :class:`ShopifyClient`.
 
 Mapping: handle -> sku (as the Shopify CSV export), title, productType -> category, READY image
-media -> images (media packshot itself published, named ``packshot-*``, are left out), variants'
-color option values -> colors, ``id`` -> source_ref, ``updatedAt`` -> source_version.
+media -> images (media packshot itself published, named ``packshot-*``, are left out), a variant's
+image -> its color's own photo (one of the media), variants' color option values -> colors, ``id`` -> source_ref, ``updatedAt`` -> source_version.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ def shopify_product(node: dict[str, Any], position: int, problems: Problems):
                 problems.add(
                     position, f"option {option['name']}", f"{problem}; this color variant is skipped", handle
                 )
+            elif is_color_option(option["name"]):  # the variant's own image shows its color
+                colors.photographed(option["value"], _media_url(variant, images))
     return build_product(
         problems,
         position,
@@ -96,6 +98,14 @@ def shopify_product(node: dict[str, Any], position: int, problems: Problems):
         source_ref=node["id"],
         source_version=node.get("updatedAt"),
     )
+
+
+def _media_url(variant: dict[str, Any], images: list[str]) -> str | None:
+    """The variant's image as one of the product's media URLs (the CDN may add another ``?v=``), or
+    None: a variant image that is not among the product's ready media is not used."""
+    url = (variant.get("image") or {}).get("url") or ""
+    by_path = {u.split("?")[0]: u for u in images}
+    return by_path.get(url.split("?")[0]) if url else None
 
 
 def is_published_by_packshot(url: str) -> bool:

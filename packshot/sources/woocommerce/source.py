@@ -66,6 +66,10 @@ def woo_product(node: dict[str, Any], variations: list[dict[str, Any]], position
                         f"{problem}; this color variant is skipped",
                         sku,
                     )
+    for variation in variations:  # a variation's own image shows its color: that variant is photographed
+        for attribute in variation.get("attributes") or []:
+            if is_color_option(attribute.get("name", "")):
+                colors.photographed(attribute.get("option") or "", (variation.get("image") or {}).get("src"))
     categories = node.get("categories") or []
     modified = max(
         [node.get("date_modified_gmt") or ""] + [v.get("date_modified_gmt") or "" for v in variations]
