@@ -2,7 +2,8 @@
 
 Mapping: handle -> sku (as the Shopify CSV export), title, productType -> category, READY image
 media -> images (media packshot itself published, named ``packshot-*``, are left out), a variant's
-image -> its color's own photo (one of the media), variants' color option values -> colors, ``id`` -> source_ref, ``updatedAt`` -> source_version.
+image -> its color's own photo (one of the media), variants' color option values -> colors,
+``id`` -> source_ref, ``updatedAt`` -> source_version.
 """
 
 from __future__ import annotations
