@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from packshot.errors import PackshotError
@@ -39,7 +40,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except PackshotError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")  # messages may hold [brackets]
             raise typer.Exit(2) from None
 
     return wrapper
@@ -272,7 +273,7 @@ def publish(
 def segment(
     images_dir: Annotated[Path, typer.Argument(help="folder of product photos")],
     out: Annotated[Path, typer.Option(help="folder for the RGBA PNG cutouts")],
-    backend: Annotated[str | None, typer.Option(help="sam, classic, tiny or auto")] = None,
+    backend: Annotated[str | None, typer.Option(help="sam, rembg, classic, tiny or auto")] = None,
 ):
     """Cut out every image of a folder (one RGBA PNG per input, named after its stem)."""
     from orchestrator.settings import get_settings
