@@ -2,8 +2,10 @@
 
 A stage declares one :class:`BackendTable` and registers a :class:`BackendSpec` per backend, tiny test
 backends included, the same way as the real ones. ``table.create(name, settings, device)`` builds the
-named backend; ``"auto"`` takes the first spec, in registration order, that ``auto`` may pick and whose
-``unavailable`` check finds nothing missing, and says why in the returned notes.
+named backend; ``"auto"`` takes the first spec, in registration order, that ``auto`` may pick, whose
+optional dependencies (``modules``, installed by the pyproject ``extra``) are installed and whose
+``unavailable`` check finds nothing missing, and says why in the returned notes. Naming a backend
+whose extra is missing is one :class:`packshot.extras.MissingExtraError` line naming the extra.
 
 Every built backend satisfies :class:`Backend`: what it is called, what cache keys record about it, its
 licence for the run report, and whether its pixels are synthesised (provenance metadata).
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from packshot.errors import ConfigError
+from packshot.extras import install_hint, installed, missing
 
 S = TypeVar("S")  # the stage's settings group
 B = TypeVar("B")  # what the stage's backends are
@@ -36,6 +39,7 @@ class BackendSpec(Generic[S, B]):
     ``build(settings, device)`` returns the backend (loading weights through the model registry).
     ``unavailable(settings)`` returns why ``auto`` cannot use it (a missing checkpoint ...), or None.
     ``auto``: whether ``auto`` may pick it at all (test backends never are).
+    ``modules``: top-level modules it imports from the pyproject extra ``extra`` (e.g. "generative").
     """
 
     name: str
@@ -43,6 +47,12 @@ class BackendSpec(Generic[S, B]):
     summary: str
     auto: bool = True
     unavailable: Callable[[S], str | None] = lambda settings: None
+    extra: str | None = None
+    modules: tuple[str, ...] = ()
+
+    def missing_module(self) -> str | None:
+        """The first of ``modules`` that is not installed, or None."""
+        return next((m for m in self.modules if not installed(m)), None)
 
 
 class BackendTable(Generic[S, B]):
@@ -78,6 +88,11 @@ class BackendTable(Generic[S, B]):
         for spec in self._specs.values():
             if not spec.auto:
                 continue
+            absent = spec.missing_module()
+            if absent is not None:
+                hint = install_hint(spec.extra or "")
+                skipped.append(f"not {spec.name}: {absent} is not installed ({hint})")
+                continue
             reason = spec.unavailable(settings)
             if reason is None:
                 why = f" ({'; '.join(skipped)})" if skipped else ""
@@ -88,4 +103,11 @@ class BackendTable(Generic[S, B]):
     def create(self, name: str, settings: S, device: str) -> tuple[B, list[str]]:
         """Build the backend ``name`` (or ``auto``'s choice); returns it with the choice's notes."""
         spec, notes = self.choose(name, settings)
-        return spec.build(settings, device), notes
+        return self.build(spec, settings, device), notes
+
+    def build(self, spec: BackendSpec[S, B], settings: S, device: str) -> B:
+        """``spec.build`` once its extra is known to be installed (else one line naming the extra)."""
+        absent = spec.missing_module()
+        if absent is not None:
+            raise missing(spec.extra or "", f"{self.setting}={spec.name}", absent)
+        return spec.build(settings, device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from types import ModuleType
 
 from packshot.errors import ConfigError
@@ -41,9 +42,8 @@ def install_hint(extra: str) -> str:
 
 def missing(extra: str, purpose: str, module: str) -> MissingExtraError:
     """The error for ``purpose`` needing ``module`` from ``extra``."""
-    return MissingExtraError(
-        f"{purpose} needs the '{extra}' extra ({module} is not installed): {install_hint(extra)}"
-    )
+    which = f"the '{extra}' extras" if "," in extra else f"the '{extra}' extra"
+    return MissingExtraError(f"{purpose} needs {which} ({module} is not installed): {install_hint(extra)}")
 
 
 def require(module: str, extra: str, purpose: str) -> ModuleType:
@@ -60,6 +60,15 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
         if name not in ours:
             raise
         raise missing(extra, purpose, name) from None
+
+
+def loaded(module: str) -> ModuleType | None:
+    """``module`` if this process has imported it already, else None (never imports it).
+
+    A torch error (out of memory) can only come from a process that imported torch: checks for one
+    use this, so a lean install without torch never imports it to ask.
+    """
+    return sys.modules.get(module)
 
 
 def installed(module: str) -> bool:

@@ -226,12 +226,15 @@ def _flux(settings: GenerativeSettings, device: str) -> FluxFillGenerator:
 BACKENDS: BackendTable[GenerativeSettings, BackgroundGenerator] = BackendTable(
     "background", "PACKSHOT_GENERATIVE__BACKEND"
 )
+GENERATIVE_MODULES = ("torch", "diffusers", "transformers")  # the "generative" extra
 BACKENDS.register(BackendSpec(
     "flux", _flux, f"FLUX.1 Fill from {MODEL_SETTING}",
     unavailable=lambda s: None if s.flux_model else f"no FLUX model configured (set {MODEL_SETTING})",
+    extra="generative", modules=GENERATIVE_MODULES,
 ))
 BACKENDS.register(BackendSpec("classic", _classic, "no model: studio sweeps and brand palette gradients"))
-BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight tiny FLUX Fill (tests)", auto=False))
+BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight tiny FLUX Fill (tests)", auto=False,
+                              extra="generative", modules=GENERATIVE_MODULES))
 
 
 def get_background_generator(settings: GenerativeSettings, device: str = "cpu") -> BackgroundGenerator:

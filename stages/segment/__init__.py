@@ -94,16 +94,20 @@ def _tiny(settings: SegmentSettings, device: str) -> Segmenter:
 
 
 BACKENDS: BackendTable[SegmentSettings, Segmenter] = BackendTable("segment", "PACKSHOT_SEGMENT__BACKEND")
+SAM_MODULES = ("torch", "segment_anything")  # the "generative" extra
 BACKENDS.register(BackendSpec(
     "sam", _sam, "Segment Anything with the checkpoint in PACKSHOT_SEGMENT__SAM_CHECKPOINT",
     unavailable=lambda s: None if s.sam_checkpoint else "no SAM checkpoint configured",
+    extra="generative", modules=SAM_MODULES,
 ))
 BACKENDS.register(BackendSpec(
     "rembg", _rembg, "learned matting (BiRefNet, ISNet, u2net) by rembg's ONNX sessions, model file in "
     "PACKSHOT_SEGMENT__REMBG_MODEL_DIR", unavailable=_rembg_unavailable,
+    extra="rembg", modules=("rembg", "onnxruntime"),
 ))
 BACKENDS.register(BackendSpec("classic", _classic, "no weights, for studio shots on plain light backgrounds"))
-BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)", auto=False))
+BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)", auto=False,
+                              extra="generative", modules=SAM_MODULES))
 
 
 def get_segmenter(settings: SegmentSettings, device: str = "cpu") -> Segmenter:

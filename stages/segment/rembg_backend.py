@@ -24,7 +24,7 @@ from PIL import Image
 from pymatting import estimate_foreground_ml
 
 from packshot.errors import ModelUnavailableError
-from packshot.extras import installed, missing, require
+from packshot.extras import require
 from packshot.registry import models
 from packshot.types import Cutout
 from stages.segment.cleanup import keep_product_parts
@@ -102,9 +102,7 @@ def model_file(settings: SegmentSettings) -> Path | None:
 
 
 def unavailable(settings: SegmentSettings) -> str | None:
-    """Why ``auto`` cannot use rembg (the extra or the model file is missing), or None."""
-    if not (installed("rembg") and installed("onnxruntime")):
-        return "the rembg extra is not installed"
+    """Why ``auto`` cannot use rembg's model (its file is missing), or None. The table checks the extra."""
     if model_file(settings) is None:
         where = " or ".join(str(f) for f in model_folders(settings))
         return f"no {settings.rembg_model}.onnx in {where}"
@@ -184,10 +182,6 @@ class RembgSegmenter:
     name = "rembg"
 
     def __init__(self, settings: SegmentSettings, device: str = "cpu"):
-        if not installed("rembg"):
-            raise missing("rembg", "PACKSHOT_SEGMENT__BACKEND=rembg", "rembg")
-        if not installed("onnxruntime"):
-            raise missing("rembg", "PACKSHOT_SEGMENT__BACKEND=rembg", "onnxruntime")
         self.settings, self.device = settings, device
         model = settings.rembg_model
         self.licence = f"{REMBG_MODELS[model].licence}; run by rembg (MIT) and onnxruntime (MIT)"

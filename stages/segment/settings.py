@@ -33,3 +33,11 @@ class SegmentSettings(BaseModel):
     )
     refine_edges: bool = True
     edge_band_px: int = Field(4, description="half-width of the boundary band refined by matting")
+
+
+def embed_batch_size(settings: SegmentSettings, device: str) -> int:
+    """Images per SAM encoder call: the setting, else 4 on a GPU and 1 on a CPU (where batches only
+    raise peak memory). Here, not in ``sam``, so memory plans are computed without torch."""
+    if settings.batch_size is not None:
+        return settings.batch_size
+    return 4 if str(device).startswith("cuda") else 1

@@ -28,11 +28,15 @@ def _local(settings: VideoSettings, device: str) -> VideoProvider:
 
 
 PROVIDERS: BackendTable[VideoSettings, VideoProvider] = BackendTable("video", "PACKSHOT_VIDEO__PROVIDER")
-PROVIDERS.register(BackendSpec("runway", _runway, "Runway's image-to-video API (runwayml SDK)", auto=False))
-PROVIDERS.register(BackendSpec("sora", _sora, "OpenAI Sora (openai SDK; being withdrawn)", auto=False))
-PROVIDERS.register(BackendSpec("local", _local, "a diffusers image-to-video model on this GPU", auto=False))
+PROVIDERS.register(BackendSpec("runway", _runway, "Runway's image-to-video API (runwayml SDK)", auto=False,
+                               extra="video", modules=("runwayml", "av")))
+PROVIDERS.register(BackendSpec("sora", _sora, "OpenAI Sora (openai SDK; being withdrawn)", auto=False,
+                               extra="video", modules=("openai", "av")))
+PROVIDERS.register(BackendSpec("local", _local, "a diffusers image-to-video model on this GPU", auto=False,
+                               extra="generative,video",
+                               modules=("torch", "diffusers", "transformers", "av")))
 
 
 def make_provider(name: str, settings: VideoSettings) -> VideoProvider:
     """The provider ``name`` (runway, sora or local); an unknown name is a ConfigError naming the setting."""
-    return PROVIDERS.spec(name).build(settings, settings.device or "auto")
+    return PROVIDERS.build(PROVIDERS.spec(name), settings, settings.device or "auto")
