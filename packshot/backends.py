@@ -88,12 +88,10 @@ class BackendTable(Generic[S, B]):
         for spec in self._specs.values():
             if not spec.auto:
                 continue
-            absent = spec.missing_module()
+            reason = spec.unavailable(settings)  # what the user did not configure comes first
+            absent = spec.missing_module() if reason is None else None
             if absent is not None:
-                hint = install_hint(spec.extra or "")
-                skipped.append(f"not {spec.name}: {absent} is not installed ({hint})")
-                continue
-            reason = spec.unavailable(settings)
+                reason = f"{absent} is not installed ({install_hint(spec.extra or '')})"
             if reason is None:
                 why = f" ({'; '.join(skipped)})" if skipped else ""
                 return spec, [f"{self.stage}: auto chose {spec.name}{why}"]

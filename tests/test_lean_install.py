@@ -87,3 +87,24 @@ def test_a_backend_whose_extra_is_missing_is_one_line_naming_it(tmp_path, settin
     assert done.returncode != 0
     assert "Traceback" not in output
     assert f"pip install 'packshot[{extra}]'" in output, output[-1500:]
+
+
+def test_auto_skips_a_configured_backend_whose_extra_is_missing_and_naming_it_fails_in_one_line():
+    from packshot.backends import BackendSpec, BackendTable
+    from packshot.extras import MissingExtraError
+
+    table: BackendTable[dict, str] = BackendTable("segment", "PACKSHOT_SEGMENT__BACKEND")
+    table.register(BackendSpec("learned", lambda s, d: "learned", "needs an extra",
+                               unavailable=lambda s: None if s.get("weights") else "no weights configured",
+                               extra="learned", modules=("packshot_no_such_package",)))
+    table.register(BackendSpec("classic", lambda s, d: "classic", "no weights"))
+    unconfigured = table.create("auto", {}, "cpu")[1]
+    assert unconfigured == ["segment: auto chose classic (not learned: no weights configured)"]
+    backend, notes = table.create("auto", {"weights": "w.onnx"}, "cpu")
+    assert backend == "classic"
+    missing = "not learned: packshot_no_such_package is not installed (pip install 'packshot[learned]')"
+    assert missing in notes[0]
+    with pytest.raises(MissingExtraError) as info:
+        table.create("learned", {"weights": "w.onnx"}, "cpu")
+    assert str(info.value) == ("PACKSHOT_SEGMENT__BACKEND=learned needs the 'learned' extra "
+                               "(packshot_no_such_package is not installed): pip install 'packshot[learned]'")
