@@ -192,6 +192,8 @@ class RembgSegmenter:
         key = f"segment:rembg:{model}:{path}:{device}"
         self.session = models.get(key, lambda: load_session(settings, device), size_hint=size,
                                   identity=self.identity)
+        if path is None and (fetched := model_file(settings)) is not None:  # rembg downloaded it just now
+            self.identity = f"rembg {model} {fetched.stat().st_size} bytes"
         actual = self.session.inner_session.get_providers()
         fell_back = str(device).startswith("cuda") and "CUDAExecutionProvider" not in actual
         if fell_back and not self.provider_note:
