@@ -1,10 +1,9 @@
-"""rembg backend: rembg's real sessions and onnxruntime on tiny ONNX models shaped like the real files."""
+"""rembg backend: rembg's real sessions and onnxruntime on tiny ONNX models shaped like the real files.
+
+Choosing rembg without its extra installed: tests/test_lean_install.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,31 +128,3 @@ def test_a_photo_without_a_product_needs_review(tmp_path):
     cutout = get_segmenter(_settings(tmp_path)).segment(blank)
     assert cutout.needs_review and cutout.confidence < 0.5
 
-
-BLOCK_REMBG = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("rembg", "onnxruntime"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, Block())
-from cli.main import app
-sys.argv = ["packshot", "segment", sys.argv[1], "--out", sys.argv[2], "--backend", "rembg"]
-app()
-"""
-
-
-def test_rembg_without_its_extra_is_one_line_naming_the_extra(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    from PIL import Image
-
-    Image.fromarray(studio_shot(size=64)[0]).save(photos / "a.png")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "60"}
-    done = subprocess.run([sys.executable, "-c", BLOCK_REMBG, str(photos), str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-    output = " ".join((done.stdout + done.stderr).split())  # the console may wrap the line
-    assert done.returncode != 0
-    assert "Traceback" not in output
-    assert "needs the 'rembg' extra" in output
-    assert "pip install 'packshot[rembg]'" in output
