@@ -19,7 +19,6 @@ from tests.studio import studio_shot
 pytest.importorskip("rembg")
 pytest.importorskip("onnxruntime")
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
