@@ -20,7 +20,6 @@ pytest.importorskip("rembg")
 pytest.importorskip("onnxruntime")
 
 
-
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
 
