@@ -40,7 +40,7 @@ COPY cli ./cli
 COPY scripts/gpu-entrypoint.sh ./scripts/gpu-entrypoint.sh
 COPY brand_styles ./brand_styles
 COPY prefect.yaml ./
-RUN pip install --no-cache-dir --constraint constraints/gpu.txt ".[gpu]"
+RUN pip install --no-cache-dir --constraint constraints/gpu.txt ".[gpu,video]"
 
 # A fixed numeric UID/GID, so volume permissions work on any host and Kubernetes can check runAsNonRoot.
 RUN groupadd --gid 10001 packshot \

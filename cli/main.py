@@ -290,7 +290,7 @@ def publish(
 def segment(
     images_dir: Annotated[Path, typer.Argument(help="folder of product photos")],
     out: Annotated[Path, typer.Option(help="folder for the RGBA PNG cutouts")],
-    backend: Annotated[str | None, typer.Option(help="sam, classic, tiny or auto")] = None,
+    backend: Annotated[str | None, typer.Option(help="sam, rembg, classic, tiny or auto")] = None,
 ):
     """Cut out every image of a folder (one RGBA PNG per input, named after its stem)."""
     from orchestrator.settings import get_settings

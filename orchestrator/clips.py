@@ -161,7 +161,9 @@ def _key_of(uri: str, ctx) -> str:
 
 def _video_size(stream) -> tuple[int, int] | None:
     """Width and height of an MP4's first video stream, or None when it is not a readable video."""
-    import av
+    from packshot.extras import require
+
+    av = require("av", "video", "reading video clips")
 
     try:
         with av.open(stream) as container:

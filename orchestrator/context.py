@@ -31,6 +31,7 @@ from packshot import gpu, memory
 from packshot.cache import StageCache
 from packshot.config import resolve_device
 from packshot.errors import PackshotError
+from packshot.extras import loaded
 from packshot.gpu import gpu_lock
 from packshot.registry import models
 from packshot.storage import Storage, open_storage
@@ -357,9 +358,8 @@ def _out_of_memory_at_start(plan: str):
     try:
         yield
     except Exception as exc:
-        import torch
-
-        if not isinstance(exc, torch.OutOfMemoryError):
+        torch = loaded("torch")  # never imported: nothing ran on torch, so this is no CUDA OOM
+        if torch is None or not isinstance(exc, torch.OutOfMemoryError):
             raise
         lighter = memory.lighter_plan(plan)
         advice = (f"set {memory.PLAN_SETTING['image']}={lighter}" if lighter else

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from packshot.errors import PackshotError
+from packshot.extras import loaded
 from packshot.memory import PLAN_SETTING, lighter_plan
 
 if TYPE_CHECKING:
@@ -29,16 +30,14 @@ class RunStopped(PackshotError):
 
 
 def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.OutOfMemoryError)
+    torch = loaded("torch")  # no torch imported, no torch out-of-memory (and a lean install has none)
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
 
 
 def empty_cache() -> None:
-    import torch
-
     gc.collect()
-    if torch.cuda.is_available():
+    torch = loaded("torch")
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
@@ -48,7 +47,7 @@ def advice(ctx: RunContext, plan: str) -> str:
     lighter = lighter_plan(plan)
     if lighter and getattr(ctx.generator, "generated", False):
         return f"set {setting}={lighter}, or run this card alone (no other process on it)"
-    from stages.segment.sam import embed_batch_size
+    from stages.segment.settings import embed_batch_size
 
     batch = embed_batch_size(ctx.settings.segment, ctx.device)
     sam = (f"lower PACKSHOT_SEGMENT__BATCH_SIZE (now {batch}) or PACKSHOT_SEGMENT__SAM_MODEL_TYPE; "

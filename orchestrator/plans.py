@@ -38,7 +38,7 @@ GENERATOR_FOOTPRINTS = {"flux": "flux-fill", "flux2-klein": "flux2-klein", "tiny
 def image_footprints(settings: Settings, stages: list[str], device: str = "cuda"
                      ) -> tuple[list[Footprint], dict[str, int]]:
     """The image phase's models and the working-memory multipliers (SAM's batch size on ``device``)."""
-    from stages.segment.sam import embed_batch_size
+    from stages.segment.settings import embed_batch_size
 
     out, scale = [], {}
     seg = settings.segment

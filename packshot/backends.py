@@ -2,8 +2,10 @@
 
 A stage declares one :class:`BackendTable` and registers a :class:`BackendSpec` per backend, tiny test
 backends included, the same way as the real ones. ``table.create(name, settings, device)`` builds the
-named backend; ``"auto"`` takes the first spec, in registration order, that ``auto`` may pick and whose
-``unavailable`` check finds nothing missing, and says why in the returned notes.
+named backend; ``"auto"`` takes the first spec, in registration order, that ``auto`` may pick, whose
+optional dependencies (``modules``, installed by the pyproject ``extra``) are installed and whose
+``unavailable`` check finds nothing missing, and says why in the returned notes. Naming a backend
+whose extra is missing is one :class:`packshot.extras.MissingExtraError` line naming the extra.
 
 Every built backend satisfies :class:`Backend`: what it is called, what cache keys record about it, its
 licence for the run report, and whether its pixels are synthesised (provenance metadata).
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from packshot.errors import ConfigError
+from packshot.extras import install_hint, installed, missing
 from packshot.licences import LICENCES, Licence
 
 S = TypeVar("S")  # the stage's settings group
@@ -38,6 +41,7 @@ class BackendSpec(Generic[S, B]):
     ``unavailable(settings)`` returns why ``auto`` cannot use it (a missing checkpoint ...), or None.
     ``auto``: whether ``auto`` may pick it at all (test backends never are).
     ``licence``: what its weights allow (:mod:`packshot.licences`), shown in every run and enforced.
+    ``modules``: top-level modules it imports from the pyproject extra ``extra`` (e.g. "generative").
     """
 
     name: str
@@ -46,11 +50,17 @@ class BackendSpec(Generic[S, B]):
     auto: bool = True
     unavailable: Callable[[S], str | None] = lambda settings: None
     licence: str | Callable[[S], str] = "none"  # a key of packshot.licences.LICENCES, or one per settings
+    extra: str | None = None
+    modules: tuple[str, ...] = ()
 
     def licence_of(self, settings: S) -> Licence:
         """The licence of the weights this backend would load with ``settings`` (nothing is loaded)."""
         key = self.licence(settings) if callable(self.licence) else self.licence
         return LICENCES[key]
+
+    def missing_module(self) -> str | None:
+        """The first of ``modules`` that is not installed, or None."""
+        return next((m for m in self.modules if not installed(m)), None)
 
 
 class BackendTable(Generic[S, B]):
@@ -92,7 +102,10 @@ class BackendTable(Generic[S, B]):
         for spec in self._specs.values():
             if not spec.auto:
                 continue
-            reason = spec.unavailable(settings)
+            reason = spec.unavailable(settings)  # what the user did not configure comes first
+            absent = spec.missing_module() if reason is None else None
+            if absent is not None:
+                reason = f"{absent} is not installed ({install_hint(spec.extra or '')})"
             if reason is None:
                 why = f" ({'; '.join(skipped)})" if skipped else ""
                 return spec, [f"{self.stage}: auto chose {spec.name}{why}"]
@@ -102,4 +115,11 @@ class BackendTable(Generic[S, B]):
     def create(self, name: str, settings: S, device: str) -> tuple[B, list[str]]:
         """Build the backend ``name`` (or ``auto``'s choice); returns it with the choice's notes."""
         spec, notes = self.choose(name, settings)
-        return spec.build(settings, device), notes
+        return self.build(spec, settings, device), notes
+
+    def build(self, spec: BackendSpec[S, B], settings: S, device: str) -> B:
+        """``spec.build`` once its extra is known to be installed (else one line naming the extra)."""
+        absent = spec.missing_module()
+        if absent is not None:
+            raise missing(spec.extra or "", f"{self.setting}={spec.name}", absent)
+        return spec.build(settings, device)

@@ -105,9 +105,13 @@ class StorageSettings(BaseSettings):
 
 
 def resolve_device(setting: str) -> str:
-    """``auto`` picks CUDA when torch sees a GPU, else CPU."""
+    """``auto`` picks CUDA when torch sees a GPU, else CPU (also when torch is not installed)."""
     if setting != "auto":
         return setting
+    from packshot.extras import installed
+
+    if not installed("torch"):  # lean install: no model that torch runs, so no card to use
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

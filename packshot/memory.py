@@ -15,7 +15,7 @@ Plans, heaviest first (``PLAN_ORDER``); an out-of-memory error retries once with
     the bf16 denoiser stays in host memory and its blocks are streamed to the card one group at a time
     (diffusers group offloading with CUDA streams; about 3.5x slower per pass, diffusers benchmarks).
 
-Sizes (bf16 bytes, counted on the meta device: ``../shared/reference/performance.md``) and the working
+Sizes (bf16 bytes, counted on the meta device: ``docs/sources.md``) and the working
 memory allowances below are arithmetic, not measurements; ``docs/benchmarks.md`` shows the sums.
 Nothing here loads a model: :func:`plan_phase` is what ``packshot plan`` prints and what the loaders use;
 :mod:`packshot.placement` applies a plan to a loaded pipeline.

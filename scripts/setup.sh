@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Creates .venv and installs packshot. CPU machines get the CPU torch 2.13.0 wheel and never the
-# CUDA packages; machines with an NVIDIA driver get PyPI's CUDA build of the same torch version.
+# Creates .venv and installs packshot.
+#   scripts/setup.sh demo   the classic path only (no torch, no model or provider extras): `make demo`
+#   scripts/setup.sh test   everything the tests use (the dev extra): `make test`, `make setup`
+# For the test set-up, CPU machines get the CPU torch 2.13.0 wheel and never the CUDA packages;
+# machines with an NVIDIA driver get PyPI's CUDA build of the same torch version and the gpu extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TARGET=${1:-test}
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 pip() { .venv/bin/python -m pip "$@"; }
 pip install -q --upgrade pip setuptools wheel
+if [ "$TARGET" = demo ]; then
+  echo "setup: the classic path (core dependencies only; extras: see README 'What the set-up installs')"
+  pip install -q -c constraints/cpu.txt -e .
+  exit 0
+fi
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "setup: NVIDIA GPU found, installing CUDA torch 2.13.0 and the GPU extras"
   pip install -q "torch==2.13.0"

@@ -161,8 +161,10 @@ def test_tiny_checkpoint_loads_through_the_real_loading_path():
         assert torch.equal(pa, pb), name
 
 
-def test_auto_says_which_backend_it_used():
+def test_auto_says_which_backend_it_used(tmp_path):
     image, _ = studio_shot(size=96, shape="ball")
-    cutout = get_segmenter(SegmentSettings(backend="auto", refine_edges=False)).segment(image)
+    settings = SegmentSettings(backend="auto", refine_edges=False, rembg_model_dir=tmp_path)  # no rembg model
+    cutout = get_segmenter(settings).segment(image)
     assert cutout.backend == "classic"
-    assert "segment: auto chose classic (not sam: no SAM checkpoint configured)" in cutout.notes
+    note = next(n for n in cutout.notes if n.startswith("segment: auto chose classic ("))
+    assert "not sam: no SAM checkpoint configured" in note and "not rembg: " in note

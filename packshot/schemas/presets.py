@@ -1,4 +1,4 @@
-"""Preset definitions (rules from ../shared/reference/marketplaces.md) and custom presets from YAML.
+"""Preset definitions (rules and their sources: docs/sources.md) and custom presets from YAML.
 
 A custom presets file looks like::
 

@@ -230,14 +230,15 @@ BACKENDS: BackendTable[GenerativeSettings, BackgroundGenerator] = BackendTable(
 )
 # Registration order is auto's preference: stages.background.klein registers the licence-clean
 # FLUX.2 [klein] before FLUX.1 Fill [dev].
+GENERATIVE_MODULES = ("torch", "diffusers", "transformers")  # the "generative" extra
 BACKENDS.register(BackendSpec(
     "flux", _flux, f"FLUX.1 Fill from {MODEL_SETTING}",
     unavailable=lambda s: None if s.flux_model else f"no FLUX model configured (set {MODEL_SETTING})",
-    licence="flux-1-dev",
+    licence="flux-1-dev", extra="generative", modules=GENERATIVE_MODULES,
 ))
 BACKENDS.register(BackendSpec("classic", _classic, "no model: studio sweeps and brand palette gradients"))
 BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight tiny FLUX Fill (tests)", auto=False,
-                              licence="test"))
+                              licence="test", extra="generative", modules=GENERATIVE_MODULES))
 
 
 def get_background_generator(settings: GenerativeSettings, device: str = "cpu") -> BackgroundGenerator:

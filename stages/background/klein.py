@@ -25,6 +25,7 @@ from packshot.errors import ModelUnavailableError
 from stages.background.compat import import_diffusers
 from stages.background.generators import (
     BACKENDS,
+    GENERATIVE_MODULES,
     FillRequest,
     FluxFillGenerator,
     fill_generator,
@@ -137,10 +138,10 @@ TINY_KLEIN_LICENCE = "tiny random-weight FLUX.2 [klein] built locally for tests 
 BACKENDS.register(BackendSpec(
     "flux2-klein", build_klein, f"FLUX.2 [klein] 4B inpainting (Apache-2.0) from {KLEIN_SETTING}",
     unavailable=lambda s: None if s.klein_model else f"no FLUX.2 [klein] model (set {KLEIN_SETTING})",
-    licence="apache-2.0",
+    licence="apache-2.0", extra="generative", modules=GENERATIVE_MODULES,
 ), before="flux")
 BACKENDS.register(BackendSpec("tiny-klein", build_tiny_klein, "a random-weight tiny FLUX.2 [klein] (tests)",
-                              auto=False, licence="test"))
+                              auto=False, licence="test", extra="generative", modules=GENERATIVE_MODULES))
 
 
 def load_klein_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):

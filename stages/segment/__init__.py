@@ -4,9 +4,12 @@
 :data:`BACKENDS`:
 
 - ``sam``: Segment Anything with the checkpoint in ``PACKSHOT_SEGMENT__SAM_CHECKPOINT``;
+- ``rembg``: learned matting by a rembg ONNX session (BiRefNet, ISNet, u2net) from the model folder;
 - ``classic``: no weights, for studio shots on plain light backgrounds;
 - ``tiny``: a randomly initialised small SAM built from the package's own classes (tests);
-- ``auto``: ``sam`` when a checkpoint is configured, else ``classic`` (said in ``Cutout.notes``).
+- ``auto``: ``sam`` when a checkpoint is configured, else ``rembg`` when it is installed and its model
+  file is in the model folder, else ``classic`` (said in ``Cutout.notes``). A SAM checkpoint is an
+  explicit setting, while a rembg file may only be left over in rembg's folder, so SAM comes first.
 
 Every backend turns an RGB ``HxWx3 uint8`` photo into a :class:`Cutout` (RGBA, straight alpha, edge
 band matted and color-corrected when ``refine_edges`` is on), with a confidence and the reasons a
@@ -72,6 +75,23 @@ def _sam(settings: SegmentSettings, device: str) -> Segmenter:
     return SamSegmenter(settings, device)
 
 
+def _rembg(settings: SegmentSettings, device: str) -> Segmenter:
+    from stages.segment.rembg_backend import RembgSegmenter
+
+    return RembgSegmenter(settings, device)
+
+
+def _rembg_unavailable(settings: SegmentSettings) -> str | None:
+    from stages.segment.rembg_backend import unavailable
+
+    return unavailable(settings)
+
+
+def _rembg_licence(settings: SegmentSettings) -> str:
+    """BiRefNet's weights are MIT, IS-Net's and U^2-Net's Apache-2.0 (stages.segment.rembg_backend)."""
+    return "mit" if settings.rembg_model.startswith("birefnet") else "apache-2.0"
+
+
 def _tiny(settings: SegmentSettings, device: str) -> Segmenter:
     from stages.segment.sam import SamSegmenter
 
@@ -79,13 +99,20 @@ def _tiny(settings: SegmentSettings, device: str) -> Segmenter:
 
 
 BACKENDS: BackendTable[SegmentSettings, Segmenter] = BackendTable("segment", "PACKSHOT_SEGMENT__BACKEND")
+SAM_MODULES = ("torch", "segment_anything")  # the "generative" extra
 BACKENDS.register(BackendSpec(
     "sam", _sam, "Segment Anything with the checkpoint in PACKSHOT_SEGMENT__SAM_CHECKPOINT",
     unavailable=lambda s: None if s.sam_checkpoint else "no SAM checkpoint configured",
-    licence="apache-2.0",
+    licence="apache-2.0", extra="generative", modules=SAM_MODULES,
+))
+BACKENDS.register(BackendSpec(
+    "rembg", _rembg, "learned matting (BiRefNet, ISNet, u2net) by rembg's ONNX sessions, model file in "
+    "PACKSHOT_SEGMENT__REMBG_MODEL_DIR", unavailable=_rembg_unavailable,
+    extra="rembg", modules=("rembg", "onnxruntime"), licence=_rembg_licence,
 ))
 BACKENDS.register(BackendSpec("classic", _classic, "no weights, for studio shots on plain light backgrounds"))
-BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)", auto=False, licence="test"))
+BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)", auto=False, licence="test",
+                              extra="generative", modules=SAM_MODULES))
 
 
 def get_segmenter(settings: SegmentSettings, device: str = "cpu") -> Segmenter:

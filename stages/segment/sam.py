@@ -28,7 +28,7 @@ from stages.segment.classic import finish_cutout
 from stages.segment.cleanup import fill_pinholes, keep_product_parts, open_background_holes, speck_area
 from stages.segment.confidence import SAM_CHECKS, judge, sam_values
 from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, interior_point
-from stages.segment.settings import SegmentSettings
+from stages.segment.settings import SegmentSettings, embed_batch_size
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +134,6 @@ def sam_dtype(settings: SegmentSettings, device: str) -> torch.dtype:
     if settings.dtype == "auto":
         return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
     return getattr(torch, settings.dtype)
-
-
-def embed_batch_size(settings: SegmentSettings, device: str) -> int:
-    """Images per encoder call: the setting, else 4 on a GPU and 1 on a CPU (where batches only raise
-    peak memory)."""
-    if settings.batch_size is not None:
-        return settings.batch_size
-    return 4 if str(device).startswith("cuda") else 1
 
 
 @torch.no_grad()

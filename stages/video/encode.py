@@ -9,7 +9,9 @@ import numpy as np
 
 def frames_to_mp4(frames: np.ndarray, fps: int, crf: int = 18) -> bytes:
     """``frames``: ``T x H x W x 3`` uint8 RGB (or float in [0, 1]); H and W even. Returns MP4 bytes."""
-    import av
+    from packshot.extras import require
+
+    av = require("av", "video", "writing video clips")
 
     if frames.dtype != np.uint8:
         frames = (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

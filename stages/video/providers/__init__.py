@@ -44,16 +44,17 @@ def local_licence(settings: VideoSettings) -> str:
 
 
 PROVIDERS.register(BackendSpec("runway", _runway, "Runway's image-to-video API (runwayml SDK)", auto=False,
-                               licence="service"))
+                               licence="service", extra="video", modules=("runwayml", "av")))
 PROVIDERS.register(BackendSpec("veo", _veo, "Google Veo 3.1 through the Gemini API (google-genai SDK)",
-                               auto=False, licence="service"))
+                               auto=False, licence="service", extra="video", modules=("google.genai", "av")))
 PROVIDERS.register(BackendSpec("sora", _sora, "OpenAI Sora (openai SDK; retired 2026-09-24)", auto=False,
-                               licence="service"))
+                               licence="service", extra="video", modules=("openai", "av")))
 PROVIDERS.register(BackendSpec("local", _local, "a diffusers image-to-video model on this GPU", auto=False,
-                               licence=local_licence))
+                               licence=local_licence, extra="generative,video",
+                               modules=("torch", "diffusers", "transformers", "av")))
 
 
 def make_provider(name: str, settings: VideoSettings) -> VideoProvider:
     """The provider ``name`` (runway, veo, sora or local); an unknown name is a ConfigError naming the
     setting."""
-    return PROVIDERS.spec(name).build(settings, settings.device or "auto")
+    return PROVIDERS.build(PROVIDERS.spec(name), settings, settings.device or "auto")
