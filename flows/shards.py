@@ -25,6 +25,7 @@ from pydantic import Field
 
 from flows.catalog_run import new_run_id, publish_artifacts
 from flows.gpu import use_prefect_gpu_limit
+from flows.watch import artifact_key
 from orchestrator.catalog_source import catalog_of_run
 from orchestrator.context import get_context
 from orchestrator.manifest import ResultSpool
@@ -101,7 +102,8 @@ def catalog_fanout(
                                    flow_run_name=f"shard {i + 1}/{shards}"))
     logger.info("started %d shard runs on %s", shards, deployment)
 
-    progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="shards done")
+    progress_id = create_progress_artifact(progress=0.0, key=artifact_key("progress", options.catalog),
+                                           description="shards done")
     workers: set[tuple[str, int]] = set()
     outcomes: list[list[str] | str] = []  # per shard: its spool parts, or why it has none
     for i, shard_run in enumerate(runs):
@@ -130,6 +132,6 @@ def catalog_fanout(
         yield from invalid_rows(catalog)
 
     summary = finish_run(run, results())
-    publish_artifacts(summary)
+    publish_artifacts(summary, options.catalog)
     return {**summary.as_dict(), "shards": shards,
             "workers": sorted(f"{host}:{pid}" for host, pid in workers)}
