@@ -45,7 +45,6 @@ from packshot.catalog import (
 from packshot.storage import StoredFile
 
 INTAKE_DEPLOYMENT = "packshot-intake/intake"
-_HELP = RunOptions.model_fields
 
 
 def _run_outcome(name: str, summary: dict) -> tuple[str, str | None]:
@@ -87,19 +86,32 @@ def intake_run_name() -> str:
 
 @flow(name="packshot-intake", log_prints=True, flow_run_name=intake_run_name, validate_parameters=False)
 def intake_inbox(
-    inbox: Annotated[str, Field(description="the inbox: a folder or s3://bucket/prefix where merchants drop "
-                                "catalog CSVs; empty: PACKSHOT_ORCHESTRATION__INBOX")] = "",
-    out: Annotated[str, Field(description="where the runs write, <out>/<csv name>; a folder or "
-                              "s3://bucket/prefix; empty: PACKSHOT_ORCHESTRATION__INBOX_OUT")] = "",
-    brand: Annotated[str, Field(description=_HELP["brand"].description)] = "",
-    # (never mutated: shown as the form's defaults)
-    stages: Annotated[list[StageName], Field(description=_HELP["stages"].description)] = DEFAULT_STAGES,
-    presets: Annotated[list[str], Field(description=_HELP["presets"].description)] = [],  # noqa: B006
-    settle_s: Annotated[float, Field(ge=0, description="leave a file alone until it has not changed for "
-                                     "this many seconds (an upload still in progress)")] = 10.0,
+    inbox: str = "",
+    out: str = "",
+    brand: str = "",
+    stages: list[StageName] = DEFAULT_STAGES,  # noqa: B006 - never mutated; the form shows it
+    presets: list[str] = [],  # noqa: B006
+    settle_s: Annotated[float, Field(ge=0)] = 10.0,
 ) -> list[dict]:
     """Start one catalog run per new CSV in the inbox; each content is handled once. Ends Failed (its
-    data: the same list) when a file was rejected or its run had problems, naming the files."""
+    data: the same list) when a file was rejected or its run had problems, naming the files.
+
+    (The Args below are the intake form's help: Prefect reads them from this docstring's source.)
+
+    Args:
+        inbox: the inbox, a folder or s3://bucket/prefix where merchants drop catalog CSVs; empty: the
+            settings' PACKSHOT_ORCHESTRATION__INBOX
+        out: where the runs write, <out>/<csv name>, a folder or s3://bucket/prefix; empty: the settings'
+            PACKSHOT_ORCHESTRATION__INBOX_OUT
+        brand: brand style for rows naming none, the name of a file in the brand_styles folder without
+            .yaml (e.g. nordic-home); checked when the run starts, listing the choices, before any upload
+            is touched; empty: none
+        stages: stages to run; video (the paid ad clips) only when chosen
+        presets: export presets (e.g. amazon-main, shopify-square); checked when the run starts, listing
+            the choices; empty: the settings' PACKSHOT_EXPORT__PRESETS
+        settle_s: leave a file alone until it has not changed for this many seconds (an upload still in
+            progress)
+    """
     logger = get_run_logger()
     settings = get_settings().orchestration
     inbox, out = inbox or settings.inbox, out or settings.inbox_out
@@ -204,13 +216,18 @@ def watch_inbox(inbox: str = "", deployment: str = INTAKE_DEPLOYMENT, poll_s: fl
     seen: set[tuple[str, str]] = set()
     started, done = 0, 0
     while rounds is None or done < rounds:
-        fresh = new_uploads(box, seen, settle_s)
-        if fresh:
-            names = ", ".join(f.key for f in fresh[:5]) + (" ..." if len(fresh) > 5 else "")
-            run = run_deployment(deployment, timeout=0, flow_run_name=f"intake {names}"[:120],
-                                 parameters={"inbox": box.uri, "settle_s": settle_s})
-            log.info("%s: new upload(s) %s; started %s", box.uri, names, run.name)
-            started += 1
+        fresh: list[StoredFile] = []
+        try:
+            fresh = new_uploads(box, seen, settle_s)
+            if fresh:
+                names = ", ".join(f.key for f in fresh[:5]) + (" ..." if len(fresh) > 5 else "")
+                run = run_deployment(deployment, timeout=0, flow_run_name=f"intake {names}"[:120],
+                                     parameters={"inbox": box.uri, "settle_s": settle_s})
+                log.info("%s: new upload(s) %s; started %s", box.uri, names, run.name)
+                started += 1
+        except Exception as exc:  # a server restart, a storage hiccup: look again next round
+            seen.difference_update((f.key, f.digest) for f in fresh)
+            log.warning("inbox watcher: %s: %s; trying again in %g s", type(exc).__name__, exc, poll_s)
         done += 1
         if rounds is None or done < rounds:
             time.sleep(poll_s)

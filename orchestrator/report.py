@@ -13,7 +13,6 @@ import html
 import io
 import re
 import shlex
-from pathlib import Path
 
 from jinja2 import DictLoader, Environment
 
@@ -257,12 +256,12 @@ def md_url(url: str) -> str:
     return "".join(f"%{ord(c):02X}" if c in " ()<>[]\"'`\\" or ord(c) < 32 else c for c in url)
 
 
-def report_href(report_uri: str, report_link: str) -> str:
-    """The contact sheet as a link a person can click: the presigned URL of an S3 run, the
-    ``file://`` URI of a local one."""
+def report_href(report_link: str, review_url: str) -> str:
+    """The contact sheet as a link a person can click: the presigned URL of an S3 run; for a local run,
+    the file as ``packshot review`` serves it (browsers do not open ``file://`` links from a web page)."""
     if report_link.startswith(("https://", "http://")):
         return report_link
-    return Path(report_uri).resolve().as_uri()
+    return f"{review_url.rstrip('/')}/files/report.html"
 
 
 def _command(text: str) -> str:
@@ -278,11 +277,13 @@ def review_command(output: str) -> str:
     return f"packshot review {shlex.quote(output)}"
 
 
-def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str, report_link: str = "") -> str:
+def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str, report_link: str = "",
+                     review_url: str = "http://127.0.0.1:8765") -> str:
     """The Prefect summary artifact: counts, the contact sheet one click away, the review command,
     models, notes and the first failures. Every catalog value is escaped (:func:`md_text`)."""
     c = tally.counts()
-    href = report_href(report_uri, report_link or report_uri)
+    href = report_href(report_link or report_uri, review_url)
+    local = not (report_link or report_uri).startswith(("https://", "http://"))
     lines = [
         f"# packshot run: {md_text(header.catalog)}",
         "",
@@ -291,13 +292,16 @@ def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str, repo
         "| " + " | ".join(str(c[k]) for k in _COUNT_KEYS) + " |",
         "",
         f"**[Open the contact sheet]({md_url(href)})**" + (
-            " (a presigned link; it expires)" if href.startswith("http") else " (on the worker's disk)"),
+            " (served by the review command below, run on the worker)" if local
+            else " (a presigned link; it expires)"),
         "",
-        f"Output: {md_text(header.output)}",
+        f"Output: {md_text(header.output)}" + (f"; contact sheet: {md_text(report_uri)}" if local else ""),
         "",
         "Review the cutouts (approve, reject, correct a box) with:",
         "",
         _command(review_command(header.output)),
+        "",
+        f"then open [the review page]({md_url(review_url.rstrip('/') + '/')})." if local else "",
     ]
     if header.backends:
         lines += ["", "Backends: " + md_text(", ".join(f"{k}={v}" for k, v in header.backends.items()))]

@@ -142,7 +142,8 @@ def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
     log.info("done %(done)d, needs review %(needs_review)d, skipped %(skipped)d, failed %(failed)d, "
              "invalid rows %(invalid)d", counts)
     return RunSummary(counts, json_uri, csv_uri, report_uri, report_link, ctx.storage.uri, tally,
-                      summary_markdown(header, tally, report_uri, report_link), run_problem(options, tally))
+                      summary_markdown(header, tally, report_uri, report_link,
+                                       ctx.settings.orchestration.review_url), run_problem(options, tally))
 
 
 def run_problem(options: RunOptions, tally: RunTally) -> str | None:
