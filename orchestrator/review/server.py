@@ -160,7 +160,7 @@ def create_app(out_dir: str | Path, host: str = DEFAULT_HOST) -> FastAPI:
     @app.get("/files/{key:path}")
     def files(key: str) -> FileResponse:
         index = state.index
-        allowed = key in index.files or _is_thumb(key)
+        allowed = key in index.files or key == "report.html" or _is_thumb(key)  # the contact sheet too
         path = state.storage.root / key
         try:
             inside = path.resolve().is_relative_to(state.storage.root) and path.resolve().is_file()
