@@ -47,11 +47,11 @@ def publish_artifacts(summary: RunSummary, catalog: str) -> None:
                           "failed %(failed)d, invalid rows %(invalid)d", summary.counts)
 
 
-def user_error(message: str) -> State:
+def user_error(message: str, exc: PackshotError | None = None) -> State:
     """A mistake the user can fix (a catalog path typo, an unknown brand): the run ends Failed with
-    this message as one log line, no traceback."""
-    get_run_logger().error(message)
-    return Failed(message=message)
+    this message, no traceback; Prefect logs it once ("Finished in state Failed('...')"), and the CLI
+    prints it once from the state."""
+    return Failed(message=message, data=exc)
 
 
 def final_state(summary: RunSummary, data: dict) -> State:
@@ -64,7 +64,6 @@ def final_state(summary: RunSummary, data: dict) -> State:
     see = "; the summary artifact links the contact sheet"
     if summary.problem or c["failed"] or c["invalid"]:
         why = summary.problem or "finished with problems"
-        get_run_logger().error("%s (%s)", why, counts)
         return Failed(message=f"{why}: {counts}{see}", data=data)
     if c["needs_review"]:
         return Completed(name="Needs review", data=data,
@@ -91,7 +90,7 @@ def catalog_run(options: RunOptions) -> dict:
     try:
         summary, worker = _run_catalog(options)
     except PackshotError as exc:  # the state's message is the one line (no traceback in the logs)
-        return user_error(str(exc))
+        return user_error(str(exc), exc)
     result = {**summary.as_dict(), **({"gpu_worker": worker} if worker else {})}  # served: the GPU worker
     return final_state(summary, result)
 

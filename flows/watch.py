@@ -19,6 +19,8 @@ from orchestrator.report import md_text
 from packshot.types import slugify
 
 LOG_GAP_S = 1.0  # at most one "done" line per second; failures and reviews are always logged
+# Product lines are INFO, failures included: the UI shows them, and the CLI (Prefect at WARNING) lists
+# the failures itself at the end instead of between its progress bar's updates.
 PROGRESS_EVERY_S = 2.0  # how often the progress artifact is updated
 
 
@@ -105,9 +107,8 @@ class ProductWatch:
             more, self._quiet, self._last_line = self._quiet, 0, now
         detail = f": {result.error}" if result.error else (
             f": {'; '.join(result.review_reasons)}" if result.review_reasons else "")
-        level = self.logger.warning if loud else self.logger.info
-        level("%s %s in %.1f s (%d/%d)%s%s", result.sku, result.status.replace("_", " "), result.seconds,
-              done, self.total, f" (and {more} more done)" if more else "", detail)
+        self.logger.info("%s %s in %.1f s (%d/%d)%s%s", result.sku, result.status.replace("_", " "),
+                         result.seconds, done, self.total, f" (and {more} more done)" if more else "", detail)
 
     def describe(self) -> str:
         c = self.counts

@@ -107,7 +107,7 @@ def test_a_run_with_invalid_rows_and_failures_is_failed_and_watchable(prefect_ap
     assert f"packshot review {env / 'out'}" in summary_md
 
 
-def test_user_errors_end_failed_with_one_line_before_any_work(prefect_api, env):
+def test_user_errors_end_failed_with_one_line_before_any_work(prefect_api, env, info_logs):
     from flows.catalog_run import catalog_run
 
     catalog = write_catalog(env / "cat", [{"sku": "A"}])
@@ -230,3 +230,20 @@ def test_deploy_definitions_come_from_the_settings(monkeypatch, tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and f"PACKSHOT_ORCHESTRATION__{variable}" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.yaml").exists()
+
+
+def test_the_cli_chooses_the_video_provider(env):
+    """``--video-provider`` is checked with the other options, before Prefect starts: one line."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from orchestrator.options import RunOptions
+
+    catalog = write_catalog(env / "cat", [{"sku": "A"}])
+    result = CliRunner().invoke(app, ["run", str(catalog), "--stages", "segment,video",
+                                      "--video-provider", "runwy"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())  # Rich wraps at the terminal's width
+    assert text.count("error:") == 1 and "--video-provider 'runwy'" in text and "'runway'" in text, text
+    chosen = RunOptions(catalog=str(catalog), video={"provider": "sora"})
+    assert chosen.video.provider == "sora" and chosen.video.model_fields_set == {"provider"}
