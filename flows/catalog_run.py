@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.exceptions import CancelledRun
 from prefect.futures import wait
 from prefect.runtime import flow_run as current_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
@@ -91,6 +92,9 @@ def catalog_run(options: RunOptions) -> dict:
         summary, worker = _run_catalog(options)
     except PackshotError as exc:  # the state's message is the one line (no traceback in the logs)
         return user_error(str(exc), exc)
+    except RunCancelled as stop:
+        get_run_logger().warning(str(stop))
+        return Cancelled(message=str(stop))
     result = {**summary.as_dict(), **({"gpu_worker": worker} if worker else {})}  # served: the GPU worker
     return final_state(summary, result)
 
@@ -110,13 +114,20 @@ def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
 
     submit = process_batch_task.delay if served else process_batch_task.submit
     parts: list[str | None] = [None] * len(run.batches)  # spool part keys in catalog order
+    cancelled = False
     with progress.listening(watch.add):  # in-process: each product as it finishes
         pending = {submit(batch, options, run.run_id, index=i): i for i, batch in enumerate(run.batches)}
         while pending:
             done, _ = wait(list(pending), timeout=PROGRESS_EVERY_S)
             for future in done:
                 index = pending.pop(future)
-                part = future.result()
+                try:
+                    part = future.result()
+                except CancelledRun:  # Cancel in the UI: keep what finished, list the rest
+                    cancelled = True
+                    kept = future.state.result(raise_on_failure=False)
+                    parts[index] = kept if isinstance(kept, str) else None
+                    continue
                 if isinstance(part, BatchProblem):
                     part.raise_it()
                 parts[index] = part
@@ -125,6 +136,8 @@ def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
                         watch.add(result)
             watch.refresh()
     watch.refresh(final=True)
+    if cancelled:
+        raise RunCancelled(cancelled_message(run, parts))
     if "video" in options.stages:
         clips = (make_clips_task.delay(parts, run.batches, options, run.run_id).result() if served
                  else make_clips_task(parts, run.batches, options, run.run_id))
@@ -133,6 +146,24 @@ def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
     summary = finish_run(run, parts=parts)
     publish_artifacts(summary, options.catalog)
     return summary, worker
+
+
+class RunCancelled(Exception):
+    """The run was cancelled (Cancel in the UI); the message says what was kept and what was not."""
+
+
+def cancelled_message(run, parts: list[str | None]) -> str:
+    """What a cancelled run kept (finished products: their files and ``.done.json``, so a rerun skips
+    them) and which products it did not finish."""
+    spool = ResultSpool(run.ctx.storage, run.run_id)
+    kept: set[str] = set()
+    for part in parts:
+        if part:
+            kept |= {r.sku for r in spool.read(part) if r.status in ("done", "skipped", "needs_review")}
+    unfinished = [p.sku for p in run.products if p.sku not in kept]
+    shown = ", ".join(unfinished[:20]) + (f" and {len(unfinished) - 20} more" if len(unfinished) > 20 else "")
+    return (f"cancelled: {len(kept)} finished product(s) kept (a rerun skips them), {len(unfinished)} not "
+            f"finished{': ' + shown if unfinished else ''}")
 
 
 def served_result(future, pickup_s: float):

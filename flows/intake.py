@@ -101,8 +101,8 @@ def intake_inbox(
     Args:
         inbox: the inbox, a folder or s3://bucket/prefix where merchants drop catalog CSVs; empty: the
             settings' PACKSHOT_ORCHESTRATION__INBOX
-        out: where the runs write, <out>/<csv name>, a folder or s3://bucket/prefix; empty: the settings'
-            PACKSHOT_ORCHESTRATION__INBOX_OUT
+        out: where the runs write (this folder or s3://bucket/prefix, then the CSV's name); empty: the
+            settings' PACKSHOT_ORCHESTRATION__INBOX_OUT
         brand: brand style for rows naming none, the name of a file in the brand_styles folder without
             .yaml (e.g. nordic-home); checked when the run starts, listing the choices, before any upload
             is touched; empty: none

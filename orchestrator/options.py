@@ -78,7 +78,7 @@ class RunOptions(BaseModel):
         "code folder (catalogs/demo/catalog.csv)", examples=["catalogs/demo/catalog.csv"],
     )
     out: str = Field(
-        "", description="output folder or s3://bucket/prefix; empty: out/<catalog name>")
+        "", description="output folder or s3://bucket/prefix; empty: the folder out/ plus the catalog's name")
     brand: str = Field(
         "", description="brand style for rows naming none: the name of a file in the brand_styles folder, "
         "without .yaml (e.g. nordic-home); checked when the run starts, listing the choices; empty: none")

@@ -247,3 +247,37 @@ def test_the_cli_chooses_the_video_provider(env):
     assert text.count("error:") == 1 and "--video-provider 'runwy'" in text and "'runway'" in text, text
     chosen = RunOptions(catalog=str(catalog), video={"provider": "sora"})
     assert chosen.video.provider == "sora" and chosen.video.model_fields_set == {"provider"}
+
+
+def test_a_cancelled_run_is_cancelled_keeps_what_finished_and_lists_the_rest(prefect_api, env):
+    """Cancel in the UI sets the run Cancelling: batches end Cancelled (none green), the products that
+    finished keep their files, and the run's message lists the ones that did not."""
+    from uuid import UUID
+
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.runtime import flow_run
+    from prefect.states import Cancelling
+
+    from flows.catalog_run import catalog_run
+    from packshot import progress
+
+    catalog = write_catalog(env / "cat", [{"sku": f"P{i}"} for i in range(4)])
+    out = env / "out"
+
+    def cancel_after_the_first(result):
+        if result.sku == "P0":  # what the UI's Cancel button does to the flow run
+            with _client() as client:
+                client.set_flow_run_state(UUID(str(flow_run.get_id())), Cancelling(), force=True)
+
+    with progress.listening(cancel_after_the_first):
+        state = catalog_run({"catalog": str(catalog), "out": str(out), "presets": PRESETS, "batch_size": 1,
+                             "stages": ["segment", "export"]}, return_state=True)
+    assert state.is_cancelled(), state
+    finished = sorted(p.parent.name for p in out.rglob(".done.json"))
+    assert "P0" in finished and f"{len(finished)} finished product(s) kept" in state.message
+    assert all(sku in state.message for sku in ("P2", "P3")) and "P0" not in state.message
+    with _client() as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    batches = [t for t in tasks if t.name.startswith("batch")]
+    assert batches and all(t.state.is_cancelled() for t in batches), [(t.name, t.state) for t in batches]
