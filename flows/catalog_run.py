@@ -9,11 +9,12 @@ runs and this process loads none. Otherwise they run here (``.submit()``), as th
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.exceptions import CancelledRun
+from prefect.exceptions import CancelledRun, TerminationSignal
 from prefect.futures import wait
 from prefect.runtime import flow_run as current_run
 from prefect.states import Cancelled, Completed, Failed, State
@@ -115,7 +116,7 @@ def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
     submit = process_batch_task.delay if served else process_batch_task.submit
     parts: list[str | None] = [None] * len(run.batches)  # spool part keys in catalog order
     cancelled = False
-    with progress.listening(watch.add):  # in-process: each product as it finishes
+    with progress.listening(watch.add), _say_what_a_stop_keeps(run, parts):
         pending = {submit(batch, options, run.run_id, index=i): i for i, batch in enumerate(run.batches)}
         while pending:
             done, _ = wait(list(pending), timeout=PROGRESS_EVERY_S)
@@ -146,6 +147,19 @@ def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
     summary = finish_run(run, parts=parts)
     publish_artifacts(summary, options.catalog)
     return summary, worker
+
+
+@contextmanager
+def _say_what_a_stop_keeps(run, parts: list[str | None]):
+    """Cancel from a worker (SIGTERM: Prefect raises TerminationSignal here): log what is kept and what
+    is not before Prefect ends the run Cancelled; batches still running end Cancelled with what they
+    finish (:func:`flows.tasks.process_batch_task`)."""
+    try:
+        yield
+    except TerminationSignal:
+        get_run_logger().warning("%s (so far: batches still running keep what they finish)",
+                                 cancelled_message(run, parts))
+        raise
 
 
 class RunCancelled(Exception):

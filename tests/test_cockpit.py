@@ -264,8 +264,13 @@ def test_a_cancelled_run_is_cancelled_keeps_what_finished_and_lists_the_rest(pre
     catalog = write_catalog(env / "cat", [{"sku": f"P{i}"} for i in range(4)])
     out = env / "out"
 
+    cancelled = []
+
     def cancel_after_the_first(result):
-        if result.sku == "P0":  # what the UI's Cancel button does to the flow run
+        # The first product to finish (batch 0 or 1, the two threads' first batches): batches 2 and 3 have
+        # not started yet. This is what the UI's Cancel button does to the flow run.
+        if not cancelled:
+            cancelled.append(result.sku)
             with _client() as client:
                 client.set_flow_run_state(UUID(str(flow_run.get_id())), Cancelling(), force=True)
 
@@ -274,10 +279,14 @@ def test_a_cancelled_run_is_cancelled_keeps_what_finished_and_lists_the_rest(pre
                              "stages": ["segment", "export"]}, return_state=True)
     assert state.is_cancelled(), state
     finished = sorted(p.parent.name for p in out.rglob(".done.json"))
-    assert "P0" in finished and f"{len(finished)} finished product(s) kept" in state.message
-    assert all(sku in state.message for sku in ("P2", "P3")) and "P0" not in state.message
+    assert cancelled[0] in finished and f"{len(finished)} finished product(s) kept" in state.message
+    assert all(sku in state.message for sku in ("P2", "P3")) and cancelled[0] not in state.message
+    assert not {"P2", "P3"} & set(finished)
     with _client() as client:
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
             id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
-    batches = [t for t in tasks if t.name.startswith("batch")]
-    assert batches and all(t.state.is_cancelled() for t in batches), [(t.name, t.state) for t in batches]
+    states = {t.name: t.state.type.value for t in tasks if t.name.startswith("batch")}
+    # Not green: the batch that was running when the run was cancelled, and those never started. (The
+    # other first batch may have finished its product just before: Completed is the truth for it.)
+    running = f"batch {cancelled[0].removeprefix('P')}"
+    assert {states[running], states["batch 2"], states["batch 3"]} == {"CANCELLED"}, states
