@@ -6,6 +6,7 @@ catalog turns the intake run red with the file named."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -171,3 +172,38 @@ def test_an_upload_that_is_not_a_catalog_turns_the_intake_run_red(ui, env, conte
     badge.wait_for()
     assert badge.inner_text().strip() == "Failed"
     page.get_by_text("holiday-photos.csv rejected", exact=False).first.wait_for()  # the log: which and why
+
+
+def test_the_run_form_explains_every_field_and_starts_a_run(ui, env, context):
+    """Deployments > on-demand > Run: each field's help and default, then Submit creates the run (a
+    worker would pick it up; the runs above show what the run then looks like)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from flows.catalog_run import catalog_run
+
+    made = []  # registered from a thread (with this one's settings): Playwright's event loop runs here
+    register = threading.Thread(target=contextvars.copy_context().run, args=(
+        lambda: made.append(catalog_run.to_deployment(name="on-demand").apply()),))
+    register.start()
+    register.join(60)
+    (deployment_id,) = made
+    page = context.new_page()
+    page.goto(f"{ui}/deployments/deployment/{deployment_id}/run")
+    page.get_by_text("checked when the run starts, listing the choices", exact=False).first.wait_for()
+    for help_text in ("shopify://SHOP", "empty: the folder out/ plus the catalog's name",
+                      "0: the settings' PACKSHOT_BATCH_SIZE", "A hosted provider's API key is checked"):
+        assert page.get_by_text(help_text, exact=False).first.is_visible(), help_text
+    page.locator("textarea").first.fill("catalogs/demo/catalog.csv")
+    page.get_by_role("button", name="Submit").click()
+    deadline = time.monotonic() + 30
+    runs = []
+    while not runs and time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[deployment_id])))
+        time.sleep(0.5)
+    (run,) = runs
+    options = run.parameters["options"]
+    assert options["catalog"] == "catalogs/demo/catalog.csv"
+    assert options["stages"] == ["segment", "background", "lifestyle", "recolor", "export"]  # the defaults
