@@ -2,7 +2,8 @@
 ``prefect server start`` on 127.0.0.1. A catalog run with an invalid row shows red (Failed) in the run
 page and the runs list, its log has a line per product, and the summary artifact's contact sheet link
 opens the report (served by the review app, as ``packshot review`` serves it); an upload that is not a
-catalog turns the intake run red with the file named."""
+catalog turns the intake run red with the file named; the on-demand form shows each field's help and
+default, and Submit creates the run."""
 
 from __future__ import annotations
 
