@@ -84,6 +84,9 @@ def run(
         help="a reviewed run folder: redo its rejected products (corrected box or new seed)")] = None,
     fail_on_review: Annotated[bool, typer.Option(
         help="exit 1 when any product needs review (a doubtful cutout)")] = False,
+    video_provider: Annotated[str | None, typer.Option(
+        help="who renders the video stage's clips: runway, sora or local (default PACKSHOT_VIDEO__PROVIDER); "
+        "its API key is checked before any work")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ):
     """Process a catalog through the Prefect flow and show progress."""
@@ -108,6 +111,7 @@ def run(
             skus=_split(sku),
             force=force,
             from_review=from_review,
+            video={"provider": video_provider} if video_provider else None,
         )
     except ValidationError as exc:
         for line in options_problem(exc).splitlines():

@@ -9,31 +9,28 @@ runs and this process loads none. Otherwise they run here (``.submit()``), as th
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.exceptions import CancelledRun, TerminationSignal
 from prefect.futures import wait
 from prefect.runtime import flow_run as current_run
-from prefect.states import Failed
+from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import ValidationError
 
 from flows.gpu import use_prefect_gpu_limit
 from flows.tasks import BatchProblem, load_models_task, make_clips_task, process_batch_task
+from flows.watch import PROGRESS_EVERY_S, ProductWatch, artifact_key, run_name
 from orchestrator.context import use_described_backends
-from orchestrator.manifest import TABLE_ROWS
-from orchestrator.options import RunOptions
+from orchestrator.manifest import TABLE_ROWS, ResultSpool
+from orchestrator.options import RunOptions, options_problem
 from orchestrator.run import RunSummary, finish_run, start_run
 from orchestrator.settings import get_settings
 from packshot import progress
 from packshot.errors import PackshotError
-
-PROGRESS_EVERY_S = 2.0  # how often the progress artifact is updated while batches run
 
 
 def new_run_id() -> str:
@@ -41,30 +38,66 @@ def new_run_id() -> str:
     return str(current_run.get_id() or f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
 
 
-def publish_artifacts(summary: RunSummary) -> None:
-    create_table_artifact(key="packshot-results", table=summary.tally.rows,
+def publish_artifacts(summary: RunSummary, catalog: str) -> None:
+    """The results table and the summary (with the contact sheet's link), keyed per catalog."""
+    create_table_artifact(key=artifact_key("results", catalog), table=summary.tally.rows,
                           description=f"per-product results: the first {TABLE_ROWS} products, then failures "
                           "and products that need review")
-    create_markdown_artifact(key="packshot-summary", markdown=summary.markdown)
+    create_markdown_artifact(key=artifact_key("summary", catalog), markdown=summary.markdown,
+                             description="counts, the contact sheet (one click) and what went wrong")
     get_run_logger().info("done %(done)d, needs review %(needs_review)d, skipped %(skipped)d, "
                           "failed %(failed)d, invalid rows %(invalid)d", summary.counts)
 
 
-@flow(name="packshot-catalog", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
+def user_error(message: str, exc: PackshotError | None = None) -> State:
+    """A mistake the user can fix (a catalog path typo, an unknown brand): the run ends Failed with
+    this message, no traceback; Prefect logs it once ("Finished in state Failed('...')"), and the CLI
+    prints it once from the state."""
+    return Failed(message=message, data=exc)
+
+
+def final_state(summary: RunSummary, data: dict) -> State:
+    """A state that tells the truth: Failed when products failed, rows were invalid or the video stage
+    made nothing; Completed named "Needs review" when products wait for a person; Completed otherwise.
+    The message holds the counts and where to look."""
+    c = summary.counts
+    counts = (f"done {c['done']}, needs review {c['needs_review']}, skipped {c['skipped']}, "
+              f"failed {c['failed']}, invalid rows {c['invalid']}")
+    see = "; the summary artifact links the contact sheet"
+    if summary.problem or c["failed"] or c["invalid"]:
+        why = summary.problem or "finished with problems"
+        return Failed(message=f"{why}: {counts}{see}", data=data)
+    if c["needs_review"]:
+        return Completed(name="Needs review", data=data,
+                         message=f"{c['needs_review']} product(s) need review: packshot review "
+                         f"{summary.output} ({counts})")
+    return Completed(message=counts, data=data)
+
+
+@flow(name="packshot-catalog", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True,
+      flow_run_name=run_name, validate_parameters=False)
 def catalog_run(options: RunOptions) -> dict:
     """Process a catalog: every product's cutout, packshots, scenes and color variants, then the
-    manifest and the contact sheet. Unchanged products are skipped (content keys). The run ends
-    Failed, with the summary as its data, when the video stage made no clip at all (call it with
-    ``return_state=True`` to read the summary then). An error the user can fix (a full disk, an
-    unreadable catalog) ends it Failed with that one-line message, not a traceback."""
+    manifest and the contact sheet. Unchanged products are skipped (content keys).
+
+    The run's state tells the truth (:func:`final_state`): Failed, with the summary as its data, when
+    products failed, rows were invalid or the video stage made no clip (call it with
+    ``return_state=True`` to read the summary then); Completed named "Needs review" when products wait
+    for a person. The options are checked when the run starts (brands and presets as they are now); a
+    mistake the user can fix ends it Failed with a one-line message, not a traceback."""
+    try:
+        options = options if isinstance(options, RunOptions) else RunOptions.model_validate(options)
+    except ValidationError as exc:  # checked here, not by Prefect: one line per problem, named by field
+        return user_error("the run's options: " + "; ".join(options_problem(exc, form=True).splitlines()))
     try:
         summary, worker = _run_catalog(options)
     except PackshotError as exc:  # the state's message is the one line (no traceback in the logs)
-        return Failed(message=str(exc), data=exc)
+        return user_error(str(exc), exc)
+    except RunCancelled as stop:
+        get_run_logger().warning(str(stop))
+        return Cancelled(message=str(stop))
     result = {**summary.as_dict(), **({"gpu_worker": worker} if worker else {})}  # served: the GPU worker
-    if summary.problem:  # the files are published; the state says what is missing
-        return Failed(message=summary.problem, data=result)
-    return result
+    return final_state(summary, result)
 
 
 def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
@@ -84,35 +117,75 @@ def _run_catalog(options: RunOptions) -> tuple[RunSummary, dict | None]:
 
 
 def _process(run, options: RunOptions, served: bool) -> RunSummary:
-    progress_id = create_progress_artifact(progress=0.0, key="packshot-progress", description="products done")
-    finished = [0]
-
-    def count(_result) -> None:
-        finished[0] += 1
+    watch = ProductWatch(get_run_logger(), len(run.products), options.catalog)
+    get_run_logger().info("%s: %d products in %d batches -> %s", options.catalog, len(run.products),
+                          len(run.batches), options.out)
 
     submit = process_batch_task.delay if served else process_batch_task.submit
     parts: list[str | None] = [None] * len(run.batches)  # spool part keys in catalog order
-    with progress.listening(count):
+    cancelled = False
+    with progress.listening(watch.add), _say_what_a_stop_keeps(run, parts):
         pending = {submit(batch, options, run.run_id, index=i): i for i, batch in enumerate(run.batches)}
         while pending:
             done, _ = wait(list(pending), timeout=PROGRESS_EVERY_S)
             for future in done:
                 index = pending.pop(future)
-                part = future.result()
+                try:
+                    part = future.result()
+                except CancelledRun:  # Cancel in the UI: keep what finished, list the rest
+                    cancelled = True
+                    kept = future.state.result(raise_on_failure=False)
+                    parts[index] = kept if isinstance(kept, str) else None
+                    continue
                 if isinstance(part, BatchProblem):
                     part.raise_it()
                 parts[index] = part
-                finished[0] += len(run.batches[index]) if served else 0  # served: counted per batch
-            update_progress_artifact(progress_id, progress=100.0 * finished[0] / max(len(run.products), 1))
-    update_progress_artifact(progress_id, progress=100.0)
+                if served:  # the products finished in the GPU worker: read back from the run's spool
+                    for result in ResultSpool(run.ctx.storage, run.run_id).read(part):
+                        watch.add(result)
+            watch.refresh()
+    watch.refresh(final=True)
+    if cancelled:
+        raise RunCancelled(cancelled_message(run, parts))
     if "video" in options.stages:
         clips = (make_clips_task.delay(parts, run.batches, options, run.run_id).result() if served
                  else make_clips_task(parts, run.batches, options, run.run_id))
         if isinstance(clips, BatchProblem):
             clips.raise_it()
     summary = finish_run(run, parts=parts)
-    publish_artifacts(summary)
+    publish_artifacts(summary, options.catalog)
     return summary
+
+
+@contextmanager
+def _say_what_a_stop_keeps(run, parts: list[str | None]):
+    """Cancel from a worker (SIGTERM: Prefect raises TerminationSignal here): log what is kept and what
+    is not before Prefect ends the run Cancelled; batches still running end Cancelled with what they
+    finish (:func:`flows.tasks.process_batch_task`)."""
+    try:
+        yield
+    except TerminationSignal:
+        get_run_logger().warning("%s (so far: batches still running keep what they finish)",
+                                 cancelled_message(run, parts))
+        raise
+
+
+class RunCancelled(Exception):
+    """The run was cancelled (Cancel in the UI); the message says what was kept and what was not."""
+
+
+def cancelled_message(run, parts: list[str | None]) -> str:
+    """What a cancelled run kept (finished products: their files and ``.done.json``, so a rerun skips
+    them) and which products it did not finish."""
+    spool = ResultSpool(run.ctx.storage, run.run_id)
+    kept: set[str] = set()
+    for part in parts:
+        if part:
+            kept |= {r.sku for r in spool.read(part) if r.status in ("done", "skipped", "needs_review")}
+    unfinished = [p.sku for p in run.products if p.sku not in kept]
+    shown = ", ".join(unfinished[:20]) + (f" and {len(unfinished) - 20} more" if len(unfinished) > 20 else "")
+    return (f"cancelled: {len(kept)} finished product(s) kept (a rerun skips them), {len(unfinished)} not "
+            f"finished{': ' + shown if unfinished else ''}")
 
 
 def served_result(future, pickup_s: float):

@@ -23,14 +23,16 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from pydantic import Field
 
-from flows.catalog_run import new_run_id, publish_artifacts
+from flows.catalog_run import final_state, new_run_id, publish_artifacts, user_error
 from flows.gpu import use_prefect_gpu_limit
+from flows.watch import artifact_key
 from orchestrator.catalog_source import catalog_of_run
 from orchestrator.context import get_context
 from orchestrator.manifest import ResultSpool
 from orchestrator.options import RunOptions
 from orchestrator.run import finish_run, invalid_rows, process_part, start_run
 from orchestrator.settings import get_settings
+from packshot.errors import PackshotError
 from packshot.schemas.results import ProductResult
 
 SHARD_DEPLOYMENT = "packshot-shard/shard"
@@ -88,9 +90,14 @@ def catalog_fanout(
     deployment: Annotated[str, Field(description="shard deployment on the GPU pool")] = SHARD_DEPLOYMENT,
     shard_timeout_s: Annotated[float, Field(gt=0, description="wait at most this per shard")] = 86400.0,
 ) -> dict:
-    """Split the catalog into ``shards``, process them on the pool's workers, merge one manifest."""
+    """Split the catalog into ``shards``, process them on the pool's workers, merge one manifest. The
+    run ends as :func:`flows.catalog_run.final_state` says (Failed when products failed or rows were
+    invalid); a mistake the user can fix ends it Failed with one line."""
     logger = get_run_logger()
-    run = start_run(options, new_run_id())
+    try:
+        run = start_run(options, new_run_id())
+    except PackshotError as exc:
+        return user_error(str(exc), exc)
     try:
         ctx, catalog, products, run_id = run.ctx, run.catalog, run.products, run.run_id
         shards = max(1, min(shards, len(products) or 1))
@@ -103,7 +110,7 @@ def catalog_fanout(
                                        flow_run_name=f"shard {i + 1}/{shards}"))
         logger.info("started %d shard runs on %s", shards, deployment)
 
-        progress_id = create_progress_artifact(progress=0.0, key="packshot-progress",
+        progress_id = create_progress_artifact(progress=0.0, key=artifact_key("progress", options.catalog),
                                                description="shards done")
         workers: set[tuple[str, int]] = set()
         outcomes: list[list[str] | str] = []  # per shard: its spool parts, or why it has none
@@ -133,8 +140,8 @@ def catalog_fanout(
             yield from invalid_rows(catalog)
 
         summary = finish_run(run, results())
-        publish_artifacts(summary)
+        publish_artifacts(summary, options.catalog)
     finally:  # the fan-out holds the output's run lease for its shards; given back however it ends
         run.release()
-    return {**summary.as_dict(), "shards": shards,
-            "workers": sorted(f"{host}:{pid}" for host, pid in workers)}
+    return final_state(summary, {**summary.as_dict(), "shards": shards,
+                                 "workers": sorted(f"{host}:{pid}" for host, pid in workers)})

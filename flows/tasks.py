@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from uuid import UUID
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Cancelled, State
 
 from orchestrator.context import get_context
 from orchestrator.options import RunOptions
@@ -34,16 +36,37 @@ class BatchProblem:
         raise PackshotError(self.message)
 
 
+def run_cancelled() -> bool:
+    """Whether this task's flow run was cancelled (Cancel in the UI: Cancelling, then Cancelled)."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if not run_id:
+        return False
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(str(run_id))).state
+    return state is not None and (state.is_cancelling() or state.is_cancelled())
+
+
 @task(name="process-batch", cache_policy=NO_CACHE, task_run_name="batch {index}")
 def process_batch_task(products: list[Product], options: RunOptions, run_id: str,
-                       index: int = 0) -> str | BatchProblem:
-    """Process one batch and store its results as spool part ``index``; returns the part's key."""
+                       index: int = 0) -> str | BatchProblem | State:
+    """Process one batch and store its results as spool part ``index``; returns the part's key. When
+    the run was cancelled the batch ends Cancelled: before it started (nothing done), or while it ran
+    (its part, with the products that finished, is the state's data)."""
     # Resume and incremental reruns are keyed by content inside the orchestrator (.done.json per
     # product), so Prefect's own result caching stays off: no hashing of image batches.
+    if run_cancelled():
+        return Cancelled(message=f"not started: the run was cancelled ({len(products)} product(s) left)")
     try:
-        return process_part(products, options, run_id, index)
+        part = process_part(products, options, run_id, index)
     except PackshotError as exc:  # e.g. a full disk: handed to the flow, which ends with this one line
         return BatchProblem(str(exc))
+    if run_cancelled():
+        return Cancelled(message="the run was cancelled while this batch ran; its finished products are kept",
+                         data=part)
+    return part
 
 
 @task(name="make-clips", cache_policy=NO_CACHE)

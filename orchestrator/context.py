@@ -251,7 +251,7 @@ def run_settings(options: RunOptions, settings: Settings) -> Settings:
     local video model on the run's device unless it names its own."""
     video = settings.video.model_copy(update={"device": settings.video.device or settings.device})
     if options.video is not None:
-        video = video.model_copy(update=options.video.model_dump())
+        video = video.model_copy(update=options.video.model_dump(exclude_unset=True))  # what was chosen
     return settings.model_copy(update={"video": video})
 
 

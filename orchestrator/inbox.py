@@ -2,9 +2,9 @@
 
 Built on :class:`packshot.storage.Storage`, so a local folder and an S3 prefix behave the same:
 
-1. a file is claimed with a marker ``.claims/<name>.<content hash>`` created only if absent
+1. a file is claimed with a marker ``.claims/by-content/<content hash>`` created only if absent
    (``O_EXCL`` locally, a conditional ``If-None-Match: *`` put on S3), so two intake runs never both
-   take it, and a re-upload of the same bytes is recognised;
+   take it, and a re-upload of the same bytes is recognised, under any name;
 2. when handled it moves to ``processed/`` or ``failed/`` with its reports beside it (reports first:
    a CSV in ``processed/`` always has them), and the marker records where it went.
 
@@ -14,6 +14,7 @@ Files still being uploaded are left alone until they have not changed for ``sett
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -39,7 +40,8 @@ class Inbox:
 
     @staticmethod
     def _marker(item: StoredFile) -> str:
-        return f".claims/{item.key}.{item.digest[:16]}"
+        """One marker per content, whatever the file is called (S3: the ETag, quotes removed)."""
+        return f".claims/by-content/{re.sub(r'[^0-9A-Za-z-]', '', item.digest)[:64]}"
 
     def new_files(self, settle_s: float) -> list[StoredFile]:
         """CSV files directly in the inbox that have not changed for ``settle_s`` seconds."""
@@ -49,8 +51,15 @@ class Inbox:
 
     def claim(self, item: StoredFile) -> bool:
         """Atomically mark ``item`` as taken; False when someone already claimed these bytes."""
-        note = f"claimed {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC by pid {os.getpid()}\n"
+        note = f"claimed {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC by pid {os.getpid()} as {item.key}\n"
         return self.storage.create_exclusive(self._marker(item), note.encode())
+
+    def reclaim(self, item: StoredFile) -> None:
+        """Take ``item`` again although its content was seen: its earlier upload failed (the merchant may
+        have fixed what was wrong around it, such as a brand style), so it gets a new run."""
+        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        note = f"{self.claim_note(item)}\nclaimed again {when} as {item.key}\n"
+        self.storage.write_bytes(self._marker(item), note.encode())
 
     def claim_note(self, item: StoredFile) -> str:
         """What the existing claim marker says (who took the file, where it went)."""

@@ -1,15 +1,17 @@
 """What to run: the same model is the CLI's options and the Prefect flow's parameters (the UI form).
 
-Everything a user types is checked here, before Prefect starts: stage names, preset names (the known
-presets, including ``PACKSHOT_EXPORT__PRESETS_FILE``'s), the brand style (in the folders of
-:func:`packshot.schemas.brand.brand_style_dirs`). The form offers the known presets and brand styles
-as choices (``enum`` in the JSON schema) and shows the defaults.
+Everything a user types is checked here: stage names, preset names (the known presets, including
+``PACKSHOT_EXPORT__PRESETS_FILE``'s), the brand style (in the folders of
+:func:`packshot.schemas.brand.brand_style_dirs`). Brands and presets are read when the options are
+checked (the CLI before Prefect starts, the flow when its run starts), never frozen into a deployment's
+form: a new brand style file can be used at once, and a wrong name fails with one line listing the
+choices. Every field has a description and a visible default (empty text or list: "from the settings").
 """
 
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -53,17 +55,6 @@ def known_brands(catalog: str | None = None) -> list[str]:
     return available_brands(brand_style_dirs(get_settings().brand_styles_dir, catalog_dir))
 
 
-def _offer_presets(schema: dict[str, Any]) -> None:
-    for variant in schema.get("anyOf", [schema]):
-        if variant.get("type") == "array":
-            variant["items"] = {"type": "string", "enum": known_presets()}
-
-
-def _offer_brands(schema: dict[str, Any]) -> None:
-    for variant in schema.get("anyOf", [schema]):
-        if variant.get("type") == "string":
-            variant["enum"] = known_brands()
-
 
 def default_out(catalog: str) -> str:
     """``out/<catalog name>``: the file's stem, the shop, or the feed's file name, so runs of different
@@ -83,34 +74,45 @@ class RunOptions(BaseModel):
 
     catalog: str = Field(
         description="the catalog: a CSV (ours, a Shopify or WooCommerce export), a Merchant Center feed "
-        "file or https URL, shopify://SHOP or woocommerce://HOST"
+        "file or https URL, shopify://SHOP or woocommerce://HOST. A relative path is read from the worker's "
+        "code folder (catalogs/demo/catalog.csv)", examples=["catalogs/demo/catalog.csv"],
     )
-    out: str | None = Field(
-        None, description="output folder or s3://bucket/prefix; empty: out/ and the catalog file's name")
-    brand: str | None = Field(
-        None, json_schema_extra=_offer_brands,
-        description="brand style for rows naming none: a file of the brand_styles folder, without .yaml")
+    out: str = Field(
+        "", description="output folder or s3://bucket/prefix; empty: the folder out/ plus the catalog's name")
+    brand: str = Field(
+        "", description="brand style for rows naming none: the name of a file in the brand_styles folder, "
+        "without .yaml (e.g. nordic-home); checked when the run starts, listing the choices; empty: none")
     stages: list[StageName] = Field(
         list(DEFAULT_STAGES), min_length=1,
-        description="stages to run (video, the paid ad clips, only when chosen)")
-    presets: list[str] | None = Field(
-        None, min_length=1, json_schema_extra=_offer_presets,
-        description="export presets; empty: the settings' (PACKSHOT_EXPORT__PRESETS)")
-    batch_size: int | None = Field(None, ge=1, description="products per task; default from settings")
-    limit: int | None = Field(None, ge=1, description="process only the first N products")
-    video: VideoOptions | None = Field(None, description="ad clip options (with the video stage)")
-    skus: list[str] | None = Field(None, description="redo only these SKUs; the others keep their outputs")
+        description="stages to run; video (the paid ad clips) only when chosen, with a video provider below")
+    presets: list[str] = Field(
+        [], description="export presets (e.g. amazon-main, shopify-square); checked when the run starts, "
+        "listing the choices; empty: the settings' PACKSHOT_EXPORT__PRESETS")
+    batch_size: int = Field(0, ge=0, description="products per task; 0: the settings' PACKSHOT_BATCH_SIZE")
+    limit: int = Field(0, ge=0, description="process only the first N products; 0: all of them")
+    video: VideoOptions | None = Field(
+        None, description="ad clip options for the video stage: the provider (runway, sora, local) and the "
+        "clip; empty: the PACKSHOT_VIDEO__* settings. A hosted provider's API key is checked before any work")
+    skus: list[str] = Field([], description="redo only these SKUs; the others keep their outputs; empty: all")
     force: bool = Field(False, description="redo the chosen products even when nothing changed")
-    from_review: str | None = Field(
-        None, description="a reviewed run folder: redo its rejected products with the corrected box or a "
-        "new seed, leave the approved ones untouched",
+    from_review: str = Field(
+        "", description="a reviewed run folder: redo its rejected products with the corrected box or a "
+        "new seed, leave the approved ones untouched; empty: no review",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_the_default(cls, data):
+        """``None`` (an unset CLI option, an older caller) means the field's default."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None or k == "video"}
+        return data
 
     @field_validator("presets")
     @classmethod
-    def _known_presets(cls, names: list[str] | None) -> list[str] | None:
-        if names is None:
-            return None
+    def _known_presets(cls, names: list[str] | None) -> list[str]:
+        if not names:
+            return []
         known = known_presets()
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -135,9 +137,9 @@ class RunOptions(BaseModel):
 
     @field_validator("brand")
     @classmethod
-    def _known_brand(cls, name: str | None, info: ValidationInfo) -> str | None:
+    def _known_brand(cls, name: str | None, info: ValidationInfo) -> str:
         if not name:
-            return None
+            return ""
         name = name.removesuffix(".yaml").removesuffix(".yml")
         known = known_brands(info.data.get("catalog"))
         if name not in known:
@@ -152,15 +154,19 @@ class RunOptions(BaseModel):
         return self
 
 
-CLI_NAMES = {"batch_size": "--batch-size"}
+CLI_NAMES = {"video": "--video-provider"}
 
 
-def options_problem(exc: ValidationError) -> str:
-    """A ValidationError of :class:`RunOptions` as one line per problem, named by CLI option."""
+def options_problem(exc: ValidationError, form: bool = False) -> str:
+    """A ValidationError of :class:`RunOptions` as one line per problem, named by CLI option (``form``:
+    by the run form's field, e.g. ``video.provider``)."""
     lines = []
     for error in exc.errors():
         loc = [str(p) for p in error["loc"] if not isinstance(p, int)]
-        name = CLI_NAMES.get(loc[0], f"--{loc[0]}") if loc else "options"
+        if form:
+            name = ".".join(loc) or "options"
+        else:
+            name = CLI_NAMES.get(loc[0], f"--{loc[0].replace('_', '-')}") if loc else "options"
         value = error.get("input")
         shown = f" {value!r}" if isinstance(value, str) else ""
         message = error["msg"].removeprefix("Value error, ")

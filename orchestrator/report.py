@@ -9,8 +9,10 @@ still load lazily). Every value is escaped by Jinja2's autoescaping.
 
 from __future__ import annotations
 
+import html
 import io
 import re
+import shlex
 
 from jinja2 import DictLoader, Environment
 
@@ -238,31 +240,84 @@ def write_report(storage: Storage, manifest: RunManifest) -> str:
         return writer.publish(manifest, tally.counts())
 
 
-def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str) -> str:
-    """The Prefect summary artifact: counts, output, contact sheet, models, notes, the first failures."""
+_MD_MARKS = re.compile(r"([\\`*_\[\]|#!~])")
+
+
+def md_text(text: object) -> str:
+    """Text from a catalog or a file system (SKUs, paths, errors) as plain text in Prefect's markdown:
+    HTML escaped (no ``<img onerror=...>`` reaches the page) and markdown's marks backslash-escaped (no
+    links, emphasis or table cells made from a SKU). One line: newlines become spaces."""
+    return html.escape(_MD_MARKS.sub(r"\\\1", " ".join(str(text).split())), quote=True)
+
+
+def md_url(url: str) -> str:
+    """A URL as a markdown link target: only http(s) and file links, with the characters that could
+    end the link percent-encoded."""
+    if not url.startswith(("https://", "http://", "file://")):
+        raise ValueError(f"not a link: {url[:40]}")
+    return "".join(f"%{ord(c):02X}" if c in " ()<>[]\"'`\\" or ord(c) < 32 else c for c in url)
+
+
+def report_href(report_link: str, review_url: str) -> str:
+    """The contact sheet as a link a person can click: the presigned URL of an S3 run; for a local run,
+    the file as ``packshot review`` serves it (browsers do not open ``file://`` links from a web page)."""
+    if report_link.startswith(("https://", "http://")):
+        return report_link
+    return f"{review_url.rstrip('/')}/files/report.html"
+
+
+def _command(text: str) -> str:
+    """``text`` as a fenced code block the reader can copy, whatever backticks it holds."""
+    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def review_command(output: str) -> str:
+    """How to open a run's review page (approve, reject, correct boxes)."""
+    if "://" in output:  # the review page reads a local folder
+        return f"aws s3 sync {shlex.quote(output)} ./run && packshot review ./run"
+    return f"packshot review {shlex.quote(output)}"
+
+
+def summary_markdown(header: RunManifest, tally: RunTally, report_uri: str, report_link: str = "",
+                     review_url: str = "http://127.0.0.1:8765") -> str:
+    """The Prefect summary artifact: counts, the contact sheet one click away, the review command,
+    models, notes and the first failures. Every catalog value is escaped (:func:`md_text`)."""
     c = tally.counts()
+    href = report_href(report_link or report_uri, review_url)
+    local = not (report_link or report_uri).startswith(("https://", "http://"))
     lines = [
-        f"# packshot run: {header.catalog}",
+        f"# packshot run: {md_text(header.catalog)}",
         "",
         "| done | needs review | skipped | failed | invalid rows | outputs | failed checks |",
         "|---|---|---|---|---|---|---|",
         "| " + " | ".join(str(c[k]) for k in _COUNT_KEYS) + " |",
         "",
-        f"Output: `{header.output}`  ",
-        f"Contact sheet: `{report_uri}`",
+        f"**[Open the contact sheet]({md_url(href)})**" + (
+            " (served by the review command below, run on the worker)" if local
+            else " (a presigned link; it expires)"),
+        "",
+        f"Output: {md_text(header.output)}" + (f"; contact sheet: {md_text(report_uri)}" if local else ""),
+        "",
+        "Review the cutouts (approve, reject, correct a box) with:",
+        "",
+        _command(review_command(header.output)),
+        "",
+        f"then open [the review page]({md_url(review_url.rstrip('/') + '/')})." if local else "",
     ]
     if header.backends:
-        lines += ["", "Backends: " + ", ".join(f"{k}={v}" for k, v in header.backends.items())]
-    lines += [f"- {n}" for n in header.notes]
+        lines += ["", "Backends: " + md_text(", ".join(f"{k}={v}" for k, v in header.backends.items()))]
+    lines += [f"- {md_text(n)}" for n in header.notes]
     if tally.failures:
         lines += ["", "## Failures", ""]
-        lines += [f"- `{p.source_file}:{p.source_line}` {p.sku or ''}: {p.error}" for p in tally.failures]
+        lines += [f"- {md_text(f'{p.source_file}:{p.source_line}')} {md_text(p.sku or '')}: "
+                  f"{md_text(p.error)}" for p in tally.failures]
         if tally.problems > len(tally.failures):
             lines.append(f"- and {tally.problems - len(tally.failures)} more: see the manifest")
     if tally.to_review:
         lines += ["", "## Needs review", ""]
-        lines += [f"- `{p.source_file}:{p.source_line}` {p.sku or ''}: {'; '.join(p.review_reasons)}"
-                  for p in tally.to_review]
+        lines += [f"- {md_text(f'{p.source_file}:{p.source_line}')} {md_text(p.sku or '')}: "
+                  f"{md_text('; '.join(p.review_reasons))}" for p in tally.to_review]
         if c["needs_review"] > len(tally.to_review):
             lines.append(f"- and {c['needs_review'] - len(tally.to_review)} more: see the manifest")
     return "\n".join(lines)

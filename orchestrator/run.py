@@ -16,11 +16,12 @@ from itertools import chain
 
 from orchestrator.catalog_source import read_catalog, write_run_snapshot
 from orchestrator.clips import add_clips
-from orchestrator.context import RunContext, get_context
+from orchestrator.context import RunContext, get_context, run_settings
 from orchestrator.licences import check_licences, licence_table
 from orchestrator.manifest import ManifestWriter, ResultSpool, RunTally, clean_leftovers
 from orchestrator.options import RunOptions
 from orchestrator.phases import process_batch
+from orchestrator.preflight import check_video_ready
 from orchestrator.report import ReportWriter, summary_markdown
 from orchestrator.review.decisions import REVIEW_KEY
 from orchestrator.review.rerun import check_skus
@@ -78,7 +79,9 @@ def start_run(options: RunOptions, run_id: str, settings: Settings | None = None
     catalog = read_catalog(options.catalog, settings)
     products = catalog.products[: options.limit] if options.limit else catalog.products
     check_skus(options.skus, products)
-    check_licences(settings, list(options.stages))  # before any model loads: one line naming the model
+    used = run_settings(options, settings)
+    check_licences(used, list(options.stages))  # a model the deployment may not run: one line, nothing loaded
+    check_video_ready(options, products, used)  # before any model or image
     ctx = get_context(options, settings)
     check_output(ctx.storage)  # a missing bucket or a read-only folder: one line, before any work
     # One run per output at a time: a second one is refused with one line naming the first (see
@@ -160,7 +163,8 @@ def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
     log.info("done %(done)d, needs review %(needs_review)d, skipped %(skipped)d, failed %(failed)d, "
              "invalid rows %(invalid)d", counts)
     return RunSummary(counts, json_uri, csv_uri, report_uri, report_link, ctx.storage.uri, tally,
-                      summary_markdown(header, tally, report_link), run_problem(options, tally))
+                      summary_markdown(header, tally, report_uri, report_link,
+                                       ctx.settings.orchestration.review_url), run_problem(options, tally))
 
 
 def run_problem(options: RunOptions, tally: RunTally) -> str | None:

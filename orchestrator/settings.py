@@ -35,6 +35,9 @@ class OrchestrationSettings(BaseModel):
     nightly_out: str = Field("out/nightly", description="folder or s3://bucket/prefix of the nightly run")
     inbox: str = Field("inbox", description="folder or s3://bucket/prefix where merchants drop catalog CSVs")
     inbox_out: str = Field("out/inbox", description="outputs of intake runs: <inbox_out>/<csv stem>")
+    review_url: str = Field(
+        "http://127.0.0.1:8765", description="where `packshot review` is reached from the merchant's browser "
+        "(its --port, or a proxy in front of it); the Prefect summary links local runs' contact sheets there")
     stage_cache: bool = Field(True, description="reuse cutouts and generated images across runs (by content)")
     gpu_lock_dir: Path = Field(Path("/tmp/packshot-gpu-locks"), description="lock files that share a GPU")
     gpu_concurrency_limit: str | None = Field(

@@ -43,7 +43,7 @@ def server(tmp_path_factory):
                   "PACKSHOT_EXPORT__PRESETS_FILE": str(HERE / "small_presets.yaml"),
                   "PACKSHOT_ORCHESTRATION__TIMEZONE": "America/New_York",
                   "PACKSHOT_ORCHESTRATION__NIGHTLY_CRON": "30 1 * * *",
-                  # intake runs every minute on the test workers: keep its inbox out of the repo
+                  # the intake deployment's inbox: kept out of the repo
                   "PACKSHOT_ORCHESTRATION__INBOX": str(home / "inbox"),
                   "PACKSHOT_ORCHESTRATION__INBOX_OUT": str(home / "inbox-out")}
     yield {"url": url, "env": client_env, "home": home}
@@ -88,6 +88,7 @@ def test_deployments_register_with_nightly_cron_in_merchant_timezone(server, dep
         (schedule,) = deps["nightly"].schedules
         assert schedule.schedule.cron == "30 1 * * *"
         assert schedule.schedule.timezone == "America/New_York"
+        assert "America/New_York" in schedule.slug  # the name the UI lists shows the timezone
         assert schedule.active
         # The server's own scheduler turns the cron into runs at 01:30 New York time, DST or not.
         runs = []
@@ -115,7 +116,7 @@ def test_deployments_register_with_nightly_cron_in_merchant_timezone(server, dep
         assert {"brand", "presets", "video"} <= set(props)
         video = schema["definitions"]["VideoOptions"]["properties"]
         assert video["provider"]["enum"] == ["runway", "sora", "local", "none"]
-        assert deps["intake"].schedules[0].schedule.interval.total_seconds() == 60
+        assert not deps["intake"].schedules  # no run per minute: the inbox watcher starts it
 
 
 @pytest.fixture
@@ -170,7 +171,8 @@ def test_fan_out_over_two_process_workers_lands_in_one_manifest(server, two_work
 
 
 def test_prefect_yaml_deploys_with_the_prefect_cli(server, tmp_path):
-    """``prefect deploy --all`` with the repository's prefect.yaml, as the README tells merchants."""
+    """``python -m flows.deployments yaml`` then ``prefect deploy --all``, as the README tells merchants:
+    the merchant's PACKSHOT_ORCHESTRATION__* settings (New York, 01:30) reach the server."""
     import asyncio
 
     from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
@@ -178,13 +180,17 @@ def test_prefect_yaml_deploys_with_the_prefect_cli(server, tmp_path):
     from prefect.flows import load_flow_from_entrypoint
 
     from flows.deployments import ensure_work_pool
-    from orchestrator.settings import OrchestrationSettings
 
     with _client(server):
         ensure_work_pool("gpu-pool")  # `prefect work-pool create gpu-pool --type process`
     env = {**server["env"], "PACKSHOT_CODE_DIR": str(REPO)}  # where the workers find the code
-    proc = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], env=env,
-                          cwd=REPO, capture_output=True, text=True, timeout=180)
+    written = tmp_path / "prefect.yaml"
+    proc = subprocess.run([sys.executable, "-m", "flows.deployments", "yaml", "--out", str(written)], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    deploy = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all",
+              "--prefect-file", str(written)]
+    proc = subprocess.run(deploy, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
     with _client(server) as client:
@@ -195,14 +201,14 @@ def test_prefect_yaml_deploys_with_the_prefect_cli(server, tmp_path):
                          "packshot-fanout/fan-out", "packshot-shard/shard"}
     nightly = deps["packshot-catalog/nightly"]
     (schedule,) = nightly.schedules
-    defaults = OrchestrationSettings()  # one source for the nightly schedule: the settings' defaults
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
-        defaults.nightly_cron, defaults.timezone, True)
+        "30 1 * * *", "America/New_York", True)
     assert nightly.parameters == {"options": {"catalog": "catalogs/demo/catalog.csv", "out": "out/nightly"}}
     assert set(nightly.tags) == {"packshot", "nightly"}
     intake = deps["packshot-intake/intake"]
-    assert intake.schedules[0].schedule.interval.total_seconds() == 60
-    assert intake.parameters == {"inbox": "inbox", "out": "out/inbox"}
+    assert not intake.schedules
+    home = server["home"]
+    assert intake.parameters == {"inbox": str(home / "inbox"), "out": str(home / "inbox-out")}
     on_demand = deps["packshot-catalog/on-demand"]
     assert not on_demand.schedules and not on_demand.parameters
     run_options = on_demand.parameter_openapi_schema["definitions"]["RunOptions"]

@@ -48,7 +48,9 @@ def test_flow_writes_manifest_that_matches_files(prefect_api, small_presets, tmp
         {"sku": "", "title": "no sku"},
     ])
     out = tmp_path / "out"
-    summary = catalog_run(_options(catalog, out))
+    state = catalog_run(_options(catalog, out), return_state=True)
+    assert state.is_failed()  # a failed product and an invalid row: not green; the files are published
+    summary = state.result(raise_on_failure=False)
 
     counts = summary["counts"]
     assert (counts["done"], counts["failed"], counts["invalid"]) == (2, 1, 1)

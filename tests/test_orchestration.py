@@ -180,9 +180,13 @@ def test_intake_runs_each_new_csv_exactly_once(prefect_api, env):
     kwargs = {"inbox": str(inbox), "out": str(env / "out"), "stages": ["segment", "export"],
               "presets": PRESETS, "settle_s": 0}
 
-    handled = {h["file"]: h for h in intake_inbox(**kwargs)}
+    state = intake_inbox(**kwargs, return_state=True)
+    handled = {h["file"]: h for h in state.result(raise_on_failure=False)}
     assert {f: h["outcome"] for f, h in handled.items()} == {
         "spring.csv": "processed", "broken.csv": "failed", "norows.csv": "failed"}
+    # Rejected uploads turn the intake run red, naming each file and why.
+    assert state.is_failed() and "2 upload(s) need attention" in state.message
+    assert "broken.csv: " in state.message and "norows.csv: no valid product" in state.message
     assert handled["spring.csv"]["counts"]["done"] == 2
     manifest = json.loads((env / "out" / "spring" / "manifest.json").read_text())
     assert sorted(p["sku"] for p in manifest["products"]) == ["GOOD-1", "GOOD-2"]
@@ -198,8 +202,8 @@ def test_intake_runs_each_new_csv_exactly_once(prefect_api, env):
 
     assert intake_inbox(**kwargs) == []  # nothing new: nothing runs
 
-    # The merchant uploads the very same file again: recognised, filed, no second run.
-    (inbox / "spring.csv").write_bytes(moved.read_bytes())
+    # The merchant uploads the very same file again, under a new name: recognised, filed, no second run.
+    (inbox / "spring (1).csv").write_bytes(moved.read_bytes())
     (dup,) = intake_inbox(**kwargs)
     assert dup["outcome"] == "duplicate"
     assert "processed:" in Path(f"{dup['moved_to']}.validation.txt").read_text()

@@ -216,7 +216,7 @@ def create_app(out: str | Path | Storage, host: str = DEFAULT_HOST) -> FastAPI:
     @app.get("/files/{key:path}")
     def files(key: str) -> Response:
         index = state.index
-        allowed = (key in index.files or _is_thumb(key)) and valid_key(key)
+        allowed = (key in index.files or key == "report.html" or _is_thumb(key)) and valid_key(key)
         headers = {"Cache-Control": "private, max-age=300"}
         path = state.storage.local_path(key) if allowed else None
         if path is not None:  # a local run: only regular files inside the run folder
