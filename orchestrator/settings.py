@@ -35,6 +35,9 @@ class OrchestrationSettings(BaseModel):
     inbox: str = Field("inbox", description="folder or s3://bucket/prefix where merchants drop catalog CSVs")
     inbox_out: str = Field("out/inbox", description="outputs of intake runs: <inbox_out>/<csv stem>")
     stage_cache: bool = Field(True, description="reuse cutouts and generated images across runs (by content)")
+    share_fills: bool = Field(
+        True, description="one generation per distinct request (size, prompt, seed, mask up to the product's "
+        "edge), fitted to each preset; false: one per preset (same pixels up to that edge, N times the GPU)")
     gpu_lock_dir: Path = Field(Path("/tmp/packshot-gpu-locks"), description="lock files that share a GPU")
     gpu_concurrency_limit: str | None = Field(
         None, description="Prefect global concurrency limit name prefix used as well (gpu -> gpu-<card uuid>)"

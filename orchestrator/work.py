@@ -34,6 +34,7 @@ from stages.background.render import (
     duplicates_background,
     finish_product_image,
     plan_product_image,
+    same_fill,
 )
 from stages.export import compose_packshot
 from stages.lifestyle import plan_scenes
@@ -105,6 +106,7 @@ class Prepared:
     images: list[ImageWork] = field(default_factory=list)
     fills: dict[int, tuple[np.ndarray, list[str]]] = field(default_factory=dict)  # cached (rgb, notes)
     jobs: list[FillJob] = field(default_factory=list)
+    shared: dict[int, int] = field(default_factory=dict)  # image index -> the image whose fill it reuses
     notes: list[str] = field(default_factory=list)
     cache_events: list[tuple[str, bool]] = field(default_factory=list)
     cutout_key: str | None = None  # set when the cutout is new and belongs in the stage cache
@@ -269,7 +271,20 @@ def _plan_images(prep: Prepared, state: WorkerState) -> None:
                 image.plan = plan_product_image(prep.cutout, product, brand, preset, spec.settings, template,
                                                 seed, kind=kind, scene=scene, gen_size=spec.sizes[name])
                 image.plan.backdrop = None  # the generator replaces it; not worth sending around
-                _request_fill(prep, len(prep.images) - 1, image.plan, state)
+                index = len(prep.images) - 1
+                owner = _shared_fill(prep, image.plan) if state.settings.orchestration.share_fills else None
+                if owner is None:
+                    _request_fill(prep, index, image.plan, state)
+                else:  # another preset of this size asks for the same image: generated once, fitted to each
+                    prep.shared[index] = owner
+
+
+def _shared_fill(prep: Prepared, plan: ImagePlan) -> int | None:
+    """The earlier image of the product whose fill request ``plan``'s equals (:func:`same_fill`), if any."""
+    for index, other in enumerate(prep.images[:-1]):
+        if index not in prep.shared and other.plan is not None and same_fill(other.plan.fill, plan.fill):
+            return index
+    return None
 
 
 def _request_fill(prep: Prepared, index: int, plan: ImagePlan, state: WorkerState) -> None:
@@ -295,7 +310,8 @@ def parts(prep: Prepared, fills: dict[int, tuple[np.ndarray, list[str]]]) -> lis
         fills = {**prep.fills, **fills}
         jobs = {job.index: job for job in prep.jobs}
         for i, image in enumerate(prep.images):
-            out.append(Part(task, "image", preset=image.preset, image=image, fill=fills.get(i),
+            out.append(Part(task, "image", preset=image.preset, image=image,
+                            fill=fills.get(prep.shared.get(i, i)),
                             fill_job=jobs.get(i), cutout=None if image.plan is not None else prep.cutout))
     return out
 

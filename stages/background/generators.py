@@ -104,6 +104,8 @@ class FluxFillGenerator:
         self.notes = [*(notes or []), *self.speed_state.notes]
         self.prompts = _shared_prompt_cache(pipe, settings.speed.prompt_cache, self.device, PromptEmbeddings)
         self.active_lora: tuple[str, float] | None = None
+        self.pipeline_calls = 0  # counters: what the card was asked for (run reports, tests, benchmarks)
+        self.images_generated = 0
 
     @property
     def active_identity(self) -> str:
@@ -174,6 +176,8 @@ class FluxFillGenerator:
             output_type="np",
         )
         self.speed_state.mark_warm()
+        self.pipeline_calls += 1
+        self.images_generated += len(requests)
         return [np.clip(np.round(img * 255), 0, 255).astype(np.uint8) for img in result.images]
 
 
