@@ -40,7 +40,7 @@ import numpy as np
 
 from orchestrator import work
 from orchestrator.checks import check_loaded_product
-from orchestrator.context import RunContext, get_context
+from orchestrator.context import RunContext, using_context
 from orchestrator.incremental import key_from_source, refresh_version
 from orchestrator.keys import load_previous_result, product_key, safe_dirname
 from orchestrator.oom import RunStopped, on_gpu
@@ -90,8 +90,8 @@ class _Job:
 def process_batch(products: list[Product], options: RunOptions) -> list[ProductResult]:
     """Process ``products``, overlapping loading, model work and CPU work; each result is reported to
     :mod:`packshot.progress` as soon as the product's files are written, in catalog order."""
-    ctx = get_context(options)
-    return list(_pipelined(products, ctx))
+    with using_context(options) as ctx:  # not retired by another run while this batch runs
+        return list(_pipelined(products, ctx))
 
 
 def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResult]:

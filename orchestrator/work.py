@@ -172,18 +172,13 @@ class WorkerState:
 
 
 _state: WorkerState | None = None
+_states: dict[str, WorkerState] = {}  # run key -> its state, most recent last (see in_run)
+KEPT_STATES = 2  # runs whose state a worker keeps: a resident worker serves run after run
 
 
-def init_worker(options: RunOptions, settings: Settings, presets: dict,
-                environ: dict[str, str] | None = None) -> None:
-    """Pool initializer: this process's state, built once. One worker is one core: OpenCV and numba
-    (pymatting) run single-threaded here, instead of every worker starting a thread per core.
-    ``environ``: the environment of the process that made the pool (credentials such as ``AWS_*``):
-    workers fork from a server started earlier, whose environment may be older."""
-    global _state
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
+def init_process() -> None:
+    """Pool initializer: one worker is one core, so OpenCV and numba (pymatting) run single-threaded
+    here, instead of every worker starting a thread per core."""
     cv2.setNumThreads(1)
     try:
         import numba
@@ -191,7 +186,37 @@ def init_worker(options: RunOptions, settings: Settings, presets: dict,
         numba.set_num_threads(1)
     except ImportError:  # pragma: no cover - numba comes with pymatting
         pass
+
+
+def init_worker(options: RunOptions, settings: Settings, presets: dict,
+                environ: dict[str, str] | None = None) -> None:
+    """This process's state for one run, from the run options and settings. ``environ``: the
+    environment of the process that submitted the run's work (credentials such as ``AWS_*``):
+    workers fork from a server started earlier, whose environment may be older."""
+    global _state
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    init_process()
     _state = WorkerState.build(options, settings, presets)
+
+
+def in_run(key: str, init: tuple, fn, *args):
+    """``fn(*args)`` with the state of run ``key`` (built on first use from ``init``, the arguments of
+    :func:`init_worker`): one pool of worker processes serves every run of a process, so a resident
+    GPU worker does not start (and leak) a pool per run."""
+    global _state
+    state = _states.pop(key, None)
+    if state is None:
+        init_worker(*init)
+        state = _state
+    elif state is not _state and init[3] is not None:  # back to another run: its environment too
+        os.environ.clear()
+        os.environ.update(init[3])
+    _states[key] = _state = state
+    while len(_states) > KEPT_STATES:
+        _states.pop(next(iter(_states)))
+    return fn(*args)
 
 
 def prepare_product(task: ProductTask, state: WorkerState | None = None) -> Prepared:
