@@ -123,6 +123,9 @@ class RunContext:
                 self.generator = get_background_generator(generative, self.device)
             self.model_keys |= keys
             self.image_plan = lighter
+        from orchestrator.plans import kept_plans
+
+        kept_plans.demote(self.device, lighter)
         log.warning("out of GPU memory: image models reloaded with memory plan %s", lighter)
         return lighter
 
@@ -363,7 +366,7 @@ def _base_context(options: RunOptions, settings: Settings, device: str) -> RunCo
 
 
 def _build_context(options: RunOptions, settings: Settings) -> RunContext:
-    from orchestrator.plans import plan_run
+    from orchestrator.plans import kept_plans, plan_run
     from stages.segment import get_segmenter
 
     device = resolve_device(settings.device)
@@ -376,6 +379,8 @@ def _build_context(options: RunOptions, settings: Settings) -> RunContext:
         if free is not None:  # what this process holds can be reused or freed: it counts as free
             free += sum(models.gpu_bytes().values())
         plan = plan_run(settings, list(options.stages), device, free_bytes=free)
+        for note in kept_plans.apply(plan, settings, list(options.stages), device):  # once per card
+            log.warning("%s", note)
         _check_fits(plan, settings)
         ctx.image_plan = plan.image.plan if plan.image else "full"
         for note in plan.notes:
