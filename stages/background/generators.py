@@ -88,8 +88,11 @@ class FluxFillGenerator:
         device: str | None = None,
     ):
         from stages.background.prompts import PromptEmbeddings
-        from stages.background.speed import prepare_pipeline
+        from stages.background.speed import compile_safe, prepare_pipeline
 
+        speed, speed_notes = compile_safe(settings.speed)
+        settings = settings.model_copy(update={"speed": speed})
+        notes = [*(notes or []), *speed_notes]
         self.pipe = pipe
         self.name = name
         self.key = key
@@ -141,7 +144,11 @@ class FluxFillGenerator:
         return self.fill_batch([FillRequest(image, mask, prompt, seed)])[0]
 
     def fill_batch(self, requests: list[FillRequest | tuple]) -> list[np.ndarray]:
-        """Generated ``HxWx3 uint8`` images, one per request, in order. All requests must share one size."""
+        """Generated ``HxWx3 uint8`` images, one per request, in order. All requests must share one size.
+
+        A compiled pipe always gets ``speed.batch_size`` images per call: a shorter (last) chunk is padded
+        with copies of its last request, whose images are dropped. A padded slot costs one image's compute;
+        a new batch size would cost a recompile (about a minute on an H100)."""
         requests = [r if isinstance(r, FillRequest) else FillRequest(*r) for r in requests]
         shapes = {r.mask.shape for r in requests}
         if len(shapes) > 1:
@@ -149,7 +156,9 @@ class FluxFillGenerator:
         size = self.settings.speed.batch_size
         images: list[np.ndarray] = []
         for start in range(0, len(requests), size):
-            images += self._call(requests[start : start + size])
+            chunk = requests[start : start + size]
+            pad = size - len(chunk) if self.speed_state.compiled else 0
+            images += self._call(chunk + [chunk[-1]] * pad)[: len(chunk)]
         return images
 
     def free_text_encoders(self) -> None:
@@ -177,7 +186,7 @@ class FluxFillGenerator:
         )
         self.speed_state.mark_warm()
         self.pipeline_calls += 1
-        self.images_generated += len(requests)
+        self.images_generated += len(requests)  # padded slots included: the card computed them
         return [np.clip(np.round(img * 255), 0, 255).astype(np.uint8) for img in result.images]
 
 
@@ -294,7 +303,12 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
 def speed_under_plan(speed, plan: str):
     """The speed options left to apply after memory ``plan`` placed the pipe: the ``fp8`` plan has
     quantised the transformer already, and plans that stream the text encoders keep them in host memory."""
+    from stages.background.speed import compile_safe
+
+    speed = compile_safe(speed)[0]
     update = {}
+    if plan == "group-offload" and speed.compile:
+        update["compile"] = False  # diffusers' group offload does not support a fullgraph compile
     if plan == "fp8" and speed.fp8 != "off":
         update["fp8"] = "off"
     if plan != "full" and speed.text_encoder_device != "same":
