@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 ALL_GENERATED = ["amazon-additional", "shopify", "etsy", "google-merchant", "ebay"]
 
 
-def run(limit: int, share: bool, brands: Path, out: Path) -> dict:
+def run(limit: int, share: bool, brands: Path, out: Path, presets: list[str] | None) -> dict:
     import orchestrator
     from orchestrator.settings import get_settings
     from packshot.catalog import load_catalog
@@ -36,7 +36,7 @@ def run(limit: int, share: bool, brands: Path, out: Path) -> dict:
     orchestrator.clear_contexts()
     catalog = REPO / "catalogs" / "demo" / "catalog.csv"
     products = load_catalog(catalog).products[:limit]
-    options = orchestrator.RunOptions(catalog=str(catalog), out=str(out),
+    options = orchestrator.RunOptions(catalog=str(catalog), out=str(out), presets=presets,
                                       stages=["segment", "background", "lifestyle", "export"], force=True)
     ctx = orchestrator.get_context(options)
     before = ctx.generator.images_generated
@@ -45,7 +45,8 @@ def run(limit: int, share: bool, brands: Path, out: Path) -> dict:
     return {"products": len(results), "done": sum(r.status == "done" for r in results),
             "generator_images": ctx.generator.images_generated - before,
             "reported_calls": sum(r.generator_calls for r in results),
-            "shared": sum(r.fills_shared for r in results), "generated_outputs": generated_outputs}
+            "shared": sum(r.fills_shared for r in results), "generated_outputs": generated_outputs,
+            "errors": sorted({r.error for r in results if r.error})}
 
 
 def main() -> None:
@@ -64,13 +65,15 @@ def main() -> None:
         text = re.sub(r"^presets: .*$", wanted, style.read_text(), flags=re.M)
         (wide / style.name).write_text(text)
     try:
-        for label, brands in (("demo presets", demo_brands), ("all 5 generated presets", wide)):
+        arms = (("demo presets", demo_brands, None),
+                ("all 5 generated presets", wide, ["amazon-main", *ALL_GENERATED]))
+        for label, brands, presets in arms:
             for share in (False, True):
-                r = run(args.limit, share, brands, work / f"out-{label[:3]}-{share}")
+                r = run(args.limit, share, brands, work / f"out-{label[:3]}-{share}", presets)
                 print(f"{label:<24} share_fills={str(share).lower():<5} products={r['products']} "
                       f"done={r['done']} generated_outputs={r['generated_outputs']} "
                       f"generator_images={r['generator_images']} (reported {r['reported_calls']}, "
-                      f"shared {r['shared']})", flush=True)
+                      f"shared {r['shared']}) {'; '.join(r['errors'])}", flush=True)
     finally:
         import orchestrator
 

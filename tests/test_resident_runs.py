@@ -61,4 +61,4 @@ def test_ten_runs_leave_processes_and_memory_flat(env):
     assert processes[1:] == [processes[1]] * (RUNS - 1), processes  # one pool, not one per run
     assert len(_contexts) == 0
     growth = seen[-1][1] - seen[1][1]
-    assert growth < 150 * 2**20, [rss // 2**20 for _, rss in seen]  # MB; a leaked pool costs more per run
+    assert growth < 300 * 2**20, [rss // 2**20 for _, rss in seen]  # MB; a leaked pool costs more per run
