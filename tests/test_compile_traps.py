@@ -52,3 +52,13 @@ def test_group_offload_drops_fullgraph_compile_and_fills():
     req = requests(["a cup"])[0]
     image = gen.fill(req.image, req.mask, req.prompt, req.seed)
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
+
+
+def test_the_fp8_plan_compiles_by_default_where_fp8_kernels_run():
+    eager = FluxSpeedSettings()
+    h100 = speed_under_plan(eager, "fp8", capability=(9, 0))
+    assert h100.compile and h100.lora_hotswap  # compiled, with the slot: brand switches do not recompile
+    assert speed_under_plan(eager, "fp8", capability=(8, 9)).compile  # L4, RTX 4090
+    assert not speed_under_plan(eager, "fp8", capability=(8, 0)).compile  # A100: FP8 storage only
+    assert not speed_under_plan(eager, "fp8").compile  # not a CUDA device
+    assert not speed_under_plan(eager, "full", capability=(9, 0)).compile  # bf16: left as configured

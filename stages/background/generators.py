@@ -282,7 +282,8 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
 
     footprint = FOOTPRINTS["flux-fill" if name == "flux" else "tiny"]
     plan = resolve_plan("image", settings.memory_plan, [footprint], device)  # the orchestrator passes it
-    settings = settings.model_copy(update={"speed": speed_under_plan(settings.speed, plan.plan)})
+    settings = settings.model_copy(update={"speed": speed_under_plan(settings.speed, plan.plan,
+                                                                      _capability(device))})
     key = (f"flux-fill:{source}@{revision or 'main'}:{device}:{speed_signature(settings.speed)}"
            f":{plan.plan}")
     identity = f"{name}:{source}@{revision or 'main'}"
@@ -300,11 +301,21 @@ def _fill_generator(name, source, revision, local, device, settings, licence, *,
     )
 
 
-def speed_under_plan(speed, plan: str):
+FP8_COMPILE_CAPABILITY = (8, 9)  # torchao's dynamic FP8 kernels (L4, RTX 4090, H100 and later)
+
+
+def speed_under_plan(speed, plan: str, capability: tuple[int, int] | None = None):
     """The speed options left to apply after memory ``plan`` placed the pipe: the ``fp8`` plan has
-    quantised the transformer already, and plans that stream the text encoders keep them in host memory."""
+    quantised the transformer already, and plans that stream the text encoders keep them in host memory.
+
+    ``capability``: the card's CUDA compute capability (None off CUDA). Where it runs dynamic FP8
+    kernels, the ``fp8`` plan is compiled by default: eager FP8 is no faster than bf16, and compiling
+    changes the pixels by rounding only (at most 2 levels on the tiny model, tests/test_speed_options.py)."""
     from stages.background.speed import compile_safe
 
+    fp8_kernels = capability is not None and capability >= FP8_COMPILE_CAPABILITY
+    if plan == "fp8" and fp8_kernels and not speed.compile:
+        speed = speed.model_copy(update={"compile": True})
     speed = compile_safe(speed)[0]
     update = {}
     if plan == "group-offload" and speed.compile:
@@ -314,6 +325,17 @@ def speed_under_plan(speed, plan: str):
     if plan != "full" and speed.text_encoder_device != "same":
         update["text_encoder_device"] = "same"
     return speed.model_copy(update=update) if update else speed
+
+
+def _capability(device: str) -> tuple[int, int] | None:
+    """The CUDA compute capability of ``device``, None off CUDA."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return tuple(torch.cuda.get_device_capability(torch.device(device)))
 
 
 def load_fill_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):
