@@ -18,14 +18,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PACKSHOT_BRAND_STYLES_DIR=/app/brand_styles \
     PACKSHOT_ORCHESTRATION__GPU_LOCK_DIR=/tmp/packshot-gpu-locks \
     PACKSHOT_ORCHESTRATION__GPU_WORKERS=served \
+    CC=gcc \
     PREFECT_LOCAL_STORAGE_PATH=/results \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
     DO_NOT_TRACK=1
 
 # Debian's security updates move these package versions; the base image tag pins the release.
+# gcc and libc6-dev: Triton (torch.compile's GPU kernels) builds a small C launcher with the system C
+# compiler at the first compiled call; without one every compiled fill fails. The base image has the
+# Python headers it also needs.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 tini \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libgl1 libglib2.0-0 tini \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -5,9 +5,12 @@ bf16 weights directly on the device; the machine needs the wheels from bench/fet
 
     python bench/flux_throughput.py --out $OUT/flux_throughput.json
 
-runs the arms of bench/flux_gpu.py (plain diffusers, SAM ViT-H, our stage with each speed option
-added in turn and a brand LoRA switched A-B, the 24 GB plan) within --budget-s seconds, saving the
-JSON after every arm. On CPU, with the tiny model:
+runs the one-shot benchmark of bench/flux_gpu.py (a tiny preflight of every arm, then calibration,
+LoRA costs, compile with and without LoRA, FP8 + compile, batch 4, SAM, 20 products end to end and the
+24 GiB cap) within --budget-s seconds (default 480: it ends within 8 minutes), saving the JSON after
+every arm. On CPU, with the tiny model:
+
+    python bench/flux_throughput.py --dry-run               # every arm of the GPU run, tiny, with its budget
 
     python bench/flux_throughput.py --tiny                  # plain vs stage, plumbing only
     python bench/flux_throughput.py --tiny --check-options  # every speed option vs its promise
@@ -154,6 +157,9 @@ def main() -> None:
     )
     ap.add_argument("--check-options", action="store_true", help="with --tiny: check every speed option")
     ap.add_argument("--gpu-arms", action="store_true", help="with --tiny: dry run of the GPU arms on CPU")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="every arm of the one-shot GPU benchmark, tiny, on CPU (= --tiny --gpu-arms)")
+    ap.add_argument("--products", type=int, default=20, help="GPU: products of the end-to-end arm")
     ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend for --check-options")
     ap.add_argument("--budget-s", type=float, default=480, help="GPU: start no arm that would end after this")
     ap.add_argument(
@@ -165,7 +171,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.check_options:
         sys.exit(check_options(args))
-    if args.tiny and args.gpu_arms:
+    if args.dry_run or (args.tiny and args.gpu_arms):
         from bench.flux_gpu import run_gpu
 
         run_gpu(args, tiny_pipeline, device="cpu")
@@ -177,7 +183,8 @@ def main() -> None:
             sys.exit("no CUDA GPU visible: run with --tiny for the CPU check")
         from bench.flux_gpu import run_gpu
 
-        run_gpu(args, lambda: full_size_pipeline("cuda"))
+        run_gpu(args, lambda: full_size_pipeline("cuda"), build_tiny=lambda: tiny_pipeline().to("cuda"),
+                build_host=lambda: full_size_pipeline("cpu"))
         return
     tiny_plain_vs_stage(args)
 

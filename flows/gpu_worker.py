@@ -37,6 +37,43 @@ def pin_card(gpu: str | None) -> None:
         os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # indexes as nvidia-smi numbers them
 
 
+class NoCardError(RuntimeError):
+    """The GPU worker would run its models on the CPU: it does not start."""
+
+
+def check_card(device_setting: str | None = None) -> str:
+    """The device this worker serves on; raises :class:`NoCardError` (one line, what to do) when CUDA
+    is expected but absent. ``auto`` (the default) expects a card here: a CUDA build that does not match
+    the driver, a CPU-only torch, or a container started without ``--gpus`` would otherwise put FLUX
+    on the CPU without a word. ``PACKSHOT_DEVICE=cpu`` serves on the CPU on purpose (tests, tiny models)."""
+    from packshot.config import resolve_device
+
+    if device_setting is None:
+        from orchestrator.settings import get_settings
+
+        device_setting = get_settings().device
+    device = resolve_device(device_setting)
+    if device_setting.startswith("cpu"):
+        return device
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return device
+    if torch.version.cuda is None:
+        why = f"torch {torch.__version__} is a CPU-only build"
+    else:
+        try:
+            torch.cuda.init()
+            why = "torch sees no CUDA device"
+        except Exception as exc:  # the driver is missing or older than the CUDA build: torch says which
+            why = str(exc).strip().splitlines()[0]
+    card = os.environ.get("CUDA_VISIBLE_DEVICES", "(all visible)")
+    raise NoCardError(
+        f"GPU worker not started: PACKSHOT_DEVICE={device_setting} expects CUDA on card {card}, but {why} "
+        f"(torch built for CUDA {torch.version.cuda}); run the container with --gpus, install the CUDA "
+        "build that matches the driver (scripts/setup.sh), or set PACKSHOT_DEVICE=cpu to serve on the CPU")
+
+
 def serve(limit: int = 1) -> None:
     """Serve the GPU tasks until stopped (SIGTERM / Ctrl-C)."""
     from prefect.task_worker import serve as serve_tasks
@@ -53,8 +90,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="task runs at once (keep 1: one card, one holder)")
     args = parser.parse_args(argv)
     pin_card(args.gpu)
+    try:
+        device = check_card()
+    except NoCardError as exc:
+        raise SystemExit(f"packshot: {exc}") from None  # one line on stderr, exit status 1
     logging.basicConfig(level=logging.INFO)
-    log.info("GPU task worker for card %s", os.environ.get("CUDA_VISIBLE_DEVICES", "(all visible)"))
+    log.info("GPU task worker for card %s on %s", os.environ.get("CUDA_VISIBLE_DEVICES", "(all visible)"),
+             device)
     serve(args.limit)
 
 

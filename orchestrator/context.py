@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import threading
+import uuid
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from orchestrator import work
 from orchestrator.options import RunOptions
-from orchestrator.pool import CpuPool, pool_size
+from orchestrator.pool import CpuPool, RunPool, pool_size
 from orchestrator.review.rerun import RerunPlan, make_plan, with_seed_offset
 from orchestrator.settings import Settings, get_settings
 from packshot import gpu, memory
@@ -82,8 +83,10 @@ class RunContext:
     stale: bool = False  # a model was freed by the registry: rebuild before the next batch
     _s3: object | None = None
     rerun: RerunPlan = field(default_factory=RerunPlan)  # --sku, --force, --from-review, review corrections
-    _pool: CpuPool | None = None  # the CPU worker processes (orchestrator.pool), started on first use
+    _pool: RunPool | None = None  # its share of the CPU worker processes (orchestrator.pool)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0  # batches running on this context now (:func:`using_context`); a busy one is never retired
+    _listener: object | None = None  # its registry listener (models.on_free), removed when it closes
 
     def release_models(self) -> None:
         """Drop the loaded backends (keeping their descriptions for the manifest) so their memory is freed."""
@@ -121,22 +124,29 @@ class RunContext:
                 self.generator = get_background_generator(generative, self.device)
             self.model_keys |= keys
             self.image_plan = lighter
+        from orchestrator.plans import kept_plans
+
+        kept_plans.demote(self.device, lighter)
         log.warning("out of GPU memory: image models reloaded with memory plan %s", lighter)
         return lighter
 
-    def cpu_pool(self) -> CpuPool:
-        """The run's worker processes (one per core), started on first use and kept for later batches."""
+    def cpu_pool(self) -> RunPool:
+        """The run's share of the process's worker processes (one per core, :func:`shared_pool`):
+        started on first use and kept for later batches and later runs."""
         with self._pool_lock:
             if self._pool is None:
-                args = (self.options, self.settings, self.presets, dict(os.environ))
-                self._pool = CpuPool(pool_size(), work.init_worker, args)
+                init = (self.options, self.settings, self.presets, dict(os.environ))
+                self._pool = RunPool(shared_pool(), uuid.uuid4().hex, init)
             return self._pool
 
     def close(self) -> None:
+        """Let go of the run's share of the worker processes and stop listening to the registry; the
+        models stay loaded in the registry, and the processes serve the next run of this process."""
         with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown()
+            self._pool = None
+        if self._listener is not None:
+            models.remove_listener(self._listener)
+            self._listener = None
 
     def segment_in_pool(self) -> bool:
         """The classic segmenter needs no GPU: it runs in the pool workers, not on the GPU holder."""
@@ -234,16 +244,36 @@ class RunContext:
 
 _contexts: dict[str, RunContext] = {}
 _contexts_lock = threading.Lock()
+_pool: CpuPool | None = None
+_shared_pool_lock = threading.Lock()
+
+
+def shared_pool() -> CpuPool:
+    """The process's CPU worker processes, one per core, shared by every run (each task carries its
+    run's state key: :class:`~orchestrator.pool.RunPool`); a pool broken by a killed worker is replaced."""
+    global _pool
+    with _shared_pool_lock:
+        if _pool is not None and _pool.broken:
+            _pool.shutdown()
+            _pool = None
+        if _pool is None:
+            _pool = CpuPool(pool_size(), work.init_process, ())
+        return _pool
 
 
 def clear_contexts() -> None:
-    """Forget every context of this process (tests; a worker that must reload settings); their pool
+    """Forget every context of this process (tests; a worker that must reload settings); the pool's
     worker processes end."""
+    global _pool
     with _contexts_lock:
         contexts = list(_contexts.values())
         _contexts.clear()
     for ctx in contexts:
         ctx.close()
+    with _shared_pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown()
 
 
 def run_settings(options: RunOptions, settings: Settings) -> Settings:
@@ -261,16 +291,46 @@ def _key(options: RunOptions, settings: Settings) -> str:
 
 def get_context(options: RunOptions, settings: Settings | None = None) -> RunContext:
     """One context per (options, settings) per process: models stay loaded across batches and, in a
-    long-lived worker, across flow runs. A context whose models were freed is rebuilt here."""
+    long-lived worker, across flow runs. A context whose models were freed is rebuilt here.
+
+    A card keeps one context: a new run's context retires the idle contexts of earlier runs on the same
+    device (their worker processes end; the models stay in the registry and are reused), so a resident
+    worker serving run after run keeps its process count and memory flat."""
+    return _context(options, settings, use=False)
+
+
+@contextmanager
+def using_context(options: RunOptions, settings: Settings | None = None):
+    """:func:`get_context` for the length of a batch: the context is not retired while it runs."""
+    ctx = _context(options, settings, use=True)
+    try:
+        yield ctx
+    finally:
+        with _contexts_lock:
+            ctx.users -= 1
+
+
+def _context(options: RunOptions, settings: Settings | None, *, use: bool) -> RunContext:
     settings = run_settings(options, settings or get_settings())
     key = _key(options, settings)
+    retired: list[RunContext] = []
     with _contexts_lock:
         ctx = _contexts.get(key)
         if ctx is None or ctx.stale:
             if ctx is not None:
-                ctx.close()  # its worker processes end; the new context starts its own
+                retired.append(_contexts.pop(key))  # its worker processes end; the new one starts its own
+            retired += _retire_idle(resolve_device(settings.device))
             _contexts[key] = ctx = _build_context(options, settings)
-        return ctx
+        ctx.users += use
+    for old in retired:
+        old.close()
+    return ctx
+
+
+def _retire_idle(device: str) -> list[RunContext]:
+    """Take the idle contexts of earlier runs on ``device`` out of the table (caller holds the lock)."""
+    idle = [k for k, c in _contexts.items() if c.device == device and not c.users]
+    return [_contexts.pop(k) for k in idle]
 
 
 def use_described_backends(options: RunOptions, described: dict,
@@ -307,7 +367,7 @@ def _base_context(options: RunOptions, settings: Settings, device: str) -> RunCo
 
 
 def _build_context(options: RunOptions, settings: Settings) -> RunContext:
-    from orchestrator.plans import plan_run
+    from orchestrator.plans import kept_plans, plan_run
     from stages.segment import get_segmenter
 
     device = resolve_device(settings.device)
@@ -320,6 +380,8 @@ def _build_context(options: RunOptions, settings: Settings) -> RunContext:
         if free is not None:  # what this process holds can be reused or freed: it counts as free
             free += sum(models.gpu_bytes().values())
         plan = plan_run(settings, list(options.stages), device, free_bytes=free)
+        for note in kept_plans.apply(plan, settings, list(options.stages), device):  # once per card
+            log.warning("%s", note)
         _check_fits(plan, settings)
         ctx.image_plan = plan.image.plan if plan.image else "full"
         for note in plan.notes:
@@ -335,7 +397,8 @@ def _build_context(options: RunOptions, settings: Settings) -> RunContext:
                 fits = plan.video is not None and plan.together and plan.video.fits
                 _prepare_video_model(settings, load=fits)
         ctx.model_keys = keys
-    models.on_free(_release_on_free(weakref.ref(ctx)))
+    ctx._listener = _release_on_free(weakref.ref(ctx))
+    models.on_free(ctx._listener)
     return ctx
 
 

@@ -44,6 +44,8 @@ class RunTally:
         self.to_review: list[ProductResult] = []  # the first TABLE_ROWS products that need review
         self.clips = 0  # ad clips made (the video stage)
         self.clip_misses = 0  # products whose clip failed, was skipped (budget) or could not be requested
+        self.generator_calls = 0  # images the background generator made in this run
+        self.fills_shared = 0  # images fitted from another preset's generated image instead
 
     def add(self, result: ProductResult) -> None:
         self.count[result.status] += 1
@@ -52,6 +54,8 @@ class RunTally:
         self.clips += sum(1 for o in result.outputs if o.kind == "clip")
         self.clip_misses += any(n.startswith("video: ") and " clip cost " not in n for n in result.notes)
         self.count["failed_checks"] += failed_checks
+        self.generator_calls += result.generator_calls
+        self.fills_shared += result.fills_shared
         for note in dict.fromkeys(result.notes):
             if note.startswith("unchanged"):
                 continue
@@ -89,6 +93,10 @@ class RunTally:
             notes.append(f"SKU {who}: {note}")
         if self.more_notes:
             notes.append(f"and {self.more_notes} more product notes: see each product's notes")
+        if self.generator_calls or self.fills_shared:
+            notes.append(f"background generator: {self.generator_calls} images generated; "
+                         f"{self.fills_shared} more fitted from a shared image of the same size, prompt "
+                         "and seed")
         return notes
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from orchestrator import work
 from orchestrator.checks import check_loaded_product
-from orchestrator.context import RunContext, get_context
+from orchestrator.context import RunContext, using_context
 from orchestrator.incremental import key_from_source, refresh_version
 from orchestrator.keys import load_previous_result, product_key, safe_dirname
 from orchestrator.oom import RunStopped, on_gpu
@@ -91,6 +91,8 @@ class _Job:
     review_reasons: list[str] = field(default_factory=list)  # the cutout's doubts: the product needs review
     source_preview: str | None = None  # key of the photo's preview for the review page
     image_sha: str | None = None
+    generator_calls: int = 0  # images generated for it in this run; the shared ones count once
+    fills_shared: int = 0
     result: ProductResult | None = None
 
     def take(self, prepared: work.Prepared) -> None:
@@ -98,13 +100,14 @@ class _Job:
         self.notes, self.source_span, self.key = prepared.notes, prepared.source_span, prepared.task.key
         self.review_reasons, self.source_preview = prepared.review_reasons, prepared.source_preview
         self.image_sha = prepared.task.image_sha
+        self.generator_calls, self.fills_shared = len(prepared.jobs), len(prepared.shared)
 
 
 def process_batch(products: list[Product], options: RunOptions) -> list[ProductResult]:
     """Process ``products``, overlapping loading, model work and CPU work; each result is reported to
     :mod:`packshot.progress` as soon as the product's files are written, in catalog order."""
-    ctx = get_context(options)
-    return list(_pipelined(products, ctx))
+    with using_context(options) as ctx:  # not retired by another run while this batch runs
+        return list(_pipelined(products, ctx))
 
 
 def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResult]:
@@ -261,6 +264,7 @@ def _write_done(job: _Job, ctx: RunContext) -> None:
         key=job.key, notes=[*job.notes, *work.upscale_notes(job.source_span, spans)], review_reasons=reasons,
         source_file=p.source_file, source_line=p.source_line, source_version=p.source_version,
         image_sha256=job.image_sha, source_image=p.images[0], source_preview=job.source_preview,
+        generator_calls=job.generator_calls, fills_shared=job.fills_shared,
     )
     ctx.storage.write_bytes(f"{job.folder}/.done.json", result.model_dump_json(indent=1).encode(),
                             "application/json")
@@ -343,5 +347,6 @@ def _reuse_previous(job: _Job, key: str, ctx: RunContext) -> bool:
         return False
     previous.status = ctx.rerun.status_of_unchanged(previous)  # doubtful until approved
     previous.notes = [*previous.notes, "unchanged since the last run: reused its outputs"]
+    previous.generator_calls = previous.fills_shared = 0  # nothing generated for it in this run
     job.key, job.result = key, previous
     return True

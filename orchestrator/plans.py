@@ -102,6 +102,51 @@ def plan_run(settings: Settings, stages: list[str], device: str, free_bytes: int
     return run
 
 
+class KeptPlans:
+    """The image phase's memory plan, chosen once per process and card from the free memory and kept.
+
+    A later run's free memory is lower than the first run's for reasons that are no shortage: this
+    process's cached blocks, the LoRA hot-swap slot and the prompt cache are not in ``mem_get_info``. So
+    a plan chosen later could fall to a lighter one and load the pipeline a second time. A run whose
+    settings name another plan gets it, and says so."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, str] = {}  # device and models -> the plan its image models were loaded with
+        self.chosen = 0  # plans chosen from the free memory (counter: tests, logs)
+
+    def apply(self, run: RunPlan, settings: Settings, stages: list[str], device: str) -> list[str]:
+        """Replace ``run.image`` by the kept plan where one is kept; returns what the run should say."""
+        if run.image is None or run.free_bytes is None:  # nothing to plan off CUDA
+            return []
+        images, scale = image_footprints(settings, stages, device)
+        key = f"{device}:{'+'.join(f.name for f in images)}"
+        kept, setting = self._plans.get(key), settings.generative.memory_plan
+        if kept is None or setting not in ("auto", kept):
+            self._plans[key] = run.image.plan
+            self.chosen += 1
+            if kept is None:
+                return []
+            return [f"this run asks for memory plan {setting} ({memory.PLAN_SETTING['image']}); the image "
+                    f"models on {device} were loaded with plan {kept}: they are loaded again with {setting}"]
+        if run.image.plan == kept:
+            return []
+        now = run.image.plan
+        run.image = memory.resolve_plan("image", kept, images, device, scale, run.free_bytes)
+        run.image.fits = True  # its models are loaded already and ran
+        run.image.why = f"kept from this process's first run on {device}"
+        return [f"memory plan {kept} kept for {device} (the free memory now would choose {now}: it does not "
+                "count what this process caches for its own models)"]
+
+    def demote(self, device: str, plan: str) -> None:
+        """An out-of-memory retry moved ``device``'s image models to the lighter ``plan``: keep that."""
+        for key in self._plans:
+            if key.startswith(f"{device}:"):
+                self._plans[key] = plan
+
+
+kept_plans = KeptPlans()
+
+
 def describe(run: RunPlan) -> str:
     """A plain-text table: per phase and model, the plan, expected card and host memory, and why."""
     lines = [f"card: {run.card}"]

@@ -84,9 +84,28 @@ class CpuPool:
                 outer.set_result(inner.result())
         self._dispatch()
 
+    @property
+    def broken(self) -> bool:
+        """A worker died (killed for memory): the executor accepts no more tasks."""
+        return bool(getattr(self._executor, "_broken", False))
+
     def shutdown(self) -> None:
         with self._lock:
             pending, self._queue = self._queue, []
         for _, _, outer, _, _ in pending:
             outer.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class RunPool:
+    """One run's view of a shared :class:`CpuPool`: its tasks run with the run's worker state
+    (:func:`orchestrator.work.in_run`), built once per worker from ``init``."""
+
+    def __init__(self, pool: CpuPool, key: str, init: tuple):
+        self.pool, self.key, self.init = pool, key, init
+        self.size = pool.size
+
+    def submit(self, fn: Callable, *args, priority: int = NORMAL) -> Future:
+        from orchestrator.work import in_run
+
+        return self.pool.submit(in_run, self.key, self.init, fn, *args, priority=priority)

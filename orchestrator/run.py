@@ -151,6 +151,7 @@ def finish_run(run: CatalogRun, results: Iterable[ProductResult] | None = None,
                 manifest.add(result)
                 report.add(result)
             header.notes = ctx.rerun.notes + tally.note_list()
+            header.generator_calls, header.fills_shared = tally.generator_calls, tally.fills_shared
             header.review = REVIEW_KEY if ctx.storage.exists(REVIEW_KEY) else None
             json_uri, csv_uri = manifest.publish(header)
             counts = tally.counts()

@@ -39,6 +39,9 @@ class OrchestrationSettings(BaseModel):
         "http://127.0.0.1:8765", description="where `packshot review` is reached from the merchant's browser "
         "(its --port, or a proxy in front of it); the Prefect summary links local runs' contact sheets there")
     stage_cache: bool = Field(True, description="reuse cutouts and generated images across runs (by content)")
+    share_fills: bool = Field(
+        True, description="one generation per distinct request (size, prompt, seed, mask up to the product's "
+        "edge), fitted to each preset; false: one per preset (same pixels up to that edge, N times the GPU)")
     gpu_lock_dir: Path = Field(Path("/tmp/packshot-gpu-locks"), description="lock files that share a GPU")
     gpu_concurrency_limit: str | None = Field(
         None, description="Prefect global concurrency limit name prefix used as well (gpu -> gpu-<card uuid>)"

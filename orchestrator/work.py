@@ -34,6 +34,7 @@ from stages.background.render import (
     duplicates_background,
     finish_product_image,
     plan_product_image,
+    same_fill,
 )
 from stages.export import compose_packshot
 from stages.lifestyle import plan_scenes
@@ -105,6 +106,7 @@ class Prepared:
     images: list[ImageWork] = field(default_factory=list)
     fills: dict[int, tuple[np.ndarray, list[str]]] = field(default_factory=dict)  # cached (rgb, notes)
     jobs: list[FillJob] = field(default_factory=list)
+    shared: dict[int, int] = field(default_factory=dict)  # image index -> the image whose fill it reuses
     notes: list[str] = field(default_factory=list)
     cache_events: list[tuple[str, bool]] = field(default_factory=list)
     cutout_key: str | None = None  # set when the cutout is new and belongs in the stage cache
@@ -170,18 +172,13 @@ class WorkerState:
 
 
 _state: WorkerState | None = None
+_states: dict[str, WorkerState] = {}  # run key -> its state, most recent last (see in_run)
+KEPT_STATES = 2  # runs whose state a worker keeps: a resident worker serves run after run
 
 
-def init_worker(options: RunOptions, settings: Settings, presets: dict,
-                environ: dict[str, str] | None = None) -> None:
-    """Pool initializer: this process's state, built once. One worker is one core: OpenCV and numba
-    (pymatting) run single-threaded here, instead of every worker starting a thread per core.
-    ``environ``: the environment of the process that made the pool (credentials such as ``AWS_*``):
-    workers fork from a server started earlier, whose environment may be older."""
-    global _state
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
+def init_process() -> None:
+    """Pool initializer: one worker is one core, so OpenCV and numba (pymatting) run single-threaded
+    here, instead of every worker starting a thread per core."""
     cv2.setNumThreads(1)
     try:
         import numba
@@ -189,7 +186,37 @@ def init_worker(options: RunOptions, settings: Settings, presets: dict,
         numba.set_num_threads(1)
     except ImportError:  # pragma: no cover - numba comes with pymatting
         pass
+
+
+def init_worker(options: RunOptions, settings: Settings, presets: dict,
+                environ: dict[str, str] | None = None) -> None:
+    """This process's state for one run, from the run options and settings. ``environ``: the
+    environment of the process that submitted the run's work (credentials such as ``AWS_*``):
+    workers fork from a server started earlier, whose environment may be older."""
+    global _state
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    init_process()
     _state = WorkerState.build(options, settings, presets)
+
+
+def in_run(key: str, init: tuple, fn, *args):
+    """``fn(*args)`` with the state of run ``key`` (built on first use from ``init``, the arguments of
+    :func:`init_worker`): one pool of worker processes serves every run of a process, so a resident
+    GPU worker does not start (and leak) a pool per run."""
+    global _state
+    state = _states.pop(key, None)
+    if state is None:
+        init_worker(*init)
+        state = _state
+    elif state is not _state and init[3] is not None:  # back to another run: its environment too
+        os.environ.clear()
+        os.environ.update(init[3])
+    _states[key] = _state = state
+    while len(_states) > KEPT_STATES:
+        _states.pop(next(iter(_states)))
+    return fn(*args)
 
 
 def prepare_product(task: ProductTask, state: WorkerState | None = None) -> Prepared:
@@ -269,7 +296,20 @@ def _plan_images(prep: Prepared, state: WorkerState) -> None:
                 image.plan = plan_product_image(prep.cutout, product, brand, preset, spec.settings, template,
                                                 seed, kind=kind, scene=scene, gen_size=spec.sizes[name])
                 image.plan.backdrop = None  # the generator replaces it; not worth sending around
-                _request_fill(prep, len(prep.images) - 1, image.plan, state)
+                index = len(prep.images) - 1
+                owner = _shared_fill(prep, image.plan) if state.settings.orchestration.share_fills else None
+                if owner is None:
+                    _request_fill(prep, index, image.plan, state)
+                else:  # another preset of this size asks for the same image: generated once, fitted to each
+                    prep.shared[index] = owner
+
+
+def _shared_fill(prep: Prepared, plan: ImagePlan) -> int | None:
+    """The earlier image of the product whose fill request ``plan``'s equals (:func:`same_fill`), if any."""
+    for index, other in enumerate(prep.images[:-1]):
+        if index not in prep.shared and other.plan is not None and same_fill(other.plan.fill, plan.fill):
+            return index
+    return None
 
 
 def _request_fill(prep: Prepared, index: int, plan: ImagePlan, state: WorkerState) -> None:
@@ -295,7 +335,8 @@ def parts(prep: Prepared, fills: dict[int, tuple[np.ndarray, list[str]]]) -> lis
         fills = {**prep.fills, **fills}
         jobs = {job.index: job for job in prep.jobs}
         for i, image in enumerate(prep.images):
-            out.append(Part(task, "image", preset=image.preset, image=image, fill=fills.get(i),
+            out.append(Part(task, "image", preset=image.preset, image=image,
+                            fill=fills.get(prep.shared.get(i, i)),
                             fill_job=jobs.get(i), cutout=None if image.plan is not None else prep.cutout))
     return out
 

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -94,6 +94,11 @@ class ModelRegistry:
     def on_free(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(key)`` whenever a model is freed, before the memory is released."""
         self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str], None]) -> None:
+        """Stop calling ``listener`` (a context that closed)."""
+        with suppress(ValueError):
+            self._listeners.remove(listener)
 
     @contextmanager
     def recording(self):

@@ -5,6 +5,9 @@
 # it was given: the Prefect process worker that picks up flow runs and hands their batches to the task
 # workers. When any of these processes exits, the others are stopped and the container exits with its
 # status, so the restart policy brings all of them back together.
+# A task worker that finds no usable CUDA card (CPU-only torch, a driver older than the CUDA build, no
+# --gpus) refuses to start with one line (flows/gpu_worker.py), so the container exits instead of
+# running FLUX on the CPU; PACKSHOT_DEVICE=cpu serves on the CPU on purpose.
 set -euo pipefail
 
 pids=()

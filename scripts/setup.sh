@@ -20,8 +20,8 @@ if [ "$TARGET" = demo ]; then
 fi
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "setup: NVIDIA GPU found, installing CUDA torch 2.13.0 and the GPU extras"
-  pip install -q "torch==2.13.0"
-  pip install -q -e ".[dev,gpu]"
+  pip install -q -c constraints/gpu.txt "torch==2.13.0"
+  pip install -q -c constraints/gpu.txt -e ".[dev,gpu]"  # the versions the GPU image is built with
 else
   # TORCH_INDEX_URL lets a CPU machine elsewhere point at the CPU wheel index, e.g.
   # https://download.pytorch.org/whl/cpu ; here pip's find-links already holds the CPU wheel.

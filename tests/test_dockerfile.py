@@ -41,6 +41,17 @@ def test_dockerfile_pins_installs_runs_as_numeric_user_and_starts_a_worker():
     assert pins["torch"] == "2.13.0" and pins["torchvision"] == "0.28.0"
 
 
+def test_image_has_a_c_compiler_for_triton_and_setup_honours_the_gpu_constraints():
+    """torch.compile's Triton kernels need a C compiler at the first compiled call (issue 23)."""
+    text = (REPO / "Dockerfile").read_text()
+    apt = next(line for line in text.splitlines() if "apt-get install" in line)
+    assert " gcc " in apt and "libc6-dev" in apt
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    gpu_branch = setup.split("NVIDIA GPU found", 1)[1].split("else", 1)[0]
+    installs = [line for line in gpu_branch.splitlines() if "pip install" in line]
+    assert installs and all("-c constraints/gpu.txt" in line for line in installs)
+
+
 def test_prefect_yaml_matches_the_code_deployments():
     from flows.deployments import ENTRYPOINTS
 

@@ -29,6 +29,7 @@ def served(tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
            "PREFECT_LOCAL_STORAGE_PATH": str(tmp_path / "shared-results"),  # what flow and worker share
+           "PACKSHOT_DEVICE": "cpu",  # on purpose: without it the worker refuses to serve on the CPU
            "PACKSHOT_SEGMENT__BACKEND": "classic", "PACKSHOT_GENERATIVE__BACKEND": "tiny",
            "PACKSHOT_EXPORT__PRESETS_FILE": str(HERE / "small_presets.yaml"),
            "PACKSHOT_ORCHESTRATION__GPU_LOCK_DIR": str(tmp_path / "locks"),

@@ -96,7 +96,7 @@ def carried_over(product: Product, storage: Storage, folder: str, plan: RerunPla
         if previous is not None:
             status = plan.status_of_unchanged(previous)
             return previous.model_copy(update={"status": status, "notes": [*previous.notes, NOT_CHOSEN],
-                                               **base})
+                                               "generator_calls": 0, "fills_shared": 0, **base})
     return ProductResult(**base, status="skipped", notes=[NOT_CHOSEN + " (it has none yet)"])
 
 

@@ -93,6 +93,12 @@ class ProductResult(BaseModel):
         "reused on its own); the fields above describe the main photo")
     variants: list[VariantResult] = Field(
         default_factory=list, description="which color variants were photographed and which were made")
+    generator_calls: int = Field(
+        0, description="images the background generator made for this product in this run (0 when reused "
+        "or cached); one image serves every preset of one size, prompt and seed")
+    fills_shared: int = Field(
+        0, description="generated images of this run fitted from another preset's image instead of "
+        "generated again")
 
 
 class RunManifest(BaseModel):
@@ -106,6 +112,8 @@ class RunManifest(BaseModel):
     backends: dict[str, str] = Field(default_factory=dict)
     licences: dict[str, str] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    generator_calls: int = Field(0, description="images the background generator made in this run")
+    fills_shared: int = Field(0, description="images fitted from another preset's generated image")
     review: str | None = Field(None, description="the folder's review.json (packshot review) if it has one")
     manifest_csv_sha256: str | None = Field(
         None, description="sha256 of the manifest.csv published with this file (finds a torn pair)")

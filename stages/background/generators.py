@@ -89,8 +89,11 @@ class FluxFillGenerator:
         notes: list[str] | None = None,
         device: str | None = None,
     ):
-        from stages.background.speed import prepare_pipeline
+        from stages.background.speed import compile_safe, prepare_pipeline
 
+        speed, speed_notes = compile_safe(settings.speed)
+        settings = settings.model_copy(update={"speed": speed})
+        notes = [*(notes or []), *speed_notes]
         self.pipe = pipe
         self.name = name
         self.key = key
@@ -106,6 +109,8 @@ class FluxFillGenerator:
         self.prompts = _shared_prompt_cache(pipe, settings.speed.prompt_cache, self.device,
                                             self.prompt_cache_class)
         self.active_lora: tuple[str, float] | None = None
+        self.pipeline_calls = 0  # counters: what the card was asked for (run reports, tests, benchmarks)
+        self.images_generated = 0
 
     @property
     def active_identity(self) -> str:
@@ -141,7 +146,11 @@ class FluxFillGenerator:
         return self.fill_batch([FillRequest(image, mask, prompt, seed)])[0]
 
     def fill_batch(self, requests: list[FillRequest | tuple]) -> list[np.ndarray]:
-        """Generated ``HxWx3 uint8`` images, one per request, in order. All requests must share one size."""
+        """Generated ``HxWx3 uint8`` images, one per request, in order. All requests must share one size.
+
+        A compiled pipe always gets ``speed.batch_size`` images per call: a shorter (last) chunk is padded
+        with copies of its last request, whose images are dropped. A padded slot costs one image's compute;
+        a new batch size would cost a recompile (about a minute on an H100)."""
         requests = [r if isinstance(r, FillRequest) else FillRequest(*r) for r in requests]
         shapes = {r.mask.shape for r in requests}
         if len(shapes) > 1:
@@ -149,7 +158,9 @@ class FluxFillGenerator:
         size = self.settings.speed.batch_size
         images: list[np.ndarray] = []
         for start in range(0, len(requests), size):
-            images += self._call(requests[start : start + size])
+            chunk = requests[start : start + size]
+            pad = size - len(chunk) if self.speed_state.compiled else 0
+            images += self._call(chunk + [chunk[-1]] * pad)[: len(chunk)]
         return images
 
     def free_text_encoders(self) -> None:
@@ -176,6 +187,8 @@ class FluxFillGenerator:
             output_type="np",
         )
         self.speed_state.mark_warm()
+        self.pipeline_calls += 1
+        self.images_generated += len(requests)  # padded slots included: the card computed them
         return [np.clip(np.round(img * 255), 0, 255).astype(np.uint8) for img in result.images]
 
 
@@ -281,7 +294,8 @@ def fill_generator(name, source, revision, local, device, settings, licence, *, 
     loader = loader or load_fill_pipeline
     footprint = FOOTPRINTS[footprint or ("flux-fill" if name == "flux" else "tiny")]
     plan = resolve_plan("image", settings.memory_plan, [footprint], device)  # the orchestrator passes it
-    settings = settings.model_copy(update={"speed": speed_under_plan(settings.speed, plan.plan)})
+    settings = settings.model_copy(update={"speed": speed_under_plan(settings.speed, plan.plan,
+                                                                      _capability(device))})
     kind = "flux-fill" if generator_class is FluxFillGenerator else name
     key = (f"{kind}:{source}@{revision or 'main'}:{device}:{speed_signature(settings.speed)}"
            f":{plan.plan}")
@@ -300,15 +314,41 @@ def fill_generator(name, source, revision, local, device, settings, licence, *, 
     )
 
 
-def speed_under_plan(speed, plan: str):
+FP8_COMPILE_CAPABILITY = (8, 9)  # torchao's dynamic FP8 kernels (L4, RTX 4090, H100 and later)
+
+
+def speed_under_plan(speed, plan: str, capability: tuple[int, int] | None = None):
     """The speed options left to apply after memory ``plan`` placed the pipe: the ``fp8`` plan has
-    quantised the transformer already, and plans that stream the text encoders keep them in host memory."""
+    quantised the transformer already, and plans that stream the text encoders keep them in host memory.
+
+    ``capability``: the card's CUDA compute capability (None off CUDA). Where it runs dynamic FP8
+    kernels, the ``fp8`` plan is compiled by default: eager FP8 is no faster than bf16, and compiling
+    changes the pixels by rounding only (at most 2 levels on the tiny model, tests/test_speed_options.py)."""
+    from stages.background.speed import compile_safe
+
+    fp8_kernels = capability is not None and capability >= FP8_COMPILE_CAPABILITY
+    if plan == "fp8" and fp8_kernels and not speed.compile:
+        speed = speed.model_copy(update={"compile": True})
+    speed = compile_safe(speed)[0]
     update = {}
+    if plan == "group-offload" and speed.compile:
+        update["compile"] = False  # diffusers' group offload does not support a fullgraph compile
     if plan == "fp8" and speed.fp8 != "off":
         update["fp8"] = "off"
     if plan != "full" and speed.text_encoder_device != "same":
         update["text_encoder_device"] = "same"
     return speed.model_copy(update=update) if update else speed
+
+
+def _capability(device: str) -> tuple[int, int] | None:
+    """The CUDA compute capability of ``device``, None off CUDA."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return tuple(torch.cuda.get_device_capability(torch.device(device)))
 
 
 def load_fill_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):

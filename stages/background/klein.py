@@ -97,6 +97,8 @@ class Flux2KleinGenerator(FluxFillGenerator):
             output_type="np",
         )
         self.speed_state.mark_warm()
+        self.pipeline_calls += 1
+        self.images_generated += len(requests)  # padded slots included: the card computed them
         return [np.clip(np.round(img * 255), 0, 255).astype(np.uint8) for img in result.images]
 
 

@@ -210,6 +210,27 @@ def finish_product_image(plan: ImagePlan, filled: np.ndarray | None, model_notes
                     scene=plan.scene, notes=[*model_notes, *plan.notes], placement=plan.placement)
 
 
+FILL_SHARE_EDGE_PX = 1  # how far (generation pixels) from the mask's edge two shared requests may differ
+
+
+def same_fill(a: FillRequest, b: FillRequest, edge_px: int = FILL_SHARE_EDGE_PX) -> bool:
+    """True when ``b`` would generate the image ``a`` generates, so one generator call serves both:
+    same size, prompt and seed, and masks (``HxW bool``) that differ only within ``edge_px`` of
+    ``a``'s mask edge. Presets of one aspect ratio place the product at the same fraction of the
+    canvas, so their requests differ only by resampling at the product's edge (under 0.1% of the
+    pixels at 1024 px); each preset then finishes the shared image with its own protected region,
+    and the product is pasted back through its own matte, byte for byte."""
+    if a.mask.shape != b.mask.shape or a.prompt != b.prompt or a.seed != b.seed:
+        return False
+    differ = a.mask != b.mask
+    if not differ.any():
+        return True
+    kernel = np.ones((2 * edge_px + 1, 2 * edge_px + 1), np.uint8)
+    mask = a.mask.astype(np.uint8)
+    edge = cv2.dilate(mask, kernel) != cv2.erode(mask, kernel)
+    return not (differ & ~edge).any()
+
+
 def duplicates_background(generated: bool, kind: str, scene: int | None) -> bool:
     """True for the classic scene that would be byte-identical to the background image: without a
     model, scene index 0 draws the background's own backdrop (style 0, variant 0) and shadow."""

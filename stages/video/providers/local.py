@@ -87,6 +87,15 @@ class LocalProvider(VideoProvider):
         footprint = memory.video_footprint(model, self.settings.local_pipeline)
         return memory.resolve_plan("video", setting or self.settings.memory_plan, [footprint], self.device())
 
+    def held_plan(self, model: str) -> str | None:
+        """The plan of the copy of ``model`` this process holds already, if any: the free memory does
+        not count that copy, so planning again would pick a lighter plan and load a second one."""
+        prefix = f"{self._key(model)}:"
+        return next((key[len(prefix):] for key in models.loaded() if key.startswith(prefix)), None)
+
+    def _key(self, model: str) -> str:
+        return f"video:{self.settings.local_pipeline}:{model}"
+
     def check_source(self, model: str) -> None:
         """Read the model's ``model_index.json`` only: a missing folder or a gated hub id without a token
         fails here, at the start of a run, without loading any weights."""
@@ -104,8 +113,8 @@ class LocalProvider(VideoProvider):
     def load(self, model: str, plan: str | None = None):
         """The loaded pipeline (once per process, under the card lock); raises
         :class:`ProviderUnavailableError` for a model that could not load before."""
-        plan = plan or self.plan(model).plan
-        key = f"video:{self.settings.local_pipeline}:{model}"
+        plan = plan or self.held_plan(model) or self.plan(model).plan
+        key = self._key(model)
         if key in _failed_loads:
             raise ProviderUnavailableError(
                 f"{_failed_loads[key]} (an earlier load in this process failed; fix the setting, then "
@@ -156,7 +165,7 @@ class LocalProvider(VideoProvider):
         import torch
 
         with self._lock:
-            plan = self.plan(spec.model).plan
+            plan = self.held_plan(spec.model) or self.plan(spec.model).plan
             try:
                 frames = self._render(spec, frame, plan)
             except torch.OutOfMemoryError:  # free everything (the image models too), then a lighter plan
