@@ -31,6 +31,25 @@ def pool_size() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux (104 on macOS); the socket's name adds ~25
+
+
+def short_socket_dir() -> None:
+    """Make multiprocessing put its sockets (the forkserver's) in a short folder under /tmp when the
+    temp folder's path is too long for one (a deep $TMPDIR, as macOS gives): otherwise every worker
+    start fails with "AF_UNIX path too long". Python 3.13 falls back to /tmp by itself."""
+    import shutil
+    import tempfile
+    from multiprocessing import process, util
+
+    config = process.current_process()._config
+    if config.get("tempdir") is not None or len(tempfile.gettempdir()) + 30 < SOCKET_PATH_MAX:
+        return
+    folder = tempfile.mkdtemp(prefix="pymp-", dir="/tmp")
+    util.Finalize(None, shutil.rmtree, args=(folder, True), exitpriority=-100)  # as multiprocessing does
+    config["tempdir"] = folder
+
+
 class CpuPool:
     """``submit(fn, *args, priority=...)`` -> Future; at most ``size`` tasks run at once."""
 
@@ -39,6 +58,7 @@ class CpuPool:
         # process that runs loader threads), and modules it preloaded are not imported again per worker.
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["orchestrator.work"])
+        short_socket_dir()
         self.size = size
         self._executor = ProcessPoolExecutor(size, mp_context=ctx, initializer=initializer, initargs=initargs)
         self._queue: list[tuple[int, int, Future, Callable, tuple]] = []
