@@ -133,6 +133,13 @@ def test_review_of_a_damaged_manifest_or_a_malformed_location_is_one_line(tmp_pa
     assert not (tmp_path / "none").exists()  # a typo does not create a folder
 
 
+def _our_traceback(output: str) -> bool:
+    """A traceback from the command (not Prefect's logging handler complaining, in a long test session,
+    that an earlier test's captured stream is closed)."""
+    return any(word in output for word in ("ClientError", "botocore", "NoSuchBucket", "packshot/",
+                                           "cli/main"))
+
+
 def _upload_run(client, bucket: str, local: Path, prefix: str) -> None:
     for path in local.rglob("*"):
         if path.is_file():
@@ -170,7 +177,7 @@ def test_review_of_an_s3_run_in_a_missing_bucket_is_one_line(s3_bucket):
 
     result = CliRunner().invoke(app, ["review", "s3://no-such-bucket-here/run"])
     assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
-    assert "does not exist" in result.output and "Traceback" not in result.output
+    assert "does not exist" in result.output and not _our_traceback(result.output)
 
 
 @pytest.mark.parametrize("target", ["s3:/bucket/x", "s3:bucket/x", "S3://bucket/x", "s3://bucket_x/y",
@@ -195,4 +202,4 @@ def test_a_run_into_a_missing_bucket_is_one_line_before_any_work(s3_bucket, tmp_
     result = CliRunner().invoke(app, ["run", str(catalog), "--out", "s3://no-such-bucket-here/run"])
     assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
     assert "no-such-bucket-here" in result.output and "does not exist" in result.output
-    assert "Traceback" not in result.output
+    assert not _our_traceback(result.output)
