@@ -203,3 +203,17 @@ def test_a_run_into_a_missing_bucket_is_one_line_before_any_work(s3_bucket, tmp_
     assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
     assert "no-such-bucket-here" in result.output and "does not exist" in result.output
     assert not _our_traceback(result.output)
+
+
+def test_a_decision_that_cannot_get_the_lease_is_a_503_naming_the_holder(tmp_path, monkeypatch):
+    from orchestrator.review import decisions
+    from packshot.lease import acquire_lease
+    from packshot.storage import LocalStorage
+
+    make_run(tmp_path)
+    client = _client(tmp_path)
+    monkeypatch.setattr(decisions, "LEASE_WAIT_S", 0.3)
+    with acquire_lease(LocalStorage(tmp_path), "review", "a stuck review script"):
+        response = client.post("/api/decisions", json={"sku": "A", "status": "approved"})
+    assert response.status_code == 503 and "a stuck review script" in response.json()["detail"]
+    assert client.post("/api/decisions", json={"sku": "A", "status": "approved"}).status_code == 200
