@@ -267,8 +267,7 @@ class ReviewStore:
 
         with self._lock, acquire_lease(self.storage, "review", "packshot review (saving a decision)",
                                        wait_s=LEASE_WAIT_S):
-            self._version = None  # read it again under the lease: another server may have saved
-            self._reload()
+            self._reload()  # under the lease: read again if another server saved since (its version differs)
             if self._damaged:  # keep the merchant's unreadable file rather than overwrite it
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
                 self.storage.write_bytes(f"review.damaged-{stamp}.json", self.storage.read_bytes(REVIEW_KEY))
