@@ -119,6 +119,12 @@ def test_a_damaged_review_entry_is_left_out_and_the_others_hold(tmp_path):
     assert set(json.loads((tmp_path / "review.json").read_text())["outputs"]) == {"A/cutout.png"}
     assert len(list(tmp_path.glob("review.damaged-*.json"))) == 1  # the merchant's file is kept
 
+    # A damaged header (not an entry) loses no decision either.
+    (tmp_path / "review.json").write_text(json.dumps({"version": 7, "updated": "yesterday",
+                                                      "outputs": {"A/cutout.png": good}}))
+    review, note = load_review(LocalStorage(tmp_path))
+    assert set(review.outputs) == {"A/cutout.png"} and "damaged header" in note
+
 
 def test_review_of_a_damaged_manifest_or_a_malformed_location_is_one_line(tmp_path):
     from cli.main import app
