@@ -18,6 +18,7 @@ from tests.studio import write_catalog
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
+pytestmark = pytest.mark.slow  # each case starts a real ephemeral Prefect server (10-60 s)
 
 
 def _marked(mark: str) -> list[psutil.Process]:
