@@ -146,3 +146,19 @@ def test_the_worker_pool_starts_under_a_temp_folder_too_deep_for_a_socket(tmp_pa
     done = subprocess.run([sys.executable, str(tmp_path / "start_pool.py")], env=env, capture_output=True,
                           text=True, timeout=180)
     assert done.returncode == 0 and "worker" in done.stdout, done.stderr[-2000:]
+
+
+def test_cli_messages_are_never_cut_at_the_terminal_width(tmp_path):
+    """A narrow terminal (or CI's 80 columns) and a long path must not split a message into lines: a
+    script, a log search or a test reads the same line at any width."""
+    folder = tmp_path / ("long-folder-name-" * 4)
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.jpg")
+    env = {**os.environ, "COLUMNS": "40", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", "from cli.main import app; app()", "check",
+                           str(folder / "pipe.jpg"), "--preset", "shopify"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert any(f"{folder / 'pipe.jpg'} is not a regular file (a pipe, socket or device); reference the image "
+               "file itself" in line for line in lines), lines
