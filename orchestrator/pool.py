@@ -50,6 +50,39 @@ def short_socket_dir() -> None:
     config["tempdir"] = folder
 
 
+def _start_worker(parent_pid: int, initializer: Callable, initargs: tuple) -> None:
+    """In each worker: end with the run process, then run the pool's own initializer. A run killed
+    outright (SIGKILL, the OOM killer) cannot stop its pool, and a worker of the forkserver would
+    otherwise wait for work forever (it holds both ends of its queue), keeping the forkserver alive
+    too: hundreds of MB each, left running."""
+    threading.Thread(target=_exit_with, args=(parent_pid,), name="exit-with-run", daemon=True).start()
+    initializer(*initargs)
+
+
+def _exit_with(pid: int) -> None:
+    """Block until process ``pid`` ends, then end this process at once."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)  # Linux 5.3+: readable when the process ends; immune to pid reuse
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        import time
+
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass
+            time.sleep(1.0)
+    os._exit(1)
+
+
 class CpuPool:
     """``submit(fn, *args, priority=...)`` -> Future; at most ``size`` tasks run at once."""
 
@@ -60,7 +93,8 @@ class CpuPool:
         ctx.set_forkserver_preload(["orchestrator.work"])
         short_socket_dir()
         self.size = size
-        self._executor = ProcessPoolExecutor(size, mp_context=ctx, initializer=initializer, initargs=initargs)
+        self._executor = ProcessPoolExecutor(size, mp_context=ctx, initializer=_start_worker,
+                                             initargs=(os.getpid(), initializer, initargs))
         self._queue: list[tuple[int, int, Future, Callable, tuple]] = []
         self._order = itertools.count()
         self._running = 0

@@ -162,3 +162,40 @@ def test_cli_messages_are_never_cut_at_the_terminal_width(tmp_path):
     lines = done.stdout.splitlines()
     assert any(f"{folder / 'pipe.jpg'} is not a regular file (a pipe, socket or device); reference the image "
                "file itself" in line for line in lines), lines
+
+
+def test_the_worker_pool_ends_with_a_run_that_was_killed_outright(tmp_path):
+    """SIGKILL (the OOM killer) gives a run no chance to stop its pool: the workers and their
+    forkserver must end by themselves rather than wait for work forever."""
+    import signal
+    import time
+
+    import psutil
+
+    code = ("import os, signal, psutil\nfrom orchestrator.pool import CpuPool\n"
+            "if __name__ == '__main__':\n"
+            "    pool = CpuPool(2, os.getpid, ())\n"
+            "    [f.result(timeout=120) for f in [pool.submit(os.getpid) for _ in range(4)]]\n"
+            "    print(' '.join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    (tmp_path / "killed_run.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(tmp_path / "pids.txt", "w") as pids:  # a file, not a pipe: a leftover would hold a pipe open
+        done = subprocess.run([sys.executable, str(tmp_path / "killed_run.py")], env=env, stdout=pids,
+                              stderr=subprocess.DEVNULL, timeout=180)
+    assert done.returncode == -signal.SIGKILL
+    printed = (tmp_path / "pids.txt").read_text().split()
+    assert printed, "the pool started no process"
+    started = [psutil.Process(int(pid)) for pid in printed if psutil.pid_exists(int(pid))]
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            if not alive:
+                break
+            time.sleep(0.2)
+        assert not alive, [" ".join(p.cmdline())[:100] for p in alive]
+    finally:
+        for p in started:
+            if p.is_running():
+                p.kill()
