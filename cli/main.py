@@ -131,6 +131,7 @@ def run(
         err.print(
             f"[yellow]{len(parsed.errors)} bad row(s) will be skipped; see `packshot validate {catalog}`[/]"
         )
+    from cli.stop import stop_cleanly
     from flows.catalog_run import catalog_run
 
     with Progress(
@@ -148,7 +149,7 @@ def run(
                     "needs_review": "[yellow]review"}.get(result.status, "")
             bar.update(task_id, advance=1, last=f"{mark}[/] {result.sku}")
 
-        with progress.listening(advance):
+        with progress.listening(advance), stop_cleanly(lambda line: err.print(line, highlight=False)):
             state = catalog_run(options, return_state=True)
             summary = state.result(raise_on_failure=not state.is_failed())
     if not isinstance(summary, dict):  # the flow failed before it finished: its error says why

@@ -31,6 +31,58 @@ def pool_size() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux (104 on macOS); the socket's name adds ~25
+
+
+def short_socket_dir() -> None:
+    """Make multiprocessing put its sockets (the forkserver's) in a short folder under /tmp when the
+    temp folder's path is too long for one (a deep $TMPDIR, as macOS gives): otherwise every worker
+    start fails with "AF_UNIX path too long". Python 3.13 falls back to /tmp by itself."""
+    import shutil
+    import tempfile
+    from multiprocessing import process, util
+
+    config = process.current_process()._config
+    if config.get("tempdir") is not None or len(tempfile.gettempdir()) + 30 < SOCKET_PATH_MAX:
+        return
+    folder = tempfile.mkdtemp(prefix="pymp-", dir="/tmp")
+    util.Finalize(None, shutil.rmtree, args=(folder, True), exitpriority=-100)  # as multiprocessing does
+    config["tempdir"] = folder
+
+
+def _start_worker(parent_pid: int, initializer: Callable, initargs: tuple) -> None:
+    """In each worker: end with the run process, then run the pool's own initializer. A run killed
+    outright (SIGKILL, the OOM killer) cannot stop its pool, and a worker of the forkserver would
+    otherwise wait for work forever (it holds both ends of its queue), keeping the forkserver alive
+    too: hundreds of MB each, left running."""
+    threading.Thread(target=_exit_with, args=(parent_pid,), name="exit-with-run", daemon=True).start()
+    initializer(*initargs)
+
+
+def _exit_with(pid: int) -> None:
+    """Block until process ``pid`` ends, then end this process at once."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)  # Linux 5.3+: readable when the process ends; immune to pid reuse
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        import time
+
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass
+            time.sleep(1.0)
+    os._exit(1)
+
+
 class CpuPool:
     """``submit(fn, *args, priority=...)`` -> Future; at most ``size`` tasks run at once."""
 
@@ -39,8 +91,10 @@ class CpuPool:
         # process that runs loader threads), and modules it preloaded are not imported again per worker.
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["orchestrator.work"])
+        short_socket_dir()
         self.size = size
-        self._executor = ProcessPoolExecutor(size, mp_context=ctx, initializer=initializer, initargs=initargs)
+        self._executor = ProcessPoolExecutor(size, mp_context=ctx, initializer=_start_worker,
+                                             initargs=(os.getpid(), initializer, initargs))
         self._queue: list[tuple[int, int, Future, Callable, tuple]] = []
         self._order = itertools.count()
         self._running = 0

@@ -429,8 +429,9 @@ def check_output(storage: Storage) -> None:
             storage.client.head_bucket(Bucket=storage.bucket)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
-            what = {"404": "does not exist", "NoSuchBucket": "does not exist",
-                    "403": "refuses access to these credentials"}.get(code, f"answered {code}")
+            if code in ("403", "AccessDenied"):  # it exists; a policy without ListBucket may let us write
+                return
+            what = "does not exist" if code in ("404", "NoSuchBucket") else f"answered {code}"
             raise ConfigError(f"the S3 bucket {storage.bucket!r} of {storage.uri} {what}: create it or "
                               "fix --out (and the AWS credentials)") from None
         except BotoCoreError as exc:

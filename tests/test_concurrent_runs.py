@@ -119,9 +119,14 @@ def test_two_processes_sharing_one_job_ledger_pay_once_and_share_the_cap(runway,
             child.kill()
             child.wait(timeout=10)
     assert runway.count("create") == 2  # 3 clips of $0.25 under a $0.50 cap: two paid, once each
+    # Which clip misses the cap depends on how the two processes' claims interleave; it is the same one
+    # for both, and the other two are paid (once) and shared.
+    skipped = [[i for i, status in enumerate(per_process) if status == "skipped-budget"]
+               for per_process in statuses]
+    assert len(skipped[0]) == 1 and skipped[0] == skipped[1], statuses
     for per_process in statuses:
-        assert per_process[2] == "skipped-budget"
-        assert set(per_process[:2]) <= {"succeeded", "pending"}
+        others = {status for i, status in enumerate(per_process) if i != skipped[0][0]}
+        assert others <= {"succeeded", "pending"}, statuses
     entries = json.loads((tmp_path / LEDGER_NAME).read_text())["clips"]
     assert round(sum(e["committed_usd"] for e in entries.values()), 2) <= 0.5
     assert sorted(e["status"] for e in entries.values()) == ["skipped-budget", "succeeded", "succeeded"]

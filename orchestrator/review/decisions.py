@@ -174,9 +174,9 @@ def load_review(storage: Storage) -> tuple[ReviewFile, str | None]:
     kept = _readable_entries(data)
     if kept is not None:
         review, dropped = kept
-        return review, (f"{REVIEW_KEY}: {dropped} damaged entr{'y' if dropped == 1 else 'ies'} left out "
-                        f"({first}); the other decisions hold. The file as it was is kept as "
-                        "review.damaged-<time>.json at the next save.")
+        what = f"{dropped} damaged entr{'y' if dropped == 1 else 'ies'}" if dropped else "its damaged header"
+        return review, (f"{REVIEW_KEY}: {what} left out ({first}); the other decisions hold. The file as "
+                        "it was is kept as review.damaged-<time>.json at the next save.")
     return ReviewFile(), (f"{REVIEW_KEY} could not be read ({first}); starting with no decisions. "
                           "The damaged file is kept as review.damaged-<time>.json at the next save.")
 
@@ -205,7 +205,7 @@ def _readable_entries(data: bytes) -> tuple[ReviewFile, int] | None:
                 table[key] = model.model_validate(value)
             except (ValidationError, ValueError, TypeError):
                 dropped += 1
-    return (review, dropped) if dropped else None
+    return review, dropped
 
 
 def save_review(storage: Storage, review: ReviewFile) -> str:
@@ -267,8 +267,7 @@ class ReviewStore:
 
         with self._lock, acquire_lease(self.storage, "review", "packshot review (saving a decision)",
                                        wait_s=LEASE_WAIT_S):
-            self._version = None  # read it again under the lease: another server may have saved
-            self._reload()
+            self._reload()  # under the lease: read again if another server saved since (its version differs)
             if self._damaged:  # keep the merchant's unreadable file rather than overwrite it
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
                 self.storage.write_bytes(f"review.damaged-{stamp}.json", self.storage.read_bytes(REVIEW_KEY))

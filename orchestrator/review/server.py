@@ -37,6 +37,7 @@ from orchestrator.review.decisions import (
     valid_key,
 )
 from orchestrator.review.index import SHA, RunIndex, product_decision, thumb_key, warnings_of
+from packshot.errors import PackshotError
 from packshot.schemas.results import ProductResult
 from packshot.storage import Storage, open_storage
 
@@ -147,6 +148,12 @@ def create_app(out: str | Path | Storage, host: str = DEFAULT_HOST) -> FastAPI:
         return response
 
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.exception_handler(PackshotError)
+    async def busy(_request: Request, exc: PackshotError) -> JSONResponse:
+        """A decision that could not be saved (another server holds the lease too long, storage
+        trouble): the page shows the one line and the decision can be sent again."""
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

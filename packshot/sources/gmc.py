@@ -124,19 +124,34 @@ def is_feed_header(head: bytes) -> bool:
 # --------------------------------------------------------------------------- XML
 
 
+MAX_XML_DEPTH = 64  # far above a feed's four levels (extensions included), far below Python's recursion limit
+
+
 def parse_xml_items(data: bytes, name: str) -> list[FeedItem]:
     """Items of an RSS 2.0 or Atom feed, hardened against entity expansion and external entities."""
     parser = SafeET.DefusedXMLParser(forbid_dtd=False, forbid_entities=True, forbid_external=True)
     lines: list[int] = []
     expat = parser.parser
-    start = expat.StartElementHandler
+    start, end = expat.StartElementHandler, expat.EndElementHandler
+    depth = 0
 
     def on_start(tag: str, attrs):  # record where each item starts; the tree has no line numbers
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:  # reading the tree recurses per level: refuse before it can overflow
+            raise SourceError(
+                f"{name}: elements nested more than {MAX_XML_DEPTH} deep at line {expat.CurrentLineNumber}; "
+                "a Merchant Center feed is <rss><channel><item><g:field>, four levels. Fix the feed.")
         if tag.rpartition("}")[2] in _ITEM_TAGS:
             lines.append(expat.CurrentLineNumber)
         return start(tag, attrs)
 
-    expat.StartElementHandler = on_start
+    def on_end(tag: str):
+        nonlocal depth
+        depth -= 1
+        return end(tag)
+
+    expat.StartElementHandler, expat.EndElementHandler = on_start, on_end
     try:
         parser.feed(data)
         root = parser.close()

@@ -26,7 +26,8 @@ from white by more than ``ESTIMATE_THRESHOLD`` levels, grown by ``EDGE_BAND`` of
 (12 px at 2000 px, at least 4 px) for the soft edge, with enclosed holes filled. A backdrop or
 shadow darker than the threshold is taken for product, so the check is weaker than with the
 pipeline's matte; it still catches off-white backgrounds and faint shadows or gradients away
-from the product.
+from the product, and a photo whose edge is mostly not white (more than ``EDGE_NOT_WHITE_MAX`` of
+the border pixels: a product on a table or a backdrop) fails ``white-background`` too.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ def check(
         product = product_alpha > 0 if product_alpha is not None else estimate_product(pixels)
         if preset.pure_white_background:
             _check_white(pixels, product, img, fail)
+            if product_alpha is None:
+                _check_white_edge(pixels, fail)
         if preset.min_fill_fraction:
             solid = product_alpha > 8 if product_alpha is not None else product
             _check_fill(solid, preset.min_fill_fraction, fail)
@@ -221,6 +224,22 @@ def _check_white(rgb: np.ndarray, product: np.ndarray, img: Image.Image, fail) -
         worst = int(darkest[bad].min())
         fail("white-background", f"{len(xs)} background pixels are not 255 white (first at x={xs[0]}, "
              f"y={ys[0]}; darkest {worst})", darkest=worst)
+
+
+EDGE_NOT_WHITE_MAX = 0.5  # without a matte: at most this share of the image's edge may be product
+
+
+def _check_white_edge(rgb: np.ndarray, fail) -> None:
+    """Without a matte, a photo on a table or a backdrop reads as one big "product" that fills the
+    frame, leaving no background to check. A packshot on white has white around the product: its
+    product may touch the edge along a side (a tall bottle), never along most of the frame's edge."""
+    darkest = channel_min(rgb)
+    edge = np.concatenate([darkest[0], darkest[-1], darkest[1:-1, 0], darkest[1:-1, -1]])
+    dark = float((edge < 255 - ESTIMATE_THRESHOLD).mean()) if edge.size else 0.0
+    if dark > EDGE_NOT_WHITE_MAX:
+        fail("white-background", f"{dark:.0%} of the image's edge is not white (darkest {int(edge.min())}): "
+             "the product is not on a white background (a photo on a table or a backdrop?)",
+             darkest=int(edge.min()))
 
 
 def channel_min(rgb: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ class JobLedger:
         self._depth = 0  # nesting of _locked() in the thread holding _lock
         self._lock_fd: int | None = None
         self._entries: dict[str, dict[str, Any]] = {}
+        self._seen: tuple | None = None  # the file's signature when last read or written
         with self._locked():
             pass  # reads the file now: a damaged ledger stops the run before anything is paid
 
@@ -62,7 +63,7 @@ class JobLedger:
                     fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
                     fcntl.flock(fd, fcntl.LOCK_EX)  # held for a file read or write: milliseconds
                     self._lock_fd = fd
-                    self._entries = self._read()
+                    self._refresh()
                 yield
             finally:
                 self._depth -= 1
@@ -70,6 +71,20 @@ class JobLedger:
                     fd, self._lock_fd = self._lock_fd, None
                     fcntl.flock(fd, fcntl.LOCK_UN)
                     os.close(fd)
+
+    def _signature(self) -> tuple | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino  # a rename by another process changes the inode
+
+    def _refresh(self) -> None:
+        """Read the file again when another process changed it since we last read or wrote it."""
+        signature = self._signature()
+        if signature is None or signature != self._seen:
+            self._entries = self._read()
+            self._seen = signature
 
     def _read(self) -> dict[str, dict[str, Any]]:
         if not self.path.exists():
@@ -143,6 +158,7 @@ class JobLedger:
         payload = json.dumps({"version": 1, "clips": self._entries}, indent=1, sort_keys=True)
         with atomic_file(self.path, "w") as fh:
             fh.write(payload)
+        self._seen = self._signature()
 
 
 STICKY_FAILURES = ("AMBIGUOUS_SUBMISSION", "INTERRUPTED_SUBMISSION")
