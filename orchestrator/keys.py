@@ -47,6 +47,7 @@ def product_key(product: Product, image_sha: str, ctx: RunContext) -> str:
         "presets": presets,
         "models": ctx.identity(),
         "settings": ctx.settings.segment.model_dump_json() + ctx.settings.generative.model_dump_json(),
+        "recolor": ctx.settings.recolor.model_dump() if product.colors else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

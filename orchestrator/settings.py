@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from packshot.config import GenerativeSettings, LoadSettings, StorageSettings
 from packshot.sources import SourceSettings
 from stages.export.settings import ExportSettings
+from stages.recolor.settings import RecolorSettings
 from stages.segment.settings import SegmentSettings
 from stages.video.settings import VideoSettings
 
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     segment: SegmentSettings = SegmentSettings()
     generative: GenerativeSettings = GenerativeSettings()
     export: ExportSettings = ExportSettings()
+    recolor: RecolorSettings = RecolorSettings()
     storage: StorageSettings = StorageSettings()
     video: VideoSettings = VideoSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from packshot.types import RecolorReport
+
 # needs_review: made, but the cutout is doubtful (see review_reasons): neither done nor failed
 ProductStatus = Literal["done", "needs_review", "failed", "skipped", "invalid"]
 
@@ -30,6 +32,7 @@ class OutputRecord(BaseModel):
     checks: list[str] = Field(default_factory=list, description="validator violations; empty means it passed")
     source_file: str
     source_line: int
+    recolor: RecolorReport | None = Field(None, description="color variants: how the color was made")
 
     @property
     def passed(self) -> bool:

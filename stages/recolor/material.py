@@ -202,3 +202,37 @@ def _lightness_band(light: np.ndarray) -> tuple[float, float]:
 def _ramp(x, start: float, end: float):
     """1 where ``x <= start``, 0 where ``x >= end``, linear between."""
     return np.clip((np.float32(end) - x) / np.float32(end - start), 0.0, 1.0)
+
+
+AMBIGUOUS_SHARE = 0.03  # share of solid product pixels half in, half out of the material: not clean
+
+
+def material_doubts(rgb: np.ndarray, alpha: np.ndarray, weight: np.ndarray) -> list[str]:
+    """Why the automatic material mask ``weight`` (from :func:`find_main_material`) may repaint
+    parts of another material: empty when the product's colors separate cleanly.
+
+    - A neutral main material (white, grey, black) is told from other neutral parts (a white sole
+      under a white upper, grey labels, steel) only by a lightness band, which parts of the same
+      lightness fall into.
+    - Many solid pixels with a middling weight: the colors of the parts blend into each other."""
+    solid = alpha >= 250
+    n = int(np.count_nonzero(solid))
+    if n == 0:
+        return []
+    w = weight[solid]
+    doubts = []
+    inside = w >= 128
+    if inside.any():
+        step = max(1, int(np.count_nonzero(inside)) // 50_000)
+        px = rgb[solid][inside][::step]
+        lab = cv2.cvtColor(px[:, None, :], cv2.COLOR_RGB2Lab)
+        light, z = chromaticity(lab[:, 0])
+        if abs(complex(np.median(z.real), np.median(z.imag))) < NEUTRAL_CHROMA:
+            doubts.append("the main material is neutral (white, grey or black): parts of another "
+                          "material in a similar neutral (a sole, labels, metal) cannot be told from it by "
+                          "color and may be repainted; check the variant or give a recolor_mask")
+    ambiguous = float(np.count_nonzero((w > 38) & (w < 217))) / n
+    if ambiguous > AMBIGUOUS_SHARE:
+        doubts.append(f"{ambiguous:.0%} of the product is neither clearly the main material nor another part "
+                      "(their colors blend); check the variant or give a recolor_mask")
+    return doubts
