@@ -66,7 +66,7 @@ class Product(BaseModel):
         default=None, description="the color the product has in its photo (recolors start from it), optional"
     )
     recolor_modes: dict[str, Literal["relative", "exact-swatch"]] = Field(
-        default_factory=dict, description="variant slug -> recolor mode chosen by a review (a rejected variant)"
+        default_factory=dict, description="variant slug -> recolor mode a review chose (a rejected variant)"
     )
     source_file: str
     source_line: int = Field(description="1-based line of the CSV where the product starts (header is 1)")
