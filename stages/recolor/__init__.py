@@ -84,7 +84,8 @@ def recolor_variants(rendered: Rendered, colors: list[ColorVariant], material_ma
         source = own_lab if variant_mode == "relative" else measured
         unchanged = variant_mode == "relative" and own.color is not None and (
             own.color.slug == color.slug or float(delta_e2000(own_lab, target)) < 0.5)
-        rgb = rendered.rgb.copy() if unchanged else _recolor_weighted(rendered.rgb, weight, source, target)
+        rgb = rendered.rgb.copy() if unchanged else _recolor_weighted(
+            rendered.rgb, weight, source, target, measured)
         after = transform.reference_lab(rgb, weight)
         reference = transform.shifted(np.array(measured), own_lab, target)
         report = RecolorReport(
@@ -108,8 +109,10 @@ def recolor_rgb(rgb: np.ndarray, weight: np.ndarray, target_rgb: tuple[int, int,
 
 
 def _recolor_weighted(rgb: np.ndarray, weight: np.ndarray, source: tuple[float, float, float],
-                      target: tuple[float, float, float]) -> np.ndarray:
-    """``rgb`` with the material (``weight`` > 0) moved from ``source`` to ``target`` (CIELAB).
+                      target: tuple[float, float, float],
+                      measured: tuple[float, float, float] | None = None) -> np.ndarray:
+    """``rgb`` with the material (``weight`` > 0) moved from ``source`` to ``target`` (CIELAB);
+    ``measured``: the material's median in ``rgb`` (see :class:`~stages.recolor.transform.LabTransform`).
 
     Only the bounding box of ``weight`` is converted, in horizontal strips (each cut to its own
     bounding box) so the float Lab round trip stays in the CPU cache."""
@@ -117,7 +120,7 @@ def _recolor_weighted(rgb: np.ndarray, weight: np.ndarray, source: tuple[float, 
     x, y, w, h = cv2.boundingRect(weight)
     if w == 0 or h == 0:
         return out
-    tr = transform.LabTransform(source, target)
+    tr = transform.LabTransform(source, target, measured)
     if tr.identity:
         return out
     rows = max(8, _STRIP_PIXELS // w)

@@ -21,6 +21,13 @@ Two modes use the same map (see :func:`stages.recolor.recolor`):
   is "the photographed product shifted to the target" (:func:`shifted`);
 - ``exact-swatch`` (source = the material's measured median): the median lands on the swatch value.
 
+A chroma gain well above 1 (a grey-blue mug made forest green: about 5x) would also amplify every
+deviation of the photo's chroma from the material's own (chroma noise, the source's JPEG chroma
+blocks, slight blotches of the glaze), which read as color patches after the gain. So deviations
+from the material's measured chromaticity ``z_m`` get at most ``DETAIL_GAIN_MAX``:
+``z' = h z + (A - h) z_m`` with ``h = A / |A| * min(|A|, DETAIL_GAIN_MAX)``, which still takes
+``z_m`` to ``A z_m`` and is still affine (no extra cost).
+
 The map runs on float CIELAB and the result is dithered (triangular noise of one 8-bit step) before
 rounding: an 8-bit Lab round trip posterizes smooth shading into bands that JPEG then turns into
 blocks.
@@ -38,6 +45,7 @@ L_LIGHTEST = 97.0
 _NEUTRAL_FULL = 0.05  # |z_s| below this: treat the source as neutral (shift chroma)
 _CHROMATIC_FULL = 0.2  # |z_s| above this: treat the source as chromatic (rotate/scale chroma)
 _CURVE_STEPS = 1001  # samples of the lightness curve over L* 0-100
+DETAIL_GAIN_MAX = 1.5  # chroma detail (noise, source JPEG blocks) is amplified at most this much
 
 
 def srgb_to_lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
@@ -62,10 +70,11 @@ def reference_lab(rgb: np.ndarray, weight: np.ndarray) -> tuple[float, float, fl
 
 class LabTransform:
     """The map taking a material of color ``source`` to ``target`` (CIELAB triples), for any pixel.
+    ``measured``: the material's median CIELAB in the photo (the pivot of a damped chroma gain; the
+    source when not given). ``identity``: source and target are the same color (nothing changes)."""
 
-    ``identity``: source and target are the same color (the photo is returned unchanged)."""
-
-    def __init__(self, source: tuple[float, float, float], target: tuple[float, float, float]):
+    def __init__(self, source: tuple[float, float, float], target: tuple[float, float, float],
+                 measured: tuple[float, float, float] | None = None, damp: bool = True):
         ls, as_, bs = source
         lt = float(np.clip(target[0], L_DARKEST, L_LIGHTEST))
         ds, dt = ls + 16.0, lt + 16.0
@@ -75,6 +84,11 @@ class LabTransform:
         t = float(np.clip((abs(zs) - _NEUTRAL_FULL) / (_CHROMATIC_FULL - _NEUTRAL_FULL), 0.0, 1.0))
         gain = t * (zt / zs if zs else 0j) + (1 - t)
         shift = (1 - t) * (zt - zs)
+        if damp and abs(gain) > DETAIL_GAIN_MAX:  # deviations from the measured chromaticity: damped
+            lm, am, bm = measured if measured is not None else source
+            zm = complex(am, bm) / (lm + 16.0)
+            damped = gain / abs(gain) * DETAIL_GAIN_MAX
+            gain, shift = damped, shift + (gain - damped) * zm
         self.identity = abs(k - 1) < 1e-6 and abs(gain - 1) < 1e-6 and abs(shift) < 1e-6
         self.k, self.target_l = k, lt
         ga, gb, sa, sb = k * gain.real, k * gain.imag, k * shift.real, k * shift.imag
@@ -132,8 +146,8 @@ def shifted(lab: np.ndarray, base: tuple[float, float, float],
             target: tuple[float, float, float]) -> np.ndarray:
     """"The photographed product shifted to the target": CIELAB ``...x3`` of a product photographed in
     the color ``base`` as it would look in ``target``, by the model above, without toe, shoulder or
-    rounding (the benchmark's and the manifest's reference)."""
-    tr = LabTransform(base, target)
+    rounding, and with the full chroma gain on every pixel (the benchmark's and the manifest's reference)."""
+    tr = LabTransform(base, target, damp=False)
     lab = np.asarray(lab, np.float64)
     out = lab @ tr.matrix[:, :3].T.astype(np.float64) + tr.matrix[:, 3].astype(np.float64)
     out[..., 0] = (lab[..., 0] + 16.0) * tr.k - 16.0
