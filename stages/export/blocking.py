@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 BLOCK = 8
-_EPS = 0.25  # levels added to both means: a perfectly flat area (0 / 0) counts as no blocking
+_EPS = 1.0  # one level added to both means: steps well under a level are not seen as edges, and a
+# perfectly flat area (0 / 0) counts as no blocking
 
 
 def blockiness(rgb: np.ndarray, region: np.ndarray | None = None) -> float:

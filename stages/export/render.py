@@ -76,7 +76,7 @@ def encode_checked(rendered: Rendered, preset: Preset) -> tuple[bytes, list[Viol
 
     Smooth shading and flat colors must not show JPEG's 8 x 8 blocks: chroma is kept whole (4:4:4)
     unless the preset names a subsampling or only 4:2:0 fits ``max_bytes`` (``auto``), and the
-    quality is raised (up to twice, within ``max_bytes``) while the product's blockiness in the file
+    quality is raised (by 2, up to 3 times, within ``max_bytes``) while the product's blockiness in the file
     (:func:`~stages.export.blocking.blockiness`) exceeds its pixels' own by more than
     ``BLOCKING_MARGIN``.
     """
@@ -109,7 +109,7 @@ def encode_checked(rendered: Rendered, preset: Preset) -> tuple[bytes, list[Viol
 
 
 BLOCKING_MARGIN = 0.1  # the file may be this much blockier than the pixels it encodes (luma ratio)
-_SMOOTH_TRIES, _SMOOTH_STEP = 2, 3
+_SMOOTH_TRIES, _SMOOTH_STEP = 3, 2
 
 
 def _raise_quality_until_smooth(data, violations, quality: int, rendered: Rendered, preset: Preset, at,
