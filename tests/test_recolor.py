@@ -205,7 +205,8 @@ MUSTARD_PHOTO = (150, 112, 30)  # how a mustard (#E1AD01) cushion photographs: d
 
 
 def _product(colors: str, title: str = "Linen cushion", photo_color: str | None = None) -> Product:
-    return Product(sku="P-1", title=title, images=["p.jpg"], colors=[parse_color(c) for c in colors.split("|")],
+    return Product(sku="P-1", title=title, images=["p.jpg"],
+                   colors=[parse_color(c) for c in colors.split("|")],
                    photo_color=parse_color(photo_color) if photo_color else None, source_file="c.csv",
                    source_line=2)
 

@@ -76,9 +76,9 @@ def encode_checked(rendered: Rendered, preset: Preset) -> tuple[bytes, list[Viol
 
     Smooth shading and flat colors must not show JPEG's 8 x 8 blocks: chroma is kept whole (4:4:4)
     unless the preset names a subsampling or only 4:2:0 fits ``max_bytes`` (``auto``), and the
-    quality is raised (by 2, up to 3 times, within ``max_bytes``) while the product's blockiness in the file
-    (:func:`~stages.export.blocking.blockiness`) exceeds its pixels' own by more than
-    ``BLOCKING_MARGIN``.
+    quality is raised (halfway to 100, up to 3 times, within ``max_bytes``) while the product's
+    blockiness in the file (:func:`~stages.export.blocking.blockiness`) exceeds its pixels' own by
+    more than ``BLOCKING_MARGIN``.
     """
     img = Image.fromarray(np.ascontiguousarray(rendered.rgb), "RGB")
     xmp = provenance_xmp() if rendered.generated else None
@@ -114,8 +114,8 @@ _SMOOTH_TRIES, _SMOOTH_STEP = 3, 2
 
 def _raise_quality_until_smooth(data, violations, quality: int, rendered: Rendered, preset: Preset, at,
                                 checked):
-    """Raise the quality by steps of ``_SMOOTH_STEP`` (at most ``_SMOOTH_TRIES`` times, within
-    ``max_bytes``) while the product shows more blocking in the file than in its pixels."""
+    """Raise the quality halfway to 100 (at least ``_SMOOTH_STEP``; at most ``_SMOOTH_TRIES`` times,
+    within ``max_bytes``) while the product shows more blocking in the file than in its pixels."""
     region = cv2.erode((rendered.product_alpha >= 250).view(np.uint8), np.ones((9, 9), np.uint8)) > 0
     if not region.any():
         return data, violations
@@ -123,7 +123,7 @@ def _raise_quality_until_smooth(data, violations, quality: int, rendered: Render
     for _ in range(_SMOOTH_TRIES):
         if quality >= 100 or blockiness(_decode(data), region) <= allowed:
             break
-        quality = min(100, quality + _SMOOTH_STEP)
+        quality = min(100, quality + max(_SMOOTH_STEP, (100 - quality) // 2))  # halfway to 100
         candidate = at(quality)
         if preset.max_bytes is not None and len(candidate) > preset.max_bytes:
             break

@@ -92,7 +92,8 @@ def recolor_variants(rendered: Rendered, colors: list[ColorVariant], material_ma
             mode=variant_mode, target=color.hex, own_color=own.describe(), own_color_source=own.source,
             unchanged=unchanged, de_swatch=round(float(delta_e2000(after, target)), 2),
             de_shifted=round(float(delta_e2000(after, reference)), 2),
-            material_share=round(share, 4), review_reasons=[] if unchanged else [f"recolor: {d}" for d in doubts],
+            material_share=round(share, 4),
+            review_reasons=[] if unchanged else [f"recolor: {d}" for d in doubts],
         )
         out.append(dataclasses.replace(rendered, rgb=rgb, variant=color.slug, notes=list(rendered.notes),
                                        recolor=report))
