@@ -35,6 +35,8 @@ blocks.
 
 from __future__ import annotations
 
+from functools import cache
+
 import cv2
 import numpy as np
 
@@ -96,22 +98,49 @@ class LabTransform:
         self.matrix = np.array(
             [[1, 0, 0, 0], [sa, ga, -gb, 16 * sa], [sb, gb, ga, 16 * sb]], np.float32
         )
+        self.matrix[0] = (k, 0, 0, 16 * k - 16)  # the straight part of the lightness curve
         self.curve_x = np.linspace(0.0, 100.0, _CURVE_STEPS, dtype=np.float32)
         self.curve_y = lightness_curve(self.curve_x.astype(np.float64), k, lt).astype(np.float32)
+        bent = np.abs(self.curve_y - (self.curve_x + 16) * k + 16) > 1e-4  # the toe and the shoulder
+        self.straight = (float(self.curve_x[bent][self.curve_x[bent] < 50].max(initial=-1.0)),
+                         float(self.curve_x[bent][self.curve_x[bent] > 50].min(initial=101.0)))
 
     def apply_lab(self, lab: np.ndarray) -> np.ndarray:
         """Float CIELAB ``HxWx3`` (L* 0-100) -> transformed float CIELAB of the same shape."""
         out = cv2.transform(lab, self.matrix)
-        out[..., 0] = np.interp(lab[..., 0], self.curve_x, self.curve_y)
+        light = lab[..., 0]
+        lo, hi = self.straight
+        curved = (light <= lo) | (light >= hi)  # usually few pixels: deep shadows, highlights
+        if curved.any():
+            out[..., 0][curved] = np.interp(light[curved], self.curve_x, self.curve_y)
         return out
 
     def apply_rgb(self, rgb: np.ndarray, seed: int = 0) -> np.ndarray:
         """``HxWx3 uint8`` sRGB -> transformed ``HxWx3 uint8``, dithered (deterministic for a ``seed``)."""
         if self.identity:
             return rgb.copy()
-        lab = cv2.cvtColor(rgb.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2Lab)
-        new = cv2.cvtColor(self.apply_lab(lab), cv2.COLOR_Lab2RGB)
+        new = cv2.cvtColor(self.apply_lab(rgb_to_lab_float(rgb)), cv2.COLOR_Lab2RGB)
         return dither_to_uint8(new * np.float32(255), seed)
+
+
+_SRGB = np.arange(256) / 255
+_LINEAR = np.where(_SRGB <= 0.04045, _SRGB / 12.92, ((_SRGB + 0.055) / 1.055) ** 2.4).astype(np.float32)
+# sRGB (D65) -> XYZ, divided by the white point; then f(X), f(Y), f(Z) -> L*, a*, b*
+_XYZ = (np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                  [0.019334, 0.119193, 0.950227]])
+        / np.array([[0.950456], [1.0], [1.088754]])).astype(np.float32)
+_LAB = np.array([[0, 116, 0, -16], [500, -500, 0, 0], [0, 200, -200, 0]], np.float32)
+
+
+def rgb_to_lab_float(rgb: np.ndarray) -> np.ndarray:
+    """``HxWx3 uint8`` sRGB -> float32 CIELAB (D65), as ``cv2.cvtColor`` on float input computes it
+    (within 0.5) at a third of its cost: a lookup table for the sRGB curve and one power."""
+    xyz = cv2.transform(cv2.LUT(rgb, _LINEAR), _XYZ)
+    f = cv2.pow(xyz, 1 / 3)
+    small = xyz < np.float32(0.008856)
+    if small.any():
+        f[small] = xyz[small] * np.float32(7.787) + np.float32(16 / 116)
+    return cv2.transform(f, _LAB)
 
 
 def lightness_curve(light: np.ndarray, k: float, target: float) -> np.ndarray:
@@ -135,11 +164,26 @@ def lightness_curve(light: np.ndarray, k: float, target: float) -> np.ndarray:
 
 
 def dither_to_uint8(values: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Float 0-255 -> uint8 with triangular dither of +-1 step: smooth gradients stay smooth instead
-    of breaking into flat bands (which JPEG then codes as visible blocks)."""
-    rng = np.random.default_rng(seed)
-    noise = rng.random(values.shape, np.float32) - rng.random(values.shape, np.float32)
-    return np.clip(values + noise + np.float32(0.5), 0, 255).astype(np.uint8)
+    """Float 0-255 ``HxWx3`` -> uint8 with triangular dither of +-1 step: smooth gradients stay smooth
+    instead of breaking into flat bands (which JPEG then codes as visible blocks). The noise is a
+    fixed tile (:func:`_dither_tile`) started at a ``seed``-dependent row: the same image always gives
+    the same file."""
+    tile = _dither_tile()
+    h, w = values.shape[:2]
+    t = tile.shape[0]
+    start = (seed * 37) % t
+    reps = ((h + start) // t + 1, w // t + 1, 1)
+    noise = np.tile(tile, reps)[start : start + h, :w]
+    out = cv2.add(values, noise, dtype=cv2.CV_32F)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@cache
+def _dither_tile(size: int = 256) -> np.ndarray:
+    """``size x size x 3`` float32 triangular noise in (-1, 1), plus the 0.5 of rounding."""
+    rng = np.random.default_rng(0)
+    noise = rng.random((size, size, 3), np.float32) - rng.random((size, size, 3), np.float32)
+    return noise + np.float32(0.5)
 
 
 def shifted(lab: np.ndarray, base: tuple[float, float, float],
