@@ -320,3 +320,19 @@ def test_recolor_of_a_smooth_gradient_is_dithered_not_banded():
     assert np.abs(np.diff(green.mean(axis=0))).max() < 3.0
     again = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Forest Green"))
     assert np.array_equal(again.rgb, out.rgb)  # the dither is deterministic: same file every run
+
+
+def test_photo_color_column_is_read_and_checked(tmp_path):
+    from packshot.catalog.reading import load_catalog
+
+    (tmp_path / "c.csv").write_text(
+        "sku,title,image,colors,photo_color\n"
+        "A,Cushion,a.jpg,Mustard|Navy,mustard\n"
+        "B,Tote,b.jpg,Olive,#6B7340\n"
+        "C,Mug,c.jpg,Navy,Navvy\n", encoding="utf-8")
+    catalog = load_catalog(tmp_path / "c.csv")
+    by_sku = {p.sku: p for p in catalog.products}
+    assert by_sku["A"].photo_color == parse_color("Mustard")  # one of its colors, by name
+    assert by_sku["B"].photo_color.hex == "#6B7340"
+    (error,) = catalog.errors
+    assert error.sku == "C" and error.column == "photo_color" and "Navvy" in error.message
