@@ -17,7 +17,7 @@ from packshot.types import Product
 if TYPE_CHECKING:
     from orchestrator.context import RunContext
 
-PIPELINE_VERSION = "1"  # bump when output-affecting code changes so cached results are redone
+PIPELINE_VERSION = "2"  # bump when output-affecting code changes so cached results are redone
 
 
 def safe_dirname(sku: str) -> str:

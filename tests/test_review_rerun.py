@@ -139,3 +139,20 @@ def test_a_rejected_color_variant_is_really_redone_or_says_why_not(tmp_path):
     again = records["M"].model_copy(update={"recolor": after.recolor, "sha256": "redone"})
     mode, why = recolor_redo(again, store.review.corrections["M"])
     assert mode is None and "already the redo" in why and "recolor_mask" in why
+
+
+def test_the_review_page_says_how_a_rejected_variant_is_redone(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from orchestrator.review.server import create_app
+
+    _, records = _variant_run(tmp_path)
+    client = TestClient(create_app(tmp_path), base_url="http://127.0.0.1")
+    for sku, rec in records.items():
+        assert client.post("/api/decisions", json={"sku": sku, "key": rec.key, "status": "rejected",
+                                                   "reason": "too bright"}).status_code == 200
+    redo = {p["sku"]: p["outputs"][0]["redo"] for p in client.get("/api/products").json()["items"]}
+    assert redo["M"] == "redone in exact-swatch mode by the next run with --from-review"
+    assert redo["U"].startswith("cannot be redone automatically") and "photo_color" in redo["U"]
+    saved = client.get("/api/review").json()["corrections"]
+    assert saved["M"]["recolor_modes"] == {"navy": "exact-swatch"} and "U" not in saved
