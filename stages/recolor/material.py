@@ -11,6 +11,9 @@ product's solid pixels; a pixel belongs to it when its chromaticity is close to 
   they also need a lightness band: the main lightness mode, widened while the histogram stays
   populated (shading is continuous; a black print on a grey shirt leaves a gap).
 
+:func:`material_doubts` says when this cannot be trusted (a neutral main material, or parts whose
+colors blend), so the variant is flagged for review rather than quietly repainting a sole or a label.
+
 Speed: the model is fitted and evaluated on a copy at most ``WORK_SIDE`` px long (Gaussian pyramid),
 the mask is upsampled, and only the pixels on its boundaries are evaluated again at full resolution,
 so label and matte edges stay pixel-exact.
@@ -29,7 +32,7 @@ _RANGE = 3.0  # |u|, |v| beyond this are clipped (sRGB blue reaches about 2.3)
 NEUTRAL_CHROMA = 0.1  # |z| below this: a neutral material (about 6 a*/b* units at L* 50)
 # Relative chroma (of the mode's) a bright pixel may fall to and still be the material. Lower would
 # take in the washed-out center of highlights, but the lightness map compresses highlights (see
-# transform._shoulder), which costs shading fidelity there; see docs/benchmarks.md.
+# transform.lightness_curve), which costs shading fidelity there; see docs/benchmarks.md.
 HIGHLIGHT_FLOOR = 0.3
 
 
