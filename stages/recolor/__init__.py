@@ -71,8 +71,8 @@ def recolor_variants(rendered: Rendered, colors: list[ColorVariant], material_ma
         return [dataclasses.replace(
             rendered, rgb=rendered.rgb.copy(), variant=c.slug,
             notes=[*rendered.notes, f"recolor {c.name}: {note}"],
-            recolor=RecolorReport(mode=mode, target=c.hex, own_color_source="not measured", review_reasons=[
-                f"recolor {c.name}: {note}"])) for c in colors]
+            recolor=RecolorReport(mode=mode, target=c.hex, own_color_source="not measured",
+                                  review_reasons=[f"recolor: {note}"])) for c in colors]
     measured = transform.reference_lab(rendered.rgb, weight)
     own = own_color(product, measured)
     out = []
