@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # a photo of its own, with its own key: orchestrator.photos).
 _NOT_IN_KEY = {"source_file": True, "source_line": True, "source_ref": True, "source_version": True,
                "colors": {"__all__": {"image"}}}
-PIPELINE_VERSION = "1"  # bump when output-affecting code changes so cached results are redone
+PIPELINE_VERSION = "2"  # bump when output-affecting code changes so cached results are redone
 
 
 def safe_dirname(sku: str) -> str:
@@ -55,6 +55,7 @@ def product_key(product: Product, image_sha: str, ctx: RunContext, extra: dict |
         "models": ctx.identity(),
         "settings": ctx.settings.segment.model_dump_json() + ctx.settings.generative.model_dump_json(),
         **(extra or {}),
+        "recolor": ctx.settings.recolor.model_dump() if product.colors else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

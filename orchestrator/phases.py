@@ -258,6 +258,7 @@ def _write_done(job: _Job, ctx: RunContext) -> None:
     records = [r for part in job.done_parts for r in part.records]
     spans = [part.span for part in job.done_parts]
     reasons = list(job.review_reasons)
+    reasons += dict.fromkeys(r for rec in records if rec.recolor for r in rec.recolor.review_reasons)
     result = ProductResult(
         sku=p.sku, status="needs_review" if reasons else "done",
         outputs=tag_records(listed(records, ctx.presets), job.photo),

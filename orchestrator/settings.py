@@ -18,6 +18,7 @@ from packshot.config import GenerativeSettings, LoadSettings, StorageSettings
 from packshot.licences import LicenceSettings
 from packshot.sources import SourceSettings
 from stages.export.settings import ExportSettings
+from stages.recolor.settings import RecolorSettings
 from stages.segment.settings import SegmentSettings
 from stages.video.settings import VideoSettings
 
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     segment: SegmentSettings = SegmentSettings()
     generative: GenerativeSettings = GenerativeSettings()
     export: ExportSettings = ExportSettings()
+    recolor: RecolorSettings = RecolorSettings()
     storage: StorageSettings = StorageSettings()
     video: VideoSettings = VideoSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()

@@ -401,4 +401,5 @@ def _recolor(product: Product, item: Rendered, state: WorkerState,
         mask_path = resolve_local(product.recolor_mask, state.base_dir)
         source_mask = load_material_mask(mask_path, size)  # the photo's size: mapped like the cutout
         mask = item.placement.warp(source_mask)
-    return recolor_variants(item, product.colors, mask)  # finds the material once per image
+    # finds the material and the product's own color once per image
+    return recolor_variants(item, product.colors, mask, product=product, mode=state.settings.recolor.mode)

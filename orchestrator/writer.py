@@ -77,6 +77,7 @@ class ProductWriter:
         return self._record(
             key, data, preset.format, (w, h), kind=item.kind, preset=item.preset, variant=item.variant,
             scene=item.scene, position=position, generated=item.generated, checks=violations,
+            recolor=item.recolor,
         )
 
 

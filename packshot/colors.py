@@ -24,6 +24,8 @@ import re
 from functools import cache
 from importlib import resources
 
+import cv2
+import numpy as np
 from PIL import ImageColor
 
 from packshot.types import ColorVariant
@@ -101,3 +103,41 @@ def _hex_to_rgb(value: str) -> tuple[int, int, int]:
     if len(v) == 3:
         v = "".join(c * 2 for c in v)
     return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)
+
+
+def delta_e2000(lab1, lab2) -> np.ndarray:
+    """CIEDE2000 color difference (Sharma, Wu & Dalal 2005, with kL = kC = kH = 1) between CIELAB
+    arrays ``...x3`` (broadcast against each other); float64 of the leading shape."""
+    lab1, lab2 = np.asarray(lab1, np.float64), np.asarray(lab2, np.float64)
+    l1, a1, b1 = lab1[..., 0], lab1[..., 1], lab1[..., 2]
+    l2, a2, b2 = lab2[..., 0], lab2[..., 1], lab2[..., 2]
+    c_mean = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - np.sqrt(c_mean**7 / (c_mean**7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
+    dl, dc = l2 - l1, c2p - c1p
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(c1p * c2p == 0, 0.0, dh)
+    dhh = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh / 2))
+    l_mean, cp_mean = (l1 + l2) / 2, (c1p + c2p) / 2
+    h_sum = h1p + h2p
+    hp_mean = np.where(np.abs(h1p - h2p) > 180, np.where(h_sum < 360, h_sum + 360, h_sum - 360), h_sum) / 2
+    hp_mean = np.where(c1p * c2p == 0, h_sum, hp_mean)
+    t = (1 - 0.17 * np.cos(np.radians(hp_mean - 30)) + 0.24 * np.cos(np.radians(2 * hp_mean))
+         + 0.32 * np.cos(np.radians(3 * hp_mean + 6)) - 0.20 * np.cos(np.radians(4 * hp_mean - 63)))
+    sl = 1 + 0.015 * (l_mean - 50) ** 2 / np.sqrt(20 + (l_mean - 50) ** 2)
+    sc = 1 + 0.045 * cp_mean
+    sh = 1 + 0.015 * cp_mean * t
+    d_theta = 30 * np.exp(-(((hp_mean - 275) / 25) ** 2))
+    rc = 2 * np.sqrt(cp_mean**7 / (cp_mean**7 + 25.0**7))
+    rt = -np.sin(np.radians(2 * d_theta)) * rc
+    return np.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dhh / sh) ** 2 + rt * (dc / sc) * (dhh / sh))
+
+
+def srgb_to_lab(rgb) -> np.ndarray:
+    """sRGB ``...x3`` (0-255) -> CIELAB (D65) float64 ``...x3``, as OpenCV's float conversion computes it."""
+    px = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / np.float32(255)
+    return cv2.cvtColor(px, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb)).astype(np.float64)

@@ -34,6 +34,23 @@ class ColorVariant(BaseModel):
         return slugify(self.name)
 
 
+class RecolorReport(BaseModel):
+    """How a color variant was made and how far it landed (delta-E: CIEDE2000 of the recolored
+    material's median color)."""
+
+    mode: Literal["relative", "exact-swatch"]
+    target: str = Field(description="the variant's swatch, #RRGGBB")
+    own_color: str | None = Field(
+        None, description="the color the photo shows, 'Name #RRGGBB'; None when not known")
+    own_color_source: str = Field(description="where own_color came from (catalog, title, photo), or why not")
+    unchanged: bool = Field(False, description="the variant is the photographed color: the photo itself")
+    de_swatch: float | None = Field(None, description="delta-E 2000 to the swatch")
+    de_shifted: float | None = Field(
+        None, description="delta-E 2000 to the photographed product shifted from its own color to the target")
+    material_share: float = Field(0.0, description="share of the product's solid pixels recolored")
+    review_reasons: list[str] = Field(default_factory=list, description="why a person should check it")
+
+
 class Product(BaseModel):
     """One product of a catalog, whatever the format it came from."""
 
@@ -49,6 +66,12 @@ class Product(BaseModel):
         default=None, description="product box x0,y0,x1,y1 in source pixels, when the merchant knows it"
     )
     recolor_mask: str | None = Field(default=None, description="mask file of the main material, optional")
+    photo_color: ColorVariant | None = Field(
+        default=None, description="the color the product has in its photo (recolors start from it), optional"
+    )
+    recolor_modes: dict[str, Literal["relative", "exact-swatch"]] = Field(
+        default_factory=dict, description="variant slug -> recolor mode a review chose (a rejected variant)"
+    )
     source_file: str
     source_line: int = Field(description="1-based line of the CSV where the product starts (header is 1)")
     source_ref: str | None = Field(
@@ -144,6 +167,7 @@ class Rendered:
     scene: int | None = None
     notes: list[str] = field(default_factory=list)
     placement: object | None = None  # packshot.imaging.Placement: maps source-photo masks into this image
+    recolor: RecolorReport | None = None  # set on color variants
 
 
 def slugify(text: str) -> str:

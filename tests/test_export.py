@@ -286,3 +286,71 @@ def test_validator_from_header_and_arrays_agrees_with_a_full_decode(preset):
     fast = check(data, preset, r.product_alpha, False, rgb=r.rgb)
     assert fast == check(data, preset, r.product_alpha, False)
     assert ("white-background" in _rules(fast)) == preset.pure_white_background
+
+
+# --- encoding that does not block (issue 22) ---------------------------------------------------------
+
+
+def test_blockiness_metric_sees_8x8_steps_and_not_noise():
+    from stages.export.blocking import blockiness
+
+    rng = np.random.default_rng(0)
+    noise = np.clip(rng.normal(128, 3, (256, 256, 3)), 0, 255).astype(np.uint8)
+    steps = np.repeat(np.repeat(rng.integers(100, 106, (32, 32, 1)), 8, 0), 8, 1)
+    blocky = np.clip(steps + rng.normal(0, 0.6, (256, 256, 3)), 0, 255).astype(np.uint8)
+    assert 0.95 < blockiness(noise) < 1.05
+    assert blockiness(blocky) > 1.5
+    region = np.zeros((256, 256), bool)
+    region[64:192, 64:192] = True
+    assert blockiness(np.where(region[..., None], blocky, noise), ~region) < 1.05  # only the region counts
+
+
+def _shaded_disc(size=1024, color=(34, 139, 34)):
+    """A smoothly shaded, saturated disc (a flat-colored product under soft light), dithered as the
+    recolor stage leaves it. Returns (rgb, alpha)."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    alpha = ((((xx - 0.5) ** 2 + (yy - 0.5) ** 2) < 0.16) * 255).astype(np.uint8)
+    shade = 0.55 + 0.45 * (1 - 0.8 * xx - 0.4 * yy)
+    rng = np.random.default_rng(1)
+    noise = rng.random((size, size, 1)) - rng.random((size, size, 1))
+    rgb = np.asarray(color) * shade[..., None] + noise
+    rgb = np.where(alpha[..., None] > 0, rgb, 255)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8), alpha
+
+
+def test_smooth_saturated_colors_are_encoded_without_blocks_within_the_byte_limit():
+    import cv2
+
+    from stages.export.blocking import blockiness
+    from stages.export.render import BLOCKING_MARGIN, _save
+
+    rgb, alpha = _shaded_disc()
+    region = cv2.erode((alpha >= 250).view(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    allowed = blockiness(rgb, region) + BLOCKING_MARGIN
+    preset = get_preset("shopify").model_copy(update={"width": 1024, "height": 1024})
+    old = _save(Image.fromarray(rgb), "JPEG", None, quality=preset.quality, subsampling=2)  # 4:2:0 as before
+    decoded = np.asarray(Image.open(io.BytesIO(old)).convert("RGB"))
+    assert blockiness(decoded, region) > allowed  # the trap is real
+
+    data = encode(Rendered(rgb, alpha, kind="packshot", preset=preset.name), preset)
+    img = Image.open(io.BytesIO(data))
+    assert {s[1:3] for s in img.layer} == {(1, 1)}  # 4:4:4: chroma kept whole
+    assert blockiness(np.asarray(img.convert("RGB")), region) <= allowed
+    assert len(data) <= preset.max_bytes and check(data, preset, alpha) == []
+
+
+def test_auto_subsampling_falls_back_to_420_only_when_444_does_not_fit():
+    from stages.export.render import _save
+
+    rgb, alpha = _shaded_disc(512)
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rgb.astype(int) + rng.integers(-25, 25, rgb.shape), 0, 255).astype(np.uint8)  # costly
+    item = Rendered(rgb, alpha, kind="packshot", preset="shop")
+    roomy = SHOP.model_copy(update={"width": 512, "height": 512, "max_bytes": None, "min_quality": 80})
+    assert {s[1:3] for s in Image.open(io.BytesIO(encode(item, roomy))).layer} == {(1, 1)}
+    img = Image.fromarray(rgb)
+    at_min = {sub: len(_save(img, "JPEG", None, quality=80, subsampling=sub)) for sub in (0, 2)}
+    tight = roomy.model_copy(update={"max_bytes": (at_min[0] + at_min[2]) // 2})  # 4:4:4 cannot fit
+    data = encode(item, tight)
+    assert len(data) <= tight.max_bytes
+    assert (2, 2) in {s[1:3] for s in Image.open(io.BytesIO(data)).layer}  # so 4:2:0, rather than too big

@@ -11,7 +11,7 @@ from PIL import Image
 
 from packshot.colors import parse_color
 from packshot.errors import PackshotError
-from packshot.types import Rendered
+from packshot.types import Product, Rendered
 from stages.recolor import find_main_material, load_material_mask, recolor, recolor_variants
 from stages.recolor.material import WORK_SIDE
 
@@ -197,3 +197,142 @@ def test_mask_blends_soft_edges():
     soft = cv2.GaussianBlur(alpha, (7, 7), 0)
     out = recolor(Rendered(rgb, soft, kind="packshot", preset="x"), parse_color("Navy"))
     assert np.array_equal(out.rgb[soft == 0], rgb[soft == 0])
+
+
+# --- colors relative to the photo (issue 22) ---------------------------------------------------------
+
+MUSTARD_PHOTO = (150, 112, 30)  # how a mustard (#E1AD01) cushion photographs: darker, less saturated
+
+
+def _product(colors: str, title: str = "Linen cushion", photo_color: str | None = None) -> Product:
+    return Product(sku="P-1", title=title, images=["p.jpg"],
+                   colors=[parse_color(c) for c in colors.split("|")],
+                   photo_color=parse_color(photo_color) if photo_color else None, source_file="c.csv",
+                   source_line=2)
+
+
+def _variants(rgb, alpha, product, **kw):
+    item = Rendered(rgb, alpha, kind="packshot", preset="shopify")
+    return {v.variant: v for v in recolor_variants(item, product.colors, product=product, **kw)}
+
+
+def test_the_variant_in_the_products_own_color_is_the_photo():
+    """A mustard product offered in Mustard: that variant is the photo (no lemon-yellow 'swatch' look)."""
+    rgb, alpha, material, _ = shaded_object(MUSTARD_PHOTO, size=200)
+    out = _variants(rgb, alpha, _product("Mustard|Forest Green|Charcoal"))
+    mustard = out["mustard"]
+    de = colour.delta_E(_lab(mustard.rgb[alpha > 0]), _lab(rgb[alpha > 0]), method="CIE 2000")
+    assert float(np.mean(de)) <= 1.5 and np.array_equal(mustard.rgb, rgb)
+    assert mustard.recolor.unchanged and mustard.recolor.own_color == "Mustard #E1AD01"
+    assert mustard.recolor.de_shifted == 0.0 and mustard.recolor.de_swatch > 10  # the swatch is far off
+    # the exact-swatch mode still puts the median on the swatch, as before
+    exact = _variants(rgb, alpha, _product("Mustard|Forest Green"), mode="exact-swatch")["mustard"]
+    assert _median_delta_e(exact.rgb, material, parse_color("Mustard").rgb) < 3.0
+    assert exact.recolor.mode == "exact-swatch" and not exact.recolor.unchanged
+
+
+def test_own_color_from_the_catalog_column_or_the_title():
+    rgb, alpha, _, _ = shaded_object((95, 105, 50), size=120)  # olive-ish, but the catalog says otherwise
+    given = _variants(rgb, alpha, _product("Olive|Navy", photo_color="Navy"))
+    assert given["navy"].recolor.unchanged and "photo_color" in given["navy"].recolor.own_color_source
+    assert not given["olive"].recolor.unchanged
+    named = _variants(rgb, alpha, _product("Olive|Sage", title="Canvas tote, sage"))
+    assert named["sage"].recolor.unchanged and named["sage"].recolor.own_color_source == "named in the title"
+
+
+def test_relative_variants_are_the_photo_shifted_with_its_shading():
+    """Each variant: lit mid-tones within 3 delta-E 2000 of the photographed product shifted from its
+    own color to the target; the lightness structure kept (SSIM of (L*+16)/median >= 0.95); and a darker
+    target stays darker than the photo, a lighter one lighter."""
+    from skimage.metrics import structural_similarity
+
+    from stages.recolor.transform import shifted, srgb_to_lab
+
+    rgb, alpha, material, _ = shaded_object(MUSTARD_PHOTO, size=200)
+    out = _variants(rgb, alpha, _product("Mustard|Navy|Sage|Terracotta|Cream"))
+    lab_photo = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    light = lab_photo[..., 0]
+    region = material & (find_main_material(rgb, alpha) == 255)
+    lo, hi = np.percentile(light[region], [50, 90])
+    lit = region & (light >= lo) & (light <= hi)
+    median_l = np.median(light[region])
+    for name in ("navy", "sage", "terracotta", "cream"):
+        v = out[name]
+        target = srgb_to_lab(parse_color(name).rgb)
+        reference = shifted(lab_photo[lit], srgb_to_lab(parse_color("Mustard").rgb), target)
+        got = cv2.cvtColor(v.rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[lit]
+        assert float(np.mean(colour.delta_E(got, reference, method="CIE 2000"))) <= 3.0, name
+        after = cv2.cvtColor(v.rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[..., 0]
+        # the light pattern: D = L* + 16 relative to its median (the model keeps it; L* / median moves
+        # with any change of lightness, since D, not L*, scales with the albedo)
+        rb = np.where(region, (light + 16) / (median_l + 16), 0)
+        ra = np.where(region, (after + 16) / (np.median(after[region]) + 16), 0)
+        _, ssim_map = structural_similarity(rb, ra, data_range=2.5, full=True)
+        assert ssim_map[region].mean() >= 0.95, name
+        assert v.recolor.de_shifted <= 3.0
+        darker = target[0] < srgb_to_lab(parse_color("Mustard").rgb)[0]
+        assert (np.median(after[region]) < median_l) == darker, name
+
+
+def _sneaker(upper, sole=(236, 236, 232), size=(160, 320)):
+    """A side view of a shaded sneaker: an upper of one material over a sole of another.
+    Returns (rgb, alpha, upper bool, sole bool)."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    upper_mask = ((xx - w * 0.55) / (w * 0.42)) ** 2 + ((yy - h * 0.62) / (h * 0.5)) ** 2 < 1
+    upper_mask &= yy < h * 0.72
+    sole_mask = (yy >= h * 0.72) & (yy < h * 0.86) & (xx > w * 0.08) & (xx < w * 0.97)
+    shade = 0.55 + 0.45 * (1 - yy / h) + np.random.default_rng(3).normal(0, 0.015, (h, w))
+    rgb = np.full((h, w, 3), 255.0)
+    rgb[upper_mask] = np.asarray(upper) * shade[upper_mask][:, None]
+    rgb[sole_mask] = np.asarray(sole) * (0.9 + 0.1 * shade[sole_mask])[:, None]
+    alpha = ((upper_mask | sole_mask) * 255).astype(np.uint8)
+    return np.clip(rgb, 0, 255).round().astype(np.uint8), alpha, upper_mask, sole_mask
+
+
+def test_a_sneaker_recolor_without_a_mask_keeps_the_sole():
+    rgb, alpha, upper, sole = _sneaker(upper=(40, 55, 120))  # navy canvas over a white rubber sole
+    out = _variants(rgb, alpha, _product("Navy|Burgundy|Forest Green", title="Canvas sneaker"))
+    for name in ("burgundy", "forest-green"):
+        v = out[name]
+        assert np.array_equal(v.rgb[sole], rgb[sole]), f"{name}: the sole was repainted"
+        assert not np.array_equal(v.rgb[upper], rgb[upper])
+        assert v.recolor.review_reasons == []  # the colors separate cleanly: nothing to check
+
+
+def test_white_on_white_parts_are_flagged_for_review():
+    """A white upper on a white sole cannot be told apart by color: the variant says so."""
+    rgb, alpha, _, _ = _sneaker(upper=(225, 225, 222))
+    out = _variants(rgb, alpha, _product("Off-White|Charcoal", title="Leather sneaker"))
+    assert any("neutral" in r and "recolor_mask" in r for r in out["charcoal"].recolor.review_reasons)
+
+
+def test_recolor_of_a_smooth_gradient_is_dithered_not_banded():
+    """A smooth shading ramp recolored with a strong gain: computed in float and dithered, so each
+    flat column gets a fine grain (not one flat 8-bit level that JPEG codes as a band) and the
+    neighbouring columns' mean levels step smoothly (the 8-bit Lab round trip made steps of 4)."""
+    ramp = np.linspace(0.35, 1.0, 512)
+    rgb = np.clip(np.outer(np.ones(64), ramp)[..., None] * np.array([70, 85, 110]), 0, 255).astype(np.uint8)
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    out = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Forest Green"))
+    green = out.rgb[..., 1].astype(np.float64)
+    assert green.std(axis=0).mean() > 0.3
+    assert np.abs(np.diff(green.mean(axis=0))).max() < 3.0
+    again = recolor(Rendered(rgb, alpha, kind="packshot", preset="x"), parse_color("Forest Green"))
+    assert np.array_equal(again.rgb, out.rgb)  # the dither is deterministic: same file every run
+
+
+def test_photo_color_column_is_read_and_checked(tmp_path):
+    from packshot.catalog.reading import load_catalog
+
+    (tmp_path / "c.csv").write_text(
+        "sku,title,image,colors,photo_color\n"
+        "A,Cushion,a.jpg,Mustard|Navy,mustard\n"
+        "B,Tote,b.jpg,Olive,#6B7340\n"
+        "C,Mug,c.jpg,Navy,Navvy\n", encoding="utf-8")
+    catalog = load_catalog(tmp_path / "c.csv")
+    by_sku = {p.sku: p for p in catalog.products}
+    assert by_sku["A"].photo_color == parse_color("Mustard")  # one of its colors, by name
+    assert by_sku["B"].photo_color.hex == "#6B7340"
+    (error,) = catalog.errors
+    assert error.sku == "C" and error.column == "photo_color" and "Navvy" in error.message

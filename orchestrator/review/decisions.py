@@ -107,6 +107,8 @@ class ProductCorrection(BaseModel):
     bbox: tuple[int, int, int, int] | None = Field(None, description="replaces the catalog's box")
     points: list[Point] | None = None
     seed_offset: int = Field(0, ge=0, description="added to the brand seed of generated images")
+    recolor_modes: dict[str, Literal["relative", "exact-swatch"]] = Field(
+        default_factory=dict, description="color variant slug -> the recolor mode replacing a rejected one")
     updated: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def merged(self, c: Correction) -> ProductCorrection:
@@ -118,6 +120,28 @@ class ProductCorrection(BaseModel):
         if c.new_seed:
             update["seed_offset"] = self.seed_offset + 1
         return self.model_copy(update=update)
+
+
+_OTHER_MODE = {"relative": "exact-swatch", "exact-swatch": "relative"}
+
+
+def recolor_redo(record: OutputRecord, correction: ProductCorrection | None) -> tuple[str | None, str]:
+    """How a rejected color variant ``record`` is redone: (the recolor mode its redo uses, what the
+    review page says), or (None, why it cannot be). A variant is redone once, in the other mode."""
+    info = record.recolor
+    if record.variant is None or info is None:
+        return None, ""
+    chosen = correction.recolor_modes.get(record.variant) if correction is not None else None
+    fix = "give the product a recolor_mask (its main material drawn on the photo) or photo_color in the " \
+        "catalog"
+    if chosen is not None and chosen == info.mode:
+        return None, (f"cannot be redone automatically: it is already the redo in {info.mode} mode of a "
+                      f"rejected {_OTHER_MODE[info.mode]} variant; {fix}")
+    if info.own_color is None:
+        return None, ("cannot be redone automatically: the product's own color is not known, so both recolor "
+                      f"modes give this color; {fix}")
+    other = _OTHER_MODE[info.mode]
+    return other, f"redone in {other} mode by the next run with --from-review"
 
 
 class ReviewFile(BaseModel):
@@ -152,10 +176,17 @@ class ReviewFile(BaseModel):
         return "approved" if all(s == "approved" for s in states) else "undecided"
 
     def to_redo(self, manifest: RunManifest) -> list[str]:
-        """SKUs, in catalog order, with a rejection that holds for their current outputs."""
+        """SKUs, in catalog order, with a rejection that holds for their current outputs and that a
+        rerun can act on (see :meth:`cannot_redo`)."""
         return [p.sku for p in manifest.products if p.sku is not None and (
-            any((d := self.decision_for(p, o)) and d.status == "rejected" for o in p.outputs)
+            any((d := self.decision_for(p, o)) and d.status == "rejected" and not self.cannot_redo(p, o)
+                for o in p.outputs)
             or ((d := self.product_decision(p)) is not None and d.status == "rejected"))]
+
+    def cannot_redo(self, p: ProductResult, o: OutputRecord) -> str | None:
+        """Why rerunning would give the rejected color variant ``o`` back unchanged, or None."""
+        mode, why = recolor_redo(o, self.corrections.get(p.sku or ""))
+        return why if mode is None and why else None
 
 
 def load_review(storage: Storage) -> tuple[ReviewFile, str | None]:
@@ -276,14 +307,23 @@ class ReviewStore:
             self._damaged, self.note = False, None
             self._version = stored_version(self.storage, REVIEW_KEY)
 
-    def decide(self, decision: Decision) -> Decision:
-        """Record ``decision`` (its ``basis`` set by the caller) and save the file."""
+    def decide(self, decision: Decision, record: OutputRecord | None = None) -> Decision:
+        """Record ``decision`` (its ``basis`` set by the caller) and save the file under the review lease.
+        ``record``: the output decided on; a rejected color variant gets the other recolor mode for its
+        redo."""
         with self._change() as review:
             table = review.outputs if decision.key is not None else review.products
             table[decision.key if decision.key is not None else decision.sku] = decision
             if decision.correction is not None:
                 before = review.corrections.get(decision.sku, ProductCorrection())
                 review.corrections[decision.sku] = before.merged(decision.correction)
+            if decision.status == "rejected" and record is not None:
+                before = review.corrections.get(decision.sku, ProductCorrection())
+                mode, _ = recolor_redo(record, before)
+                if mode is not None:
+                    review.corrections[decision.sku] = before.model_copy(update={
+                        "recolor_modes": {**before.recolor_modes, record.variant: mode},
+                        "updated": datetime.now(UTC)})
         return decision
 
     def undo(self, sku: str, key: str | None) -> bool:

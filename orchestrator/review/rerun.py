@@ -38,11 +38,15 @@ class RerunPlan:
         return "needs_review" if doubtful else "skipped"
 
     def corrected(self, product: Product) -> Product:
-        """``product`` with the reviewed box in place of the catalog's (the same object when none)."""
+        """``product`` with the reviewed box in place of the catalog's and the recolor modes of its
+        rejected variants (the same object when none)."""
         c = self.corrections.get(product.sku)
-        if c is None or c.bbox is None:
+        if c is None or (c.bbox is None and not c.recolor_modes):
             return product
-        return product.model_copy(update={"bbox": c.bbox})
+        update = {"bbox": c.bbox} if c.bbox is not None else {}
+        if c.recolor_modes:
+            update["recolor_modes"] = {**product.recolor_modes, **c.recolor_modes}
+        return product.model_copy(update=update)
 
     def seed_offset(self, sku: str) -> int:
         c = self.corrections.get(sku)
@@ -68,6 +72,11 @@ def make_plan(skus: list[str] | None, force: bool, from_review: str | None, out:
                           "segmenters do not take points yet: those products are redone without them")
     if from_review:
         redo = review.to_redo(manifest) if manifest is not None else []
+        for p in manifest.products if manifest is not None else []:
+            for o in p.outputs:
+                d = review.decision_for(p, o)
+                if d is not None and d.status == "rejected" and (why := review.cannot_redo(p, o)):
+                    plan.notes.append(f"{o.key}: rejected, {why}")
         plan.notes.append(f"from the review of {from_review}: {len(redo)} rejected product(s) redone"
                           + (f" ({', '.join(redo[:10])}{' ...' if len(redo) > 10 else ''})" if redo else ""))
         chosen |= set(redo)

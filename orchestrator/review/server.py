@@ -34,6 +34,7 @@ from orchestrator.review.decisions import (
     DecisionStatus,
     ReviewStore,
     export_approved,
+    recolor_redo,
     valid_key,
 )
 from orchestrator.review.index import SHA, RunIndex, product_decision, thumb_key, warnings_of
@@ -111,6 +112,8 @@ def _product_json(p: ProductResult, state: ReviewState, index: RunIndex, review)
             "width": o.width, "height": o.height, "generated": o.generated, "checks": o.checks,
             "url": _file_url(o.key), "thumb": _file_url(thumb or o.key),
             "decision": d.model_dump(mode="json") if d else None,
+            "redo": recolor_redo(o, review.corrections.get(p.sku or ""))[1] if d and d.status == "rejected"
+            else "",
         })
     preview = p.source_preview if p.source_preview in index.files else None
     return {
@@ -209,7 +212,8 @@ def create_app(out: str | Path | Storage, host: str = DEFAULT_HOST) -> FastAPI:
         if problem:
             raise HTTPException(422, problem)
         decision.basis = index.basis(decision)
-        return state.store.decide(decision).model_dump(mode="json")
+        record = index.output(decision.sku, decision.key) if decision.key is not None else None
+        return state.store.decide(decision, record).model_dump(mode="json")
 
     @app.delete("/api/decisions")
     def undo(sku: str, key: str | None = None) -> dict:

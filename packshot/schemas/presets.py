@@ -41,7 +41,9 @@ class Preset(BaseModel):
     format: Literal["JPEG", "PNG", "WEBP"] = "JPEG"
     quality: int = Field(92, ge=1, le=100, description="starting JPEG/WebP quality")
     min_quality: int = Field(60, ge=1, le=100, description="lowest quality tried to fit max_bytes")
-    subsampling: Literal["4:4:4", "4:2:2", "4:2:0"] = Field("4:2:0", description="JPEG chroma subsampling")
+    subsampling: Literal["auto", "4:4:4", "4:2:2", "4:2:0"] = Field(
+        "auto", description="JPEG chroma subsampling; auto: 4:4:4 (no chroma blocks on saturated colors) "
+        "unless only 4:2:0 fits max_bytes")
     max_bytes: int | None = Field(None, gt=0)
     min_long_side: int | None = None
     max_long_side: int | None = None

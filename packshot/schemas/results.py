@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from packshot.types import RecolorReport
+
 # needs_review: made, but the cutout is doubtful (see review_reasons): neither done nor failed
 ProductStatus = Literal["done", "needs_review", "failed", "skipped", "invalid"]
 
@@ -35,6 +37,7 @@ class OutputRecord(BaseModel):
     shows_variant: str | None = Field(
         None, description="the color variant (slug) this output's photo shows: the variant's own photo, "
         "used for it instead of a recolor")
+    recolor: RecolorReport | None = Field(None, description="color variants: how the color was made")
 
     @property
     def passed(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from functools import cache
 
+import cv2
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin
 
@@ -18,10 +19,11 @@ from packshot.imaging import apply_shadow, composite, contact_shadow, place_prod
 from packshot.schemas.presets import Preset
 from packshot.schemas.provenance import provenance_xmp
 from packshot.types import Cutout, Rendered
+from stages.export.blocking import blockiness
 from stages.export.validate import RINGING_TOLERANCE, Violation, check
 
 GHOST_ALPHA = 4  # on pure-white presets, matte values below this are dropped
-_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+_SUBSAMPLING = {"auto": 0, "4:4:4": 0, "4:2:2": 1, "4:2:0": 2}  # auto: 4:4:4 unless only 4:2:0 fits
 
 
 def compose_packshot(cutout: Cutout, preset: Preset) -> Rendered:
@@ -71,6 +73,12 @@ def encode_checked(rendered: Rendered, preset: Preset) -> tuple[bytes, list[Viol
     ``max_bytes`` is re-encoded at a quality predicted from a sample of its rows at a few qualities,
     with one correction; when even ``min_quality`` does not fit, that file is returned and the validator
     reports ``max-bytes``.
+
+    Smooth shading and flat colors must not show JPEG's 8 x 8 blocks: chroma is kept whole (4:4:4)
+    unless the preset names a subsampling or only 4:2:0 fits ``max_bytes`` (``auto``), and the
+    quality is raised (halfway to 100, up to 3 times, within ``max_bytes``) while the product's
+    blockiness in the file (:func:`~stages.export.blocking.blockiness`) exceeds its pixels' own by
+    more than ``BLOCKING_MARGIN``.
     """
     img = Image.fromarray(np.ascontiguousarray(rendered.rgb), "RGB")
     xmp = provenance_xmp() if rendered.generated else None
@@ -85,12 +93,74 @@ def encode_checked(rendered: Rendered, preset: Preset) -> tuple[bytes, list[Viol
     def at(quality: int) -> bytes:
         return _save(img, preset.format, xmp, quality=quality, **extra)
 
-    data, violations = checked(at(preset.quality))
+    quality = preset.quality
+    data, violations = checked(at(quality))
     if preset.pure_white_background:
-        data, violations = _raise_quality_until_white(data, violations, preset, at, checked)
+        data, violations, quality = _raise_quality_until_white(data, violations, preset, at, checked)
+    if preset.format == "JPEG":
+        data, violations = _raise_quality_until_smooth(data, violations, quality, rendered, preset, at,
+                                                       checked)
     if preset.max_bytes is not None and len(data) > preset.max_bytes:
         data, violations = checked(_fit_bytes(data, img, preset, at, extra))
+        if len(data) > preset.max_bytes and preset.subsampling == "auto":  # only 4:2:0 may fit
+            extra["subsampling"] = _SUBSAMPLING["4:2:0"]
+            data, violations = checked(_fit_bytes(at(preset.quality), img, preset, at, extra))
     return data, violations
+
+
+BLOCKING_MARGIN = 0.1  # the file may be this much blockier than the pixels it encodes (luma ratio)
+_SMOOTH_TRIES, _SMOOTH_STEP = 3, 2
+
+
+def _raise_quality_until_smooth(data, violations, quality: int, rendered: Rendered, preset: Preset, at,
+                                checked):
+    """The file at the lowest quality, from ``quality`` halfway to 100 (at least ``_SMOOTH_STEP``; at
+    most ``_SMOOTH_TRIES`` steps), at which the product shows no more blocking than its pixels plus
+    ``BLOCKING_MARGIN``, within ``max_bytes``. The quality is chosen on a sample of the rows (stripes of
+    whole 16-row MCUs: JPEG codes each block on its own, so their blocking is the image's); then the
+    whole image is encoded once more at most."""
+    region = cv2.erode((rendered.product_alpha >= 250).view(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    rows = _sample_rows(region)
+    if rows is None:
+        return data, violations
+    sample = np.ascontiguousarray(rendered.rgb[rows])
+    sample_region = region[rows]
+    sample_region[::_STRIPE] = False  # no pairs across the seams between stripes
+    if not sample_region.any():
+        return data, violations
+    allowed = blockiness(sample, sample_region) + BLOCKING_MARGIN
+    img = Image.fromarray(sample, "RGB")
+    chosen = quality
+    for _ in range(_SMOOTH_TRIES + 1):
+        coded = _save(img, "JPEG", None, quality=chosen, subsampling=_SUBSAMPLING[preset.subsampling])
+        if chosen >= 100 or blockiness(_decode(coded), sample_region) <= allowed:
+            break
+        chosen = min(100, chosen + max(_SMOOTH_STEP, (100 - chosen) // 2))  # halfway to 100
+    if chosen == quality:
+        return data, violations
+    candidate = at(chosen)
+    if preset.max_bytes is not None and len(candidate) > preset.max_bytes:
+        return data, violations
+    return checked(candidate)
+
+
+_STRIPE, _EVERY = 16, 4  # the blocking sample: 16 rows (one 4:2:0 MCU row) of every 64
+
+
+def _sample_rows(region: np.ndarray) -> np.ndarray | None:
+    """Row indices of the stripes that cross ``region``, or None when it is empty."""
+    hit = np.flatnonzero(region.any(axis=1))
+    if hit.size == 0:
+        return None
+    top, bottom = hit[0] - hit[0] % _STRIPE, hit[-1] + 1
+    starts = range(top, max(top + 1, bottom - _STRIPE + 1), _STRIPE * _EVERY)
+    rows = np.concatenate([np.arange(y, min(y + _STRIPE, region.shape[0])) for y in starts])
+    return rows
+
+
+def _decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"))
 
 
 def _quant_scale(quality: int) -> float:
@@ -104,8 +174,9 @@ def _quality_for_scale(scale: float) -> int:
 
 
 def _raise_quality_until_white(data, violations, preset: Preset, at, checked):
-    """At most two re-encodes: a predicted quality, then one correction from the new ringing depth."""
-    quality = preset.quality
+    """At most two re-encodes: a predicted quality, then one correction from the new ringing depth.
+    Returns the file, its violations and its quality."""
+    quality = kept = preset.quality
     for _ in range(2):
         ringing = [v for v in violations if v.rule == "white-background" and v.darkest is not None]
         if not ringing or quality >= 100:
@@ -117,7 +188,8 @@ def _raise_quality_until_white(data, violations, preset: Preset, at, checked):
         if preset.max_bytes is not None and len(candidate) > preset.max_bytes:
             break
         data, violations = checked(candidate)
-    return data, violations
+        kept = min(100, quality)
+    return data, violations, kept
 
 
 def _fit_bytes(data: bytes, img: Image.Image, preset: Preset, at, extra) -> bytes:

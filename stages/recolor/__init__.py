@@ -1,11 +1,17 @@
 """Color variants: recolor the product's main material of a finished image to a catalog color.
 
-``recolor(rendered, color, material_mask=None) -> Rendered`` works on any finished output (packshot,
-background, lifestyle scene) without re-running generative stages. Pixels outside the material
-mask are returned byte-for-byte unchanged (the product-fidelity rule); inside it the hue and chroma
-become the target's and the lightness is mapped so the material's median reads as the target while
-shading, texture and highlights keep their relative structure. See :mod:`stages.recolor.transform`
-for the color model and :mod:`stages.recolor.material` for how the main material is found.
+``recolor_variants(rendered, colors, material_mask=None, product=None, mode="relative")`` works on
+any finished output (packshot, background, lifestyle scene) without re-running generative stages.
+Pixels outside the material mask are returned byte-for-byte unchanged (the product-fidelity rule).
+
+Inside it, ``relative`` mode (the default) moves every pixel from the product's own color (the color
+it has in the photo, see :mod:`stages.recolor.own`) to the variant's as the swatches differ, keeping
+the photo's light, shading and texture: the variant in the product's own color is the photo itself,
+and the others look photographed under the same light. ``exact-swatch`` mode moves the material's
+median color onto the swatch value instead. Each variant carries a :class:`RecolorReport` with its
+distance to the swatch and to "the photographed product shifted to the target", and review reasons
+when the main material does not separate cleanly from the product's other parts (see
+:mod:`stages.recolor.material`). :mod:`stages.recolor.transform` holds the color model.
 """
 
 from __future__ import annotations
@@ -17,24 +23,40 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from packshot.colors import delta_e2000
 from packshot.errors import ImageLoadError, PackshotError
-from packshot.types import ColorVariant, Rendered
+from packshot.types import ColorVariant, Product, RecolorReport, Rendered
 from stages.recolor import transform
-from stages.recolor.material import find_main_material
+from stages.recolor.material import find_main_material, material_doubts
+from stages.recolor.own import OwnColor, own_color
+from stages.recolor.settings import RecolorMode, RecolorSettings
 
-__all__ = ["recolor", "recolor_variants", "recolor_rgb", "load_material_mask", "find_main_material"]
+__all__ = ["recolor", "recolor_variants", "recolor_rgb", "load_material_mask", "find_main_material",
+           "own_color", "OwnColor", "RecolorSettings", "RecolorMode"]
 
 
-def recolor(rendered: Rendered, color: ColorVariant, material_mask: np.ndarray | None = None) -> Rendered:
+def recolor(rendered: Rendered, color: ColorVariant, material_mask: np.ndarray | None = None, *,
+            product: Product | None = None, mode: RecolorMode = "relative") -> Rendered:
     """A copy of ``rendered`` with its main material in ``color`` (``variant=color.slug``).
 
     ``material_mask``: ``HxW uint8`` in the rendered image's coordinates (255 = main material,
     soft values blend), e.g. a merchant's mask mapped into the image; ``None`` finds the main material
     automatically inside ``rendered.product_alpha``. Either way the mask is limited to the product matte.
+    ``product``: the catalog row (its ``photo_color``, title and colors tell the product's own color).
     """
+    return recolor_variants(rendered, [color], material_mask, product=product, mode=mode)[0]
+
+
+def recolor_variants(rendered: Rendered, colors: list[ColorVariant], material_mask: np.ndarray | None = None,
+                     *, product: Product | None = None, mode: RecolorMode = "relative") -> list[Rendered]:
+    """:func:`recolor` for several colors, finding the main material and own color once."""
+    if not colors:
+        return []
     alpha = rendered.product_alpha
+    doubts: list[str] = []
     if material_mask is None:
         weight = find_main_material(rendered.rgb, alpha)
+        doubts = material_doubts(rendered.rgb, alpha, weight)
     else:
         if material_mask.shape != alpha.shape:
             raise PackshotError(
@@ -42,38 +64,66 @@ def recolor(rendered: Rendered, color: ColorVariant, material_mask: np.ndarray |
                 f"{rendered.kind} image is {alpha.shape[1]}x{alpha.shape[0]}; map it into the image first"
             )
         weight = cv2.min(np.ascontiguousarray(material_mask, np.uint8), alpha)
-    notes = list(rendered.notes)
+    solid = int(np.count_nonzero(alpha >= 250)) or 1
+    share = float(np.count_nonzero(weight >= 128)) / solid
     if not (weight >= 128).any():
-        notes.append(f"recolor {color.name}: no main material found inside the product matte; left unchanged")
-        rgb = rendered.rgb.copy()
-    else:
-        rgb = recolor_rgb(rendered.rgb, weight, color.rgb)
-    return dataclasses.replace(rendered, rgb=rgb, variant=color.slug, notes=notes)
-
-
-def recolor_variants(
-    rendered: Rendered, colors: list[ColorVariant], material_mask: np.ndarray | None = None
-) -> list[Rendered]:
-    """:func:`recolor` for several colors, finding the main material once (it is the slow part)."""
-    if material_mask is None and colors:
-        material_mask = find_main_material(rendered.rgb, rendered.product_alpha)
-    return [recolor(rendered, color, material_mask) for color in colors]
+        note = "no main material found inside the product matte; left unchanged"
+        return [dataclasses.replace(
+            rendered, rgb=rendered.rgb.copy(), variant=c.slug,
+            notes=[*rendered.notes, f"recolor {c.name}: {note}"],
+            recolor=RecolorReport(mode=mode, target=c.hex, own_color_source="not measured",
+                                  review_reasons=[f"recolor: {note}"])) for c in colors]
+    measured = transform.reference_lab(rendered.rgb, weight)
+    own = own_color(product, measured)
+    out = []
+    own_lab = transform.srgb_to_lab(own.color.rgb) if own.color is not None else measured
+    for color in colors:
+        # a review may have chosen another mode for one variant (orchestrator.review: a rejected variant)
+        variant_mode = product.recolor_modes.get(color.slug, mode) if product is not None else mode
+        target = transform.srgb_to_lab(color.rgb)
+        source = own_lab if variant_mode == "relative" else measured
+        unchanged = variant_mode == "relative" and own.color is not None and (
+            own.color.slug == color.slug or float(delta_e2000(own_lab, target)) < 0.5)
+        rgb = rendered.rgb.copy() if unchanged else _recolor_weighted(
+            rendered.rgb, weight, source, target, measured)
+        after = transform.reference_lab(rgb, weight)
+        reference = transform.shifted(np.array(measured), own_lab, target)
+        report = RecolorReport(
+            mode=variant_mode, target=color.hex, own_color=own.describe(), own_color_source=own.source,
+            unchanged=unchanged, de_swatch=round(float(delta_e2000(after, target)), 2),
+            de_shifted=round(float(delta_e2000(after, reference)), 2),
+            material_share=round(share, 4),
+            review_reasons=[] if unchanged else [f"recolor: {d}" for d in doubts],
+        )
+        out.append(dataclasses.replace(rendered, rgb=rgb, variant=color.slug, notes=list(rendered.notes),
+                                       recolor=report))
+    return out
 
 
 def recolor_rgb(rgb: np.ndarray, weight: np.ndarray, target_rgb: tuple[int, int, int]) -> np.ndarray:
-    """Recolor ``rgb`` (``HxWx3 uint8``) where ``weight`` (``HxW uint8``) > 0 so the weighted
-    region's median color becomes ``target_rgb``; pixels with weight 0 are copied unchanged.
+    """Exact-swatch recolor of ``rgb`` (``HxWx3 uint8``) where ``weight`` (``HxW uint8``) > 0: the
+    weighted region's median color becomes ``target_rgb``; pixels with weight 0 are copied unchanged."""
+    if not weight.any():
+        return rgb.copy()
+    source = transform.reference_lab(rgb, weight)
+    return _recolor_weighted(rgb, weight, source, transform.srgb_to_lab(target_rgb))
+
+
+def _recolor_weighted(rgb: np.ndarray, weight: np.ndarray, source: tuple[float, float, float],
+                      target: tuple[float, float, float],
+                      measured: tuple[float, float, float] | None = None) -> np.ndarray:
+    """``rgb`` with the material (``weight`` > 0) moved from ``source`` to ``target`` (CIELAB);
+    ``measured``: the material's median in ``rgb`` (see :class:`~stages.recolor.transform.LabTransform`).
 
     Only the bounding box of ``weight`` is converted, in horizontal strips (each cut to its own
-    bounding box) so the 8-bit Lab round trip stays in the CPU cache."""
+    bounding box) so the float Lab round trip stays in the CPU cache."""
     out = rgb.copy()
     x, y, w, h = cv2.boundingRect(weight)
     if w == 0 or h == 0:
         return out
-    box = (slice(y, y + h), slice(x, x + w))
-    matrix, light_lut = transform.build_transform(
-        transform.reference_lab(rgb[box], weight[box]), transform.srgb_to_lab(target_rgb)
-    )
+    tr = transform.LabTransform(source, target, measured)
+    if tr.identity:
+        return out
     rows = max(8, _STRIP_PIXELS // w)
     for top in range(y, y + h, rows):
         sx, sy, sw, sh = cv2.boundingRect(weight[top : top + rows, x : x + w])
@@ -81,12 +131,11 @@ def recolor_rgb(rgb: np.ndarray, weight: np.ndarray, target_rgb: tuple[int, int,
             continue
         part = (slice(top + sy, top + sy + sh), slice(x + sx, x + sx + sw))
         old, strip_weight = rgb[part], weight[part]
-        lab = transform.apply_lab(cv2.cvtColor(old, cv2.COLOR_RGB2Lab), matrix, light_lut)
-        _composite(out[part], cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), old, strip_weight)
+        _composite(out[part], tr.apply_rgb(old, seed=top + sy), old, strip_weight)
     return out
 
 
-_STRIP_PIXELS = 64 * 1024  # pixels per strip: a few 8-bit images of this size fit a 1 MiB L2 cache
+_STRIP_PIXELS = 32 * 1024  # pixels per strip: a few float images of this size fit a 1 MiB L2 cache
 
 
 def _composite(dst: np.ndarray, new: np.ndarray, old: np.ndarray, weight: np.ndarray) -> None:

@@ -11,6 +11,9 @@ product's solid pixels; a pixel belongs to it when its chromaticity is close to 
   they also need a lightness band: the main lightness mode, widened while the histogram stays
   populated (shading is continuous; a black print on a grey shirt leaves a gap).
 
+:func:`material_doubts` says when this cannot be trusted (a neutral main material, or parts whose
+colors blend), so the variant is flagged for review rather than quietly repainting a sole or a label.
+
 Speed: the model is fitted and evaluated on a copy at most ``WORK_SIDE`` px long (Gaussian pyramid),
 the mask is upsampled, and only the pixels on its boundaries are evaluated again at full resolution,
 so label and matte edges stay pixel-exact.
@@ -29,7 +32,7 @@ _RANGE = 3.0  # |u|, |v| beyond this are clipped (sRGB blue reaches about 2.3)
 NEUTRAL_CHROMA = 0.1  # |z| below this: a neutral material (about 6 a*/b* units at L* 50)
 # Relative chroma (of the mode's) a bright pixel may fall to and still be the material. Lower would
 # take in the washed-out center of highlights, but the lightness map compresses highlights (see
-# transform._shoulder), which costs shading fidelity there; see docs/benchmarks.md.
+# transform.lightness_curve), which costs shading fidelity there; see docs/benchmarks.md.
 HIGHLIGHT_FLOOR = 0.3
 
 
@@ -202,3 +205,37 @@ def _lightness_band(light: np.ndarray) -> tuple[float, float]:
 def _ramp(x, start: float, end: float):
     """1 where ``x <= start``, 0 where ``x >= end``, linear between."""
     return np.clip((np.float32(end) - x) / np.float32(end - start), 0.0, 1.0)
+
+
+AMBIGUOUS_SHARE = 0.03  # share of solid product pixels half in, half out of the material: not clean
+
+
+def material_doubts(rgb: np.ndarray, alpha: np.ndarray, weight: np.ndarray) -> list[str]:
+    """Why the automatic material mask ``weight`` (from :func:`find_main_material`) may repaint
+    parts of another material: empty when the product's colors separate cleanly.
+
+    - A neutral main material (white, grey, black) is told from other neutral parts (a white sole
+      under a white upper, grey labels, steel) only by a lightness band, which parts of the same
+      lightness fall into.
+    - Many solid pixels with a middling weight: the colors of the parts blend into each other."""
+    solid = alpha >= 250
+    n = int(np.count_nonzero(solid))
+    if n == 0:
+        return []
+    w = weight[solid]
+    doubts = []
+    inside = w >= 128
+    if inside.any():
+        step = max(1, int(np.count_nonzero(inside)) // 50_000)
+        px = rgb[solid][inside][::step]
+        lab = cv2.cvtColor(px[:, None, :], cv2.COLOR_RGB2Lab)
+        light, z = chromaticity(lab[:, 0])
+        if abs(complex(np.median(z.real), np.median(z.imag))) < NEUTRAL_CHROMA:
+            doubts.append("the main material is neutral (white, grey or black): parts of another "
+                          "material in a similar neutral (a sole, labels, metal) cannot be told from it by "
+                          "color and may be repainted; check the variant or give a recolor_mask")
+    ambiguous = float(np.count_nonzero((w > 38) & (w < 217))) / n
+    if ambiguous > AMBIGUOUS_SHARE:
+        doubts.append(f"{ambiguous:.0%} of the product is neither clearly the main material nor another part "
+                      "(their colors blend); check the variant or give a recolor_mask")
+    return doubts

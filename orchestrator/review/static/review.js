@@ -161,6 +161,7 @@
     for (const c of o.checks) caption.append(el("div", { class: "check", text: "fails: " + c }));
     const state = el("div", { class: "decision", text: decisionLabel(o.decision) });
     caption.append(state);
+    if (o.redo) caption.append(el("div", { class: "redo", text: o.redo }));  // a rejected color variant
     const reason = el("input", { class: "reason", type: "text", placeholder: "reason", "aria-label": "reason",
                                  value: o.decision ? o.decision.reason : "" });
     const inputs = {};

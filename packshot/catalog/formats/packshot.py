@@ -13,9 +13,11 @@ from packshot.catalog.fields import (
     reference_problem,
     sku_problem,
 )
-from packshot.types import Product
+from packshot.colors import parse_color
+from packshot.types import Product, slugify
 
-PACKSHOT_COLUMNS = ("sku", "title", "image", "category", "brand_style", "colors", "bbox", "recolor_mask")
+PACKSHOT_COLUMNS = ("sku", "title", "image", "category", "brand_style", "colors", "bbox", "recolor_mask",
+                    "photo_color")
 _BRAND_STYLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -42,6 +44,14 @@ def _parse_packshot(rows: list[Row], intake: Intake) -> list[Product]:
         for text in filter(None, (c.strip() for c in row.get("colors").split("|"))):
             if problem := colors.add(text):
                 intake.error(row.line, "colors", problem, sku)
+        photo_color = None
+        if row.get("photo_color"):
+            try:
+                text = row.get("photo_color")
+                photo_color = colors.by_slug.get(slugify(text)) or parse_color(text)
+            except ValueError as exc:
+                intake.error(row.line, "photo_color", f"{exc} (photo_color: the color the product has in its "
+                             "photo, one of its colors or a hex value)", sku)
         bbox = None
         if row.get("bbox"):
             try:
@@ -75,6 +85,7 @@ def _parse_packshot(rows: list[Row], intake: Intake) -> list[Product]:
             colors=colors.as_list(),
             bbox=bbox,
             recolor_mask=mask,
+            photo_color=photo_color,
         )
         if product:
             products.append(product)
