@@ -42,3 +42,21 @@ def _fresh_settings(monkeypatch):
     yield
     settings.get_settings.cache_clear()
     clear_contexts()
+
+
+@pytest.fixture(autouse=True)
+def _log_streams_stay_open():
+    """A `packshot run` under CliRunner lets Prefect (re)build its console log handler on CliRunner's
+    stderr, which is closed once that test ends; later tests that log at INFO would then fail inside
+    logging. Point such handlers back at this process's stderr (a real command's stderr stays open)."""
+    import logging
+    import sys
+
+    yield
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
+        stream = getattr(handler, "stream", None)
+        if stream is not None and getattr(stream, "closed", False):
+            handler.stream = sys.stderr  # not setStream: it would flush the closed stream first
+            if getattr(handler, "console", None) is not None:
+                handler.console.file = sys.stderr

@@ -115,7 +115,7 @@ def test_deployments_register_with_nightly_cron_in_merchant_timezone(server, dep
         assert "s3://" in props["out"]["description"]
         assert {"brand", "presets", "video"} <= set(props)
         video = schema["definitions"]["VideoOptions"]["properties"]
-        assert video["provider"]["enum"] == ["runway", "sora", "local", "none"]
+        assert video["provider"]["enum"] == ["runway", "veo", "sora", "local", "none"]
         assert not deps["intake"].schedules  # no run per minute: the inbox watcher starts it
 
 

@@ -4,6 +4,8 @@ drawn on the photo, a box typed in) and checks review.json and the approved-only
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 import time
@@ -160,7 +162,7 @@ def test_approve_and_reject_in_the_browser_write_review_json(served, page):
     approved = json.loads((out / "approved.json").read_text())
     keys = [o["key"] for p in approved["products"] for o in p["outputs"]]
     assert keys == ["A/cutout.png", "A/background-white.png"]
-    csv_keys = [line.split(",")[7] for line in (out / "approved.csv").read_text().splitlines()[1:]]
+    csv_keys = [row["key"] for row in csv.DictReader(io.StringIO((out / "approved.csv").read_text()))]
     assert csv_keys == keys
 
 
