@@ -104,6 +104,7 @@ class _Parts:
     small_mask: np.ndarray
     inside: np.ndarray
     search: Box | None = None  # the region searched for a row with a bbox (the box, widened), full-size px
+    unclear_base: float = 0.0  # share of the product's width whose base runs into a deep shadow unpeeled
 
     def review_values(self, image: np.ndarray) -> dict[str, float]:
         """Measured values for :data:`stages.segment.confidence.CLASSIC_CHECKS`."""
@@ -111,6 +112,7 @@ class _Parts:
         values |= mask_checks(self.small_mask, self.silhouette.mask & self.inside, self.estimate.distance)
         values["open_pocket"] = self.silhouette.open_pockets
         values["edgeless_outline"] = edgeless_outline(self.small_mask, self.estimate.lab_residual)
+        values["shadow_base"] = self.unclear_base
         shaded = [h.shading for h in self.silhouette.holes if h.opened and h.share >= 0.02]
         if shaded:
             values["shaded_hole"] = max(shaded)
@@ -158,14 +160,14 @@ def _segment_parts(image: np.ndarray, box: Box | None) -> _Parts:
         cv2.setRNGSeed(0)  # GrabCut's k-means start draws from OpenCV's global RNG: same photo, same cut
         cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seeds, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
     product = _peel_contact_shadow(small, np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)), est.background)
-    product = _peel_deep_shadow(small, product, est.background)
+    product, unclear_base = _peel_deep_shadow(small, product, est.background)
     product = _peel_sparse_fringe(small, product, est.background)
     fg = _soft_boundary(small, product, est.background)
     backdrop, small_mask = est.background, fg > 0.5
     if scale != 1.0:  # smooth upsampling keeps the outline from turning into stairs
         fg = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR)
         backdrop = cv2.resize(backdrop, (w, h), interpolation=cv2.INTER_LINEAR)
-    return _Parts(fg > 0.5, backdrop, est, found, small_mask, inside, search)
+    return _Parts(fg > 0.5, backdrop, est, found, small_mask, inside, search, unclear_base)
 
 
 def _widened(box: Box, size: tuple[int, int]) -> Box:
@@ -225,7 +227,7 @@ def _peel_contact_shadow(
 
 def _peel_deep_shadow(
     image: np.ndarray, mask: np.ndarray, background: np.ndarray, max_px: int = DEEP_SHADOW_PX
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
     """Remove a deep contact shadow (its core nearly black) that the silhouette took for the product's base.
 
     A product pressed onto the floor casts a shadow whose core can be as dark as a black product
@@ -234,7 +236,9 @@ def _peel_deep_shadow(
     meets the backdrop within one or two); and going up it ends, within ``max_px``, at a pixel that
     is not shadow-colored: the product's edge. Peeled from below one row per step; a peeled region
     whose top never met such an edge (a smooth grey product, a black one in its own shadow) is put
-    back. ``image`` ``HxWx3 uint8``, ``mask`` ``HxW`` bool; returns the peeled ``HxW`` bool mask.
+    back. ``image`` ``HxWx3 uint8``, ``mask`` ``HxW`` bool; returns the peeled ``HxW`` bool mask and
+    the share of the mask's width where a shadow run was put back (the base and the shadow could
+    not be told apart there: the ``shadow_base`` check).
     """
     gain, residual = shadow_gain(image, background)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -259,7 +263,7 @@ def _peel_deep_shadow(
         kept &= ~peel
         peeled |= peel
     if not peeled.any():
-        return mask
+        return mask, 0.0
     # a run still climbing after max_px never met the product's edge: put its region back
     below_is_out = np.vstack([~kept[1:], np.zeros((1, w), bool)])
     climbing = kept & candidates & below_is_out & np.vstack([peeled[1:], np.zeros((1, w), bool)])
@@ -273,7 +277,8 @@ def _peel_deep_shadow(
         ys = np.nonzero(labels == label)[0]
         tall[label] = ys.max() - ys.min() >= 2
     restore = (unfinished | ~tall)[labels] & peeled
-    return kept | restore
+    width = max(int(mask.any(axis=0).sum()), 1)
+    return kept | restore, float(unfinished[labels].any(axis=0).sum() / width)
 
 
 def _peel_sparse_fringe(

@@ -60,6 +60,10 @@ CLASSIC_CHECKS = {
                         "Lab units): parts of a light product may be missing"),
     "thin_parts": Check(0.10, 0.40, "{value:.0%} of the product is thin (wire, stem, frame): the cutout may "
                         "get their width wrong or fill the gaps between them"),
+    "faint_outline": Check(0.01, 0.05, "{value:.1%} of the product's outline is barely distinct from the "
+                           "backdrop: light parts (laces, a white upper, a pale rim) may be cut off there"),
+    "shadow_base": Check(0.03, 0.15, "the product's base runs into a dark contact shadow of the same color "
+                         "along {value:.0%} of its width: the cutout may keep part of the shadow or floor"),
     "open_pocket": Check(0.004, 0.02, "the product's outline nearly encloses backdrop-colored pockets "
                          "({value:.1%} of its area) that were left out: background between parts (straps, "
                          "legs, a sleeve) or light parts of the product (laces, a white upper)"),
@@ -129,9 +133,23 @@ def mask_checks(mask: np.ndarray, silhouette: np.ndarray, distance: np.ndarray) 
             values["faint_edge"] = float(np.median(distance[inner_edge]))
         thick = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         values["thin_parts"] = float((mask & (thick == 0)).sum() / mask.sum())
+        values["faint_outline"] = faint_outline(mask, distance)
         outline_px = (m - cv2.erode(m, np.ones((3, 3), np.uint8))).sum()
         values["matte_disagreement"] = float((mask ^ silhouette).sum() / max(outline_px, 1))
     return values
+
+
+def faint_outline(mask: np.ndarray, distance: np.ndarray, faint: float = 2.5) -> float:
+    """Share of the sides and top of ``mask``'s outline (``HxW`` bool) closer than ``faint`` Lab units
+    to the backdrop (``distance``, same size): where a cut runs through a white upper or along a
+    light part lit to the backdrop's level. The lowest 8% of the product is left out (its base
+    meets its own shadow), and so is the frame.
+    """
+    m = mask.astype(np.uint8)
+    edge = mask & ~(cv2.erode(m, np.ones((3, 3), np.uint8)) > 0) & ~border_ring(mask.shape, 0.0)
+    ys = np.nonzero(mask)[0]
+    edge[ys.max() - int(0.08 * (ys.max() - ys.min())) :] = False
+    return float((distance[edge] < faint).mean()) if edge.any() else 0.0
 
 
 def edgeless_outline(mask: np.ndarray, lab_residual: np.ndarray, flat: float = 1.0) -> float:
