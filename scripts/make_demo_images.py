@@ -1168,23 +1168,14 @@ def main() -> None:
         save_truth(truth / f"{name}.png", alpha)
         took = time.perf_counter() - t0
         print(f"{name}.jpg  {rgb.shape[1]}x{rgb.shape[0]}  {size / 1000:.0f} KB  {took:.1f}s")
-        if name == "backpack":
-            print(f"  backpack bbox (catalog.csv): {','.join(map(str, bbox_of(rgb_mask_backpack())))}")
+        if name == "backpack":  # body, grab handle and side straps: the whole product
+            print(f"  backpack bbox (catalog.csv): {','.join(map(str, bbox_of(alpha)))}")
     if not args.only or "espresso_cup" in args.only:
         size = save_jpeg(out / "espresso_cup.jpg", espresso_cup_photo(), quality=92)
         print(f"espresso_cup.jpg  600x400  {size / 1000:.0f} KB  (real photo)")
     # A file with an image extension that is not an image, for catalog_with_errors.csv.
     (out / "not_an_image.jpg").write_text("This is a text file pretending to be a JPEG.\n")
     print(f"total {time.perf_counter() - start:.1f}s")
-
-
-def rgb_mask_backpack() -> np.ndarray:
-    """The backpack's silhouette (body, loop, straps), recomputed for its catalog bbox."""
-    h, w, cx = 1600, 1300, 650
-    xs, ys = grid(h, w)
-    body = poly_mask(h, w, smooth_curve(BACKPACK_BODY))
-    loop, _, _ = tube(xs, ys, cx, 350, 78, 82, 13)
-    return np.maximum(body, loop * coverage(336 - ys))
 
 
 if __name__ == "__main__":

@@ -271,14 +271,25 @@ def _peel_deep_shadow(
     unfinished = np.zeros(count, bool)
     unfinished[np.unique(labels[cv2.dilate(climbing.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])] = True
     unfinished[0] = False
+    # a region whose top meets the backdrop, not the product, was a light part's underside (a
+    # handle's arch), and one never darker than a light shade is no deep shadow
+    width = max(int(mask.any(axis=0).sum()), 1)
+    unclear = float(unfinished[labels].any(axis=0).sum() / width)  # dark runs that never met an edge
+    above = np.vstack([np.zeros((1, w), bool), mask[:-1]])
+    above_peeled = np.vstack([np.zeros((1, w), bool), peeled[:-1]])
+    top = peeled & ~above_peeled
+    tops = np.bincount(labels[top], minlength=count)
+    in_air = np.bincount(labels[top & ~above], minlength=count)
+    unfinished |= in_air > 0.6 * np.maximum(tops, 1)
+    unfinished[0] = False
     # a thin sliver is an edge's blend, not a shadow: only regions at least 3 rows tall count
     tall = np.zeros(count, bool)
     for label in range(1, count):
-        ys = np.nonzero(labels == label)[0]
-        tall[label] = ys.max() - ys.min() >= 2
+        region = labels == label
+        ys = np.nonzero(region)[0]
+        tall[label] = ys.max() - ys.min() >= 2 and gain[region].min() < 0.6
     restore = (unfinished | ~tall)[labels] & peeled
-    width = max(int(mask.any(axis=0).sum()), 1)
-    return kept | restore, float(unfinished[labels].any(axis=0).sum() / width)
+    return kept | restore, unclear
 
 
 def _peel_sparse_fringe(
