@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "catalogs" / "demo"
 MIN_IOU = 0.98
+Box = tuple[int, int, int, int]
 MAX_MISSING = 0.002  # of the product's area
 
 
@@ -68,11 +69,11 @@ def compare(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return iou, largest / max(int(true.sum()), 1)
 
 
-def demo_images() -> list[tuple[str, str, tuple[int, int, int, int] | None]]:
+def demo_images(catalog_csv: Path = DEMO / "catalog.csv") -> list[tuple[str, str, Box | None]]:
     """(sku, image reference, catalog bbox) for every image of the demo catalog."""
     from packshot.catalog.reading import load_catalog
 
-    catalog = load_catalog(DEMO / "catalog.csv")
+    catalog = load_catalog(catalog_csv)
     return [(p.sku, ref, p.bbox) for p in catalog.products for ref in p.images]
 
 
@@ -92,14 +93,14 @@ def truth_of(ref: str) -> np.ndarray | None:
     return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
 
 
-def score_demo(only: list[str] | None = None) -> list[TruthScore]:
+def score_demo(only: list[str] | None = None, catalog_csv: Path = DEMO / "catalog.csv") -> list[TruthScore]:
     """Segment the demo images (all, or the skus in ``only``) as a run does and score each."""
     from stages.segment import get_segmenter
     from stages.segment.settings import SegmentSettings
 
     segmenter = get_segmenter(SegmentSettings())  # "auto": classic here (no model files)
     scores = []
-    for sku, ref, bbox in demo_images():
+    for sku, ref, bbox in demo_images(catalog_csv):
         if only and sku not in only:
             continue
         cutout = segmenter.segment(load_rgb(ref), bbox)
@@ -126,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", help="also score this git revision's stages/ (e.g. 6f14624)")
     parser.add_argument("--only", nargs="*", help="these skus only")
+    parser.add_argument("--catalog", type=Path, default=DEMO / "catalog.csv", help="bboxes from this catalog")
     parser.add_argument("--print-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
@@ -133,15 +135,17 @@ def main() -> None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp, args.baseline],
                            check=True, capture_output=True)
             try:
-                # the baseline's code with this checkout's truth and catalog
+                # the baseline's code and catalog (its bboxes) with this checkout's truth
                 only = ["--only", *args.only] if args.only else []
-                run = subprocess.run([sys.executable, __file__, "--print-only", *only],
+                old_catalog = str(Path(tmp) / "catalogs" / "demo" / "catalog.csv")
+                command = [sys.executable, __file__, "--print-only", "--catalog", old_catalog, *only]
+                run = subprocess.run(command,
                                      env={"PYTHONPATH": tmp, "PATH": "/usr/bin:/bin"},
                                      capture_output=True, text=True, check=True)
                 print(f"== baseline {args.baseline}\n{run.stdout}")
             finally:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp], check=False)
-    scores = score_demo(args.only)
+    scores = score_demo(args.only, args.catalog)
     print(("" if args.print_only else "== this checkout\n") + _table(scores))
     if not args.print_only:
         ok = [s for s in scores if s.iou is not None]
