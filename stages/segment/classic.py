@@ -111,6 +111,7 @@ class _Parts:
         values = {"border_mismatch": border_mismatch(image), "border_noise": self.silhouette.noise}
         values |= mask_checks(self.small_mask, self.silhouette.mask & self.inside, self.estimate.distance)
         values["open_pocket"] = self.silhouette.open_pockets
+        values["smooth_fill"] = self.silhouette.smooth_fill
         values["edgeless_outline"] = edgeless_outline(self.small_mask, self.estimate.lab_residual)
         values["shadow_base"] = self.unclear_base
         shaded = [h.shading for h in self.silhouette.holes if h.opened and h.share >= 0.02]

@@ -64,6 +64,9 @@ CLASSIC_CHECKS = {
                            "backdrop: light parts (laces, a white upper, a pale rim) may be cut off there"),
     "shadow_base": Check(0.03, 0.15, "the product's base runs into a dark contact shadow of the same color "
                          "along {value:.0%} of its width: the cutout may keep part of the shadow or floor"),
+    "smooth_fill": Check(0.01, 0.05, "enclosed regions as smooth as the backdrop and close to its color "
+                         "({value:.1%} of the product) were kept as product: background between parts "
+                         "(chair legs, straps, a sleeve) may be filled in"),
     "open_pocket": Check(0.004, 0.02, "the product's outline nearly encloses backdrop-colored pockets "
                          "({value:.1%} of its area) that were left out: background between parts (straps, "
                          "legs, a sleeve) or light parts of the product (laces, a white upper)"),

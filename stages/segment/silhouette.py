@@ -16,6 +16,7 @@ from stages.segment.estimate import ForegroundEstimate
 
 WEAK_FLOOR = 2.0  # Lab units: faint product pixels grow the outline when connected to clear ones
 MAX_HOLE_TEXTURE = 0.85  # an enclosed backdrop-colored region with more fine texture is product
+NEAR_BACKDROP = 8.0  # Lab units: an enclosed region closer than this to the backdrop fit may be backdrop
 SEAL_PX = 15  # working px: gaps in a light product's outline up to this wide are sealed to find pockets
 
 
@@ -33,6 +34,7 @@ class Silhouette:
     noise: float
     holes: list[HoleDecision]
     open_pockets: float = 0.0  # area of backdrop pockets only a sealed outline encloses, share of the mask
+    smooth_fill: float = 0.0  # area of smooth, near-backdrop enclosed regions kept as product, share
 
 
 @dataclass
@@ -108,7 +110,16 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
         holes.append(HoleDecision(area, area / max(filled_area, 1), shading, texture, opened))
     filled = (outline > 0) | (enclosed & ~real_hole)[labels]
     kept = keep_product_parts(filled)
-    return Silhouette(kept, noise, holes, left_open / max(int(kept.sum()), 1))
+    # enclosed regions kept as product although smooth and near the backdrop's color: the backdrop
+    # between a chair's legs under an uneven sweep looks like this, so does a pale panel
+    doubtful = enclosed & ~backdrop_colored & (median < NEAR_BACKDROP) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    smooth_fill = 0
+    for label in np.nonzero(doubtful)[0]:
+        _, texture = _hole_evidence(est, labels == label, noise)
+        if texture < MAX_HOLE_TEXTURE:
+            smooth_fill += int(stats[label, cv2.CC_STAT_AREA])
+    area = max(int(kept.sum()), 1)
+    return Silhouette(kept, noise, holes, left_open / area, smooth_fill / area)
 
 
 def _sealed_pockets(
