@@ -142,7 +142,8 @@ def flagging_per_check(rows: list[dict]) -> str:
             continue
         bad = sum(r["iou"] < HIGH_IOU for r in hit)
         very_bad = sum(r["iou"] < LOW_IOU for r in hit)
-        lines.append(f"| {name} | {len(hit)} | {bad} ({bad / len(hit):.0%}) | {very_bad} | {len(hit) - bad} |")
+        share = f"{bad} ({bad / len(hit):.0%})"
+        lines.append(f"| {name} | {len(hit)} | {share} | {very_bad} | {len(hit) - bad} |")
     return "\n".join(lines)
 
 
