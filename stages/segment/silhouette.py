@@ -98,7 +98,9 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
     )
     enclosed[0] = False  # label 0 is the outline itself
     median = _label_medians(distance, labels, count)
-    backdrop_colored = enclosed & (median < max(1.5, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    # under the weak floor a region is not even faint product (JPEG ringing in a small handle hole
+    # on a flawless backdrop reaches 1.7)
+    backdrop_colored = enclosed & (median < max(WEAK_FLOOR, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
     filled_area = int(outline.sum() + stats[enclosed, cv2.CC_STAT_AREA].sum())
     real_hole = np.zeros(count, bool)
     holes = []
