@@ -10,7 +10,11 @@ Classic checks: how studio-like the photo's border is (share of it far from a sm
 and how well that fit explains it), whether the product reaches the frame or fills it, whether a
 shaded enclosed region was cut out as a hole, how faint the product's edge is, how much of the
 product is thin (under 5 working px, about 7 px of a 960 px photo), and whether the settled edge
-agrees with the first outline. SAM checks: its predicted IoU and the stability of the chosen mask.
+agrees with the first outline; since issue 20 also how much of the outline is barely distinct from the
+backdrop (a light part cut off), whether the base runs into a same-colored deep shadow, backdrop pockets
+left open or smooth near-backdrop regions filled between parts, and how much of the outline follows no
+edge (a glow). Any backend: a cut along the row's bbox (:func:`box_edge_contact`). SAM checks: its
+predicted IoU and the stability of the chosen mask.
 """
 
 from __future__ import annotations
