@@ -134,7 +134,8 @@ def make_sample(seed: int, size: tuple[int, int] = (960, 720)) -> tuple[np.ndarr
 
 
 def write_evalset(
-    out: Path, count: int, size: tuple[int, int] = (960, 720), hard_per_category: int = 0
+    out: Path, count: int, size: tuple[int, int] = (960, 720), hard_per_category: int = 0,
+    categories: list[str] | None = None,
 ) -> list[str]:
     """Write ``count`` studio samples and ``hard_per_category`` seeds of every hard category.
 
@@ -147,7 +148,7 @@ def write_evalset(
     (out / "truth").mkdir(parents=True, exist_ok=True)
     samples = [(f"studio_{seed:03d}_{SHAPES[seed % len(SHAPES)]}", lambda seed=seed: make_sample(seed, size))
                for seed in range(count)]
-    for category in CATEGORIES:
+    for category in categories or CATEGORIES:
         for seed in range(hard_per_category):
             kind, photo, alpha, fg = make_hard_sample(category, seed, size)
             samples.append((f"{category}_{seed:03d}_{kind}", lambda r=(photo, alpha, fg): r))
@@ -173,8 +174,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/segment-eval"))
     parser.add_argument("--count", type=int, default=24, help="studio samples")
     parser.add_argument("--hard", type=int, default=0, help="seeds per hard category (0: studio set only)")
+    parser.add_argument("--hard-categories", nargs="*", help="only these hard categories (default: all)")
     args = parser.parse_args()
-    names = write_evalset(args.out, args.count, hard_per_category=args.hard)
+    names = write_evalset(args.out, args.count, hard_per_category=args.hard, categories=args.hard_categories)
     print(f"wrote {len(names)} samples to {args.out}")
 
 

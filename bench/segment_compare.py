@@ -124,5 +124,28 @@ def flagging(rows: list[dict]) -> str:
             f"{len(flagged)} flagged in all, {precision:.0%} of them under {HIGH_IOU}")
 
 
+def flagging_per_check(rows: list[dict]) -> str:
+    """Per classic check: how many cutouts its reason flagged, and how many of those were bad
+    (IoU < 0.97: precision; IoU < 0.85) and good (IoU >= 0.97: its false alarms), as a table."""
+    import re
+
+    from stages.segment.confidence import CLASSIC_CHECKS
+
+    patterns = {name: re.compile("segment: " + ".*?".join(re.escape(part) for part in
+                                 re.split(r"\{[^}]*\}", check.reason)))
+                for name, check in CLASSIC_CHECKS.items()}
+    lines = ["| check | flagged | IoU < 0.97 (precision) | IoU < 0.85 | IoU >= 0.97 (false alarms) |",
+             "|---|---|---|---|---|"]
+    for name, pattern in patterns.items():
+        hit = [r for r in rows if any(pattern.match(reason) for reason in r["reasons"])]
+        if not hit:
+            continue
+        bad = sum(r["iou"] < HIGH_IOU for r in hit)
+        very_bad = sum(r["iou"] < LOW_IOU for r in hit)
+        share = f"{bad} ({bad / len(hit):.0%})"
+        lines.append(f"| {name} | {len(hit)} | {share} | {very_bad} | {len(hit) - bad} |")
+    return "\n".join(lines)
+
+
 def dump(rows: list[dict], path: Path) -> None:
     path.write_text(json.dumps(rows, indent=1))

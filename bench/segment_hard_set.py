@@ -14,6 +14,15 @@ JPEG-compressed:
 - ``glass``: clear glasses and bottles that show the refracted backdrop (not in the IoU target);
 - ``non_studio``: products on wood tables, tiled floors, shelves and carpet that reach the frame's
   edges; the honest answer there is "needs review".
+- ``apparel`` (issue 20): shirts and hoodies on white, framed tight (61-68% of the photo, a hem
+  past the bottom edge in some), sleeves hanging beside the body with a narrow gap of backdrop,
+  knit texture, seams and a printed graphic;
+- ``light_footwear``: white and cream sneakers on white: the upper's top lit to the backdrop's
+  level, white laces over a tongue, a toe cap seam, a pale or dark sole;
+- ``bag_straps``: bags with a grab handle over a real hole, shoulder straps that hang past the
+  body and make closed loops of backdrop, buckles;
+- ``furniture``: stools and chairs on seamless paper (a wall-to-floor gradient), legs with
+  backdrop between them, a floor line behind, the feet at or past the bottom frame edge in some.
 
 ``make_hard_sample(category, seed)`` returns (photo, alpha, product colors), like
 ``make_segment_evalset.make_sample``.
@@ -26,7 +35,8 @@ import numpy as np
 
 from bench.make_segment_evalset import SHAPES, SS, _draw_shape, _product_colors
 
-CATEGORIES = ["light_on_white", "light_grey", "backdrop_interior", "furry", "thin", "glass", "non_studio"]
+CATEGORIES = ["light_on_white", "light_grey", "backdrop_interior", "furry", "thin", "glass", "non_studio",
+              "apparel", "light_footwear", "bag_straps", "furniture"]
 LIGHT_PALETTE = [(236, 232, 222), (228, 226, 230), (240, 228, 205), (222, 228, 232), (232, 222, 226),
                  (214, 214, 210), (245, 240, 232), (226, 232, 220)]
 FUR_PALETTE = [(150, 110, 75), (226, 214, 192), (120, 120, 125), (200, 170, 130), (70, 55, 45)]
@@ -309,6 +319,249 @@ def _non_studio(h, w, rng, seed):
     return kind, alpha, fg, bg
 
 
+def _studio_sweep(h, w, rng, level=(225, 250)) -> np.ndarray:
+    """Seamless paper: a wall tone blending into a brighter floor, light falloff to the corners."""
+    wall, floor = rng.uniform(*level), 0.0
+    floor = min(wall + rng.uniform(4, 14), 254)
+    t = np.clip((np.arange(h, dtype=np.float32) / h - rng.uniform(0.45, 0.7)) / 0.25 + 0.5, 0, 1)[:, None]
+    ramp = wall * (1 - t) + floor * t
+    xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+    sweep = ramp * (1 - rng.uniform(0.02, 0.06) * xx**2)
+    return (sweep[..., None] + rng.uniform(-2, 2, 3)).astype(np.float32)
+
+
+def _poly(big: np.ndarray, pts, value=255) -> None:
+    cv2.fillPoly(big, [np.asarray(pts, np.float32).round().astype(np.int32)], value)
+
+
+def _apparel(h, w, rng, seed):
+    from bench.make_segment_evalset import PALETTE
+
+    kind = ["tee", "hoodie", "shirt"][seed % 3]
+    S = SS
+    big = np.zeros((h * S, w * S), np.uint8)
+    cover = rng.uniform(0.61, 0.68)  # of the frame: tight apparel framing
+    bw, bh = w * S * np.sqrt(cover) * 0.62, h * S * np.sqrt(cover) * 1.25
+    cx, top = w * S / 2, h * S * rng.uniform(0.02, 0.08)
+    bottom = top + bh if seed % 2 == 0 else h * S + 10  # odd seeds: the hem runs past the frame
+    x0, x1 = cx - bw / 2, cx + bw / 2
+    _poly(
+        big,
+        [
+            (x0, top + bh * 0.08),
+            (cx - bw * 0.18, top),
+            (cx + bw * 0.18, top),
+            (x1, top + bh * 0.08),
+            (x1, bottom),
+            (x0, bottom),
+        ],
+    )
+    gap = w * S * rng.uniform(0.012, 0.03)  # the backdrop seen between a hanging sleeve and the body
+    sleeve_w = bw * rng.uniform(0.2, 0.28)
+    sleeve_len = bh * (0.35 if kind == "tee" else 0.8)
+    for side in (-1, 1):
+        edge = x0 if side < 0 else x1
+        inner = edge + side * gap
+        outer = inner + side * sleeve_w
+        shoulder = top + bh * 0.06
+        _poly(
+            big,
+            [
+                (edge - side * 2, shoulder),
+                (outer, shoulder + bh * 0.08),
+                (outer, shoulder + sleeve_len),
+                (inner, shoulder + sleeve_len),
+                (inner, shoulder + bh * 0.12),
+                (edge, shoulder + bh * 0.1),
+            ],
+        )
+    alpha = _downsample(big, w, h)
+    body = alpha > 0.5
+    light = seed % 2 == 1
+    base = LIGHT_PALETTE[seed % len(LIGHT_PALETTE)] if light else PALETTE[(seed * 3) % len(PALETTE)]
+    fg = np.broadcast_to(np.array(base, np.float32), (h, w, 3)).copy()
+    fg -= _puffy_shading(body, rng.uniform(6, 16))[..., None]
+    fg += _fabric(h, w, rng, rng.uniform(1.5, 4.0))[..., None]
+    seams = (
+        body
+        & ~(cv2.erode(body.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
+        & (cv2.erode(body.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    )
+    fg[seams] *= 0.85
+    if rng.random() < 0.7:  # a printed graphic on the chest
+        gx, gy = w // 2, int(top / S + bh / S * 0.35)
+        cv2.rectangle(
+            fg,
+            (gx - w // 12, gy - h // 18),
+            (gx + w // 12, gy + h // 18),
+            tuple(float(v) for v in rng.uniform(20, 230, 3)),
+            -1,
+        )
+    bg = _studio_sweep(h, w, rng, (238, 252))
+    return kind, alpha, fg, bg
+
+
+def _light_footwear(h, w, rng, seed):
+    kind = ["sneaker_white_sole", "sneaker_dark_sole", "slip_on"][seed % 3]
+    S, s = SS, min(w, h) * SS
+    big = np.zeros((h * S, w * S), np.uint8)
+    cx, base_y = w * S / 2, h * S * rng.uniform(0.66, 0.74)
+    length = s * rng.uniform(0.9, 1.05)
+    heel, toe = cx + length / 2, cx - length / 2
+    sole_h = s * 0.07
+    upper = [
+        (toe + length * 0.02, base_y - sole_h),
+        (toe + length * 0.08, base_y - sole_h - s * 0.1),
+        (toe + length * 0.35, base_y - sole_h - s * 0.17),
+        (toe + length * 0.6, base_y - sole_h - s * 0.3),
+        (heel - length * 0.12, base_y - sole_h - s * 0.28),
+        (heel - length * 0.02, base_y - sole_h - s * 0.3),
+        (heel, base_y - sole_h - s * 0.1),
+        (heel, base_y - sole_h),
+    ]
+    _poly(big, upper)
+    sole = np.zeros_like(big)
+    _poly(
+        sole,
+        [
+            (toe, base_y - sole_h * 1.1),
+            (heel + s * 0.01, base_y - sole_h * 1.1),
+            (heel + s * 0.01, base_y),
+            (toe + length * 0.05, base_y),
+        ],
+    )
+    big = np.maximum(big, sole)
+    alpha = _downsample(big, w, h)
+    body, sole_px = alpha > 0.5, _downsample(sole, w, h) > 0.5
+    bg = _studio_sweep(h, w, rng, (242, 253))
+    level = float(bg[int(h * 0.4), w // 2].mean())
+    fg = np.full((h, w, 3), level + rng.uniform(-3, 3), np.float32)
+    # the key light from above: the upper's top is lit to the backdrop's level, its sides darker
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    top_y = (base_y - sole_h - s * 0.3) / S
+    fg -= (np.clip((ys - top_y) / max(base_y / S - top_y, 1), 0, 1) * rng.uniform(8, 22))[..., None]
+    fg += _fabric(h, w, rng, rng.uniform(0.8, 2.0))[..., None]  # leather grain
+    if kind == "sneaker_dark_sole":
+        fg[sole_px] = rng.uniform(30, 70)
+    else:
+        fg[sole_px] = level - rng.uniform(6, 16)
+    # laces: pale bands across the throat; a toe-cap seam; stitching
+    for i in range(5):
+        lx = (toe + length * (0.42 + 0.06 * i)) / S
+        ly = (base_y - sole_h - s * (0.2 + 0.018 * i)) / S
+        cv2.ellipse(
+            fg, (int(lx), int(ly)), (max(4, w // 70), max(2, h // 200)), -25, 0, 360, (level - 4,) * 3, -1
+        )
+        cv2.circle(fg, (int(lx + w / 60), int(ly + h / 60)), 2, (level - 60,) * 3, -1)
+    cv2.ellipse(
+        fg,
+        (int((toe + length * 0.2) / S), int((base_y - sole_h) / S)),
+        (w // 14, h // 14),
+        0,
+        180,
+        300,
+        (level - 30,) * 3,
+        1,
+    )
+    fg[~body] = level
+    return kind, alpha, fg, bg
+
+
+def _bag_straps(h, w, rng, seed):
+    from bench.make_segment_evalset import PALETTE
+
+    kind = ["tote", "backpack", "crossbody"][seed % 3]
+    S, s = SS, min(w, h) * SS
+    big = np.zeros((h * S, w * S), np.uint8)
+    cx, cy = w * S / 2, h * S * 0.58
+    bw, bh = s * rng.uniform(0.5, 0.62), s * rng.uniform(0.45, 0.55)
+    _poly(
+        big,
+        [
+            (cx - bw / 2, cy - bh / 2),
+            (cx + bw / 2, cy - bh / 2),
+            (cx + bw * 0.55, cy + bh / 2),
+            (cx - bw * 0.55, cy + bh / 2),
+        ],
+    )
+    t = int(s * rng.uniform(0.025, 0.04))  # strap width
+    if kind == "tote":  # two handles: arches over real holes
+        for dx in (-0.18, 0.18):
+            cv2.ellipse(
+                big,
+                (int(cx + dx * bw), int(cy - bh / 2)),
+                (int(bw * 0.14), int(bh * 0.35)),
+                0,
+                180,
+                360,
+                255,
+                t,
+            )
+    elif kind == "backpack":  # grab handle and two side straps hanging past the body, touching it
+        cv2.ellipse(big, (int(cx), int(cy - bh / 2)), (int(bw * 0.12), int(bh * 0.12)), 0, 180, 360, 255, t)
+        for side in (-1, 1):
+            x = cx + side * bw * 0.5
+            pts = [
+                (x - side * t, cy - bh * 0.4),
+                (x + side * bw * 0.1, cy),
+                (x + side * bw * 0.06, cy + bh * 0.4),
+                (x - side * t * 0.5, cy + bh * 0.42),
+            ]
+            cv2.polylines(big, [np.asarray(pts, np.int32)], False, 255, t)
+    else:  # a long shoulder strap: a closed loop of backdrop above the bag
+        cv2.ellipse(
+            big, (int(cx), int(cy - bh / 2)), (int(bw * 0.48), int(bh * 0.75)), 0, 180, 360, 255, t // 2 + 2
+        )
+    alpha = _downsample(big, w, h)
+    body = alpha > 0.5
+    fg = np.broadcast_to(np.array(PALETTE[(seed * 7) % len(PALETTE)], np.float32), (h, w, 3)).copy()
+    fg -= _puffy_shading(body, rng.uniform(10, 30))[..., None]
+    fg += _fabric(h, w, rng, rng.uniform(2, 5))[..., None]
+    bx, by = int(cx / S), int((cy - bh * 0.3) / S)
+    cv2.rectangle(fg, (bx - w // 40, by - h // 60), (bx + w // 40, by + h // 60), (200.0, 190.0, 120.0), -1)
+    bg = _studio_sweep(h, w, rng, (225, 252))
+    return kind, alpha, fg, bg
+
+
+def _furniture(h, w, rng, seed):
+    from bench.make_segment_evalset import PALETTE
+
+    kind = ["stool", "chair", "side_table"][seed % 3]
+    S = SS
+    big = np.zeros((h * S, w * S), np.uint8)
+    cx = w * S / 2
+    feet = h * S * (rng.uniform(0.9, 0.96) if seed % 2 == 0 else 1.02)  # odd seeds: feet past the frame
+    seat_y = feet - h * S * rng.uniform(0.42, 0.55)
+    half = w * S * rng.uniform(0.16, 0.22)
+    leg = int(w * S * rng.uniform(0.012, 0.02))
+    cv2.rectangle(big, (int(cx - half), int(seat_y)), (int(cx + half), int(seat_y + h * S * 0.05)), 255, -1)
+    for fx in (-1, -0.45, 0.45, 1):
+        x = cx + fx * (half - leg)
+        foot_x = x + fx * w * S * 0.02
+        _poly(
+            big,
+            [(x - leg, seat_y), (x + leg, seat_y), (foot_x + leg * 0.7, feet), (foot_x - leg * 0.7, feet)],
+        )
+    rail_y = seat_y + (feet - seat_y) * 0.6
+    cv2.rectangle(
+        big, (int(cx - half * 0.9), int(rail_y)), (int(cx + half * 0.9), int(rail_y + leg)), 255, -1
+    )
+    if kind == "chair":
+        cv2.rectangle(
+            big, (int(cx - half), int(seat_y - h * S * 0.3)), (int(cx + half), int(seat_y)), 255, leg * 2
+        )
+    elif kind == "side_table":
+        cv2.rectangle(
+            big, (int(cx - half * 1.1), int(seat_y - leg * 2)), (int(cx + half * 1.1), int(seat_y)), 255, -1
+        )
+    alpha = _downsample(big, w, h)
+    body = alpha > 0.5
+    fg = np.broadcast_to(np.array(PALETTE[(seed * 11) % len(PALETTE)], np.float32), (h, w, 3)).copy()
+    fg *= 0.8 + 0.25 * np.linspace(1, 0, w, dtype=np.float32)[None, :, None]
+    fg += _fabric(h, w, rng, rng.uniform(1, 3))[..., None]  # wood grain / upholstery
+    fg[~body] = 0
+    bg = _studio_sweep(h, w, rng, (205, 245))
+    return kind, alpha, fg, bg
 def make_hard_sample(category: str, seed: int, size: tuple[int, int] = (960, 720)):
     """(name suffix, photo RGB ``HxWx3 uint8`` after JPEG, alpha ``HxW uint8``, colors ``HxWx3 uint8``)."""
     rng = np.random.default_rng(1000 * (CATEGORIES.index(category) + 1) + seed)
@@ -327,6 +580,14 @@ def make_hard_sample(category: str, seed: int, size: tuple[int, int] = (960, 720
         kind, alpha, fg, bg = _glass(h, w, rng, seed)
     elif category == "non_studio":
         kind, alpha, fg, bg = _non_studio(h, w, rng, seed)
+    elif category == "apparel":
+        kind, alpha, fg, bg = _apparel(h, w, rng, seed)
+    elif category == "light_footwear":
+        kind, alpha, fg, bg = _light_footwear(h, w, rng, seed)
+    elif category == "bag_straps":
+        kind, alpha, fg, bg = _bag_straps(h, w, rng, seed)
+    elif category == "furniture":
+        kind, alpha, fg, bg = _furniture(h, w, rng, seed)
     else:
         raise ValueError(f"unknown category {category!r}: use one of {', '.join(CATEGORIES)}")
     fg = np.clip(fg, 0, 255)

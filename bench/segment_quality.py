@@ -158,7 +158,14 @@ def categories(args: argparse.Namespace) -> None:
     import tempfile
 
     from bench.make_segment_evalset import category_of
-    from bench.segment_compare import baseline_alphas, category_table, compare, dump, flagging
+    from bench.segment_compare import (
+        baseline_alphas,
+        category_table,
+        compare,
+        dump,
+        flagging,
+        flagging_per_check,
+    )
 
     warm_up()
     with tempfile.TemporaryDirectory(prefix="segment-before-") as scratch:
@@ -171,6 +178,8 @@ def categories(args: argparse.Namespace) -> None:
     print(category_table(rows))
     print()
     print(flagging(rows))
+    print()
+    print(flagging_per_check(rows))
     print(f"CPU s/image (after): mean {np.mean([r['s'] for r in rows]):.2f}")
 
 

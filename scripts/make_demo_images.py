@@ -6,6 +6,10 @@ for metal and glass, soft contact shadows, camera noise and JPEG compression. Th
 (the espresso cup) comes from scikit-image's bundled sample data (CC0). Fixed seeds and Pillow's
 embedded font make the output identical on every run of the same library versions.
 
+Beside the images, ``truth/<image>.png`` holds each render's exact alpha (the product's layers as
+they were laid over the set, softened like the lens): the ground truth that tests/test_demo_truth.py
+holds every demo cutout to. The real photo has none.
+
 Usage: ``python scripts/make_demo_images.py [--out catalogs/demo/images]``
 """
 
@@ -22,7 +26,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "catalogs" / "demo" / "images"
+TRUTH_DIR = "truth"  # beside the images folder: <out>/../truth/<image>.png, each render's exact alpha
 MAX_BYTES = 350_000
+
+
+Render = tuple[np.ndarray, np.ndarray]  # (HxWx3 float32 image in [0, 1], HxW float32 product alpha)
 
 
 def unit(*v: float) -> np.ndarray:
@@ -261,6 +269,15 @@ def over(dst: np.ndarray, color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return dst * (1 - a) + color * a
 
 
+def stacked(*alphas: np.ndarray) -> np.ndarray:
+    """The product's exact alpha (HxW float32) after its layers were laid ``over`` the set in order."""
+    total = np.zeros_like(alphas[0], np.float32)
+    for a in alphas:
+        a = np.clip(a, 0, 1)
+        total = total * (1 - a) + a
+    return total
+
+
 def camera(
     img: np.ndarray, rng: np.random.Generator, noise: float = 0.006, soften: float = 0.55
 ) -> np.ndarray:
@@ -283,6 +300,12 @@ def save_jpeg(path: Path, rgb: np.ndarray, quality: int = 88) -> int:
         quality -= 4
     path.write_bytes(buf.getvalue())
     return buf.tell()
+
+
+def save_truth(path: Path, alpha: np.ndarray, soften: float = 0.55) -> None:
+    """Write a render's exact alpha (HxW float in [0, 1]) as an 8-bit PNG, softened like :func:`camera`."""
+    a = np.clip(blur(alpha.astype(np.float32), soften), 0, 1)
+    Image.fromarray((a * 255 + 0.5).astype(np.uint8), "L").save(path, optimize=True)
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:
@@ -389,7 +412,7 @@ def profile(knots: list[tuple[float, float]]) -> Callable[[np.ndarray], np.ndarr
     return radius
 
 
-def steel_bottle(rng: np.random.Generator) -> np.ndarray:
+def steel_bottle(rng: np.random.Generator) -> Render:
     """Polished stainless vacuum bottle with a matte black cap and carry loop: mirror reflections."""
     h, w, cx = 1600, 1200, 590
     bg = studio_background(h, w, (0.86, 0.865, 0.875), (0.955, 0.955, 0.955), 0.6, rng)
@@ -439,10 +462,10 @@ def steel_bottle(rng: np.random.Generator) -> np.ndarray:
     img = over(img, cap_col, cap.mask)
     img = over(img, top_col, cap_top)
     img = over(img, steel, body.mask)
-    return img
+    return img, stacked(loop_cov, cap.mask, cap_top, body.mask)
 
 
-def ceramic_mug(rng: np.random.Generator, *, mask_out: list | None = None) -> np.ndarray:
+def ceramic_mug(rng: np.random.Generator, *, mask_out: list | None = None) -> Render:
     """Glazed stoneware mug with a handle (background visible through it) and a raw clay foot."""
     h, w, cx = 1300, 1560, 700
     bg = studio_background(h, w, (0.93, 0.93, 0.925), (0.975, 0.975, 0.97), 0.55, rng)
@@ -494,10 +517,10 @@ def ceramic_mug(rng: np.random.Generator, *, mask_out: list | None = None) -> np
     if mask_out is not None:
         main_glaze = np.maximum(np.maximum(body.mask * (1 - foot), handle), top_outer * (1 - inner))
         mask_out.append(main_glaze)
-    return img
+    return img, stacked(handle, body.mask, top_outer, inner)
 
 
-def glass_bottle(rng: np.random.Generator) -> np.ndarray:
+def glass_bottle(rng: np.random.Generator) -> Render:
     """Clear glass carafe with a cork and a kraft label: the set shows through, refracted."""
     h, w, cx = 1600, 1200, 600
     bg = studio_background(h, w, (0.83, 0.84, 0.85), (0.94, 0.94, 0.945), 0.6, rng)
@@ -573,7 +596,7 @@ def glass_bottle(rng: np.random.Generator) -> np.ndarray:
     img = over(img, paper, paper_a)
     img = over(img, cork_col, cork.mask)
     img = over(img, top_col, cork_top)
-    return img
+    return img, stacked(body.mask, paper_a, cork.mask, cork_top)  # clear glass is product: alpha 1
 
 
 def ellipsoid_normals(xs, ys, cx, cy, a, b, flat: float = 1.0) -> np.ndarray:
@@ -582,7 +605,7 @@ def ellipsoid_normals(xs, ys, cx, cy, a, b, flat: float = 1.0) -> np.ndarray:
     return normalize(np.stack([dx, dy, z + 1e-3], -1))
 
 
-def headphones(rng: np.random.Generator) -> np.ndarray:
+def headphones(rng: np.random.Generator) -> Render:
     """Black over-ear headphones, front view: satin plastic, leather pads, open headband."""
     h, w, cx = 1500, 1500, 750
     bg = studio_background(h, w, (0.9, 0.9, 0.905), (0.965, 0.965, 0.965), 0.58, rng)
@@ -652,10 +675,11 @@ def headphones(rng: np.random.Generator) -> np.ndarray:
         img[sl] = over(part, np.full_like(part, 0.32), ring * 0.8)
     port = coverage(ellipse_sd(xs, ys, cx - 415 - 28 + 10, 1195, 10, 6))
     img = over(img, np.full_like(img, 0.005), port)
-    return img
+    cups = [a for slider, yoke, cushion, _, shell, _ in layers for a in (slider, yoke, cushion, shell)]
+    return img, stacked(band, pad, *cups, port)
 
 
-def sneaker(rng: np.random.Generator) -> np.ndarray:
+def sneaker(rng: np.random.Generator) -> Render:
     """White leather low-top sneaker on a white sweep: the hard white-on-white case."""
     h, w = 1200, 1600
     bg = studio_background(h, w, (0.945, 0.945, 0.945), (0.985, 0.985, 0.983), 0.55, rng)
@@ -791,10 +815,10 @@ def sneaker(rng: np.random.Generator) -> np.ndarray:
     img = over(img, lace_col, lace_cov * upper)
     ao = 1 - 0.35 * blur(upper, 6) * (1 - upper) * sole
     img = over(img, rubber * ao[..., None], sole)
-    return img
+    return img, stacked(lining, upper, heel_tab, lace_cov * upper, sole)
 
 
-def candle(rng: np.random.Generator, lit: bool = False) -> np.ndarray:
+def candle(rng: np.random.Generator, lit: bool = False) -> Render:
     """Cream pillar candle: low-contrast wax against a pale set; optionally lit."""
     h, w, cx = 1500, 1200, 600
     bg = studio_background(h, w, (0.89, 0.885, 0.875), (0.955, 0.95, 0.94), 0.58, rng)
@@ -834,6 +858,7 @@ def candle(rng: np.random.Generator, lit: bool = False) -> np.ndarray:
     img = over(bg, side, body.mask)
     img = over(img, top_col, top)
     img = over(img, wick_col * np.ones_like(img), wick_cov)
+    alpha = stacked(body.mask, top, wick_cov)
     if lit:
         flame_x, flame_y = cx + 5, 505
         flame = coverage(ellipse_sd(xs, ys, flame_x, flame_y, 13 + 0.2 * np.clip(ys - 480, 0, 60), 48) * 1.0)
@@ -843,10 +868,11 @@ def candle(rng: np.random.Generator, lit: bool = False) -> np.ndarray:
         img = over(img, np.broadcast_to(np.array([1.0, 0.86, 0.52], np.float32), img.shape), flame * 0.97)
         img = over(img, np.broadcast_to(np.array([0.45, 0.5, 0.85], np.float32), img.shape), core * 0.5)
         img += (0.12 * top * smoothstep(1.2, -0.6, v))[..., None] * np.array([1.0, 0.7, 0.35], np.float32)
-    return img
+        alpha = stacked(alpha, flame * 0.97)  # the flame belongs to a lit candle's packshot
+    return img, alpha
 
 
-def cushion(rng: np.random.Generator) -> np.ndarray:
+def cushion(rng: np.random.Generator) -> Render:
     """Linen cushion with piped edges: a soft, plump silhouette with woven texture."""
     h, w = 1500, 1500
     bg = studio_background(h, w, (0.9, 0.895, 0.885), (0.96, 0.955, 0.95), 0.62, rng)
@@ -896,10 +922,10 @@ def cushion(rng: np.random.Generator) -> np.ndarray:
     piping_col = shade(piping_n, (0.78, 0.58, 0.16), spec=0.05, ambient=0.4)
     img = over(bg, fabric, mask)
     img = over(img, piping_col, piping)
-    return img
+    return img, stacked(mask, piping)
 
 
-def tshirt(rng: np.random.Generator) -> np.ndarray:
+def tshirt(rng: np.random.Generator) -> Render:
     """Navy cotton t-shirt, flat lay from above, with ribbed collar and soft folds."""
     h, w = 1500, 1400
     bg = studio_background(h, w, (0.91, 0.91, 0.905), (0.93, 0.93, 0.925), 0.5, rng)
@@ -972,7 +998,7 @@ def tshirt(rng: np.random.Generator) -> np.ndarray:
     label = coverage(np.minimum(20 - np.abs(xs - 700), 11 - np.abs(ys - 312)))
     img = over(bg, cotton, mask)
     img = over(img, np.broadcast_to(np.array([0.85, 0.83, 0.78], np.float32), img.shape), label * 0.95)
-    return img
+    return img, stacked(mask, label * 0.95)
 
 
 BACKPACK_BODY = [
@@ -993,7 +1019,7 @@ BACKPACK_BODY = [
 ]
 
 
-def backpack(rng: np.random.Generator) -> np.ndarray:
+def backpack(rng: np.random.Generator) -> Render:
     """Waxed-canvas backpack, front view, with grab loop, zips and a leather patch."""
     h, w = 1600, 1300
     cx = 650
@@ -1064,8 +1090,10 @@ def backpack(rng: np.random.Generator) -> np.ndarray:
     img = over(
         img, np.broadcast_to(teeth[..., None] * np.array([1, 1, 0.95], np.float32), img.shape), zip_cov
     )
+    pullers = []
     for x, y in ((860, 905), (928, 715)):
         puller = coverage(ellipse_sd(xs, ys, x, y + 30, 9, 30))
+        pullers.append(puller)
         env = studio_env(reflect_view(ellipsoid_normals(xs, ys, x, y + 30, 9, 30)))
         img = over(img, env * np.array([0.7, 0.68, 0.6], np.float32), puller)
     patch = coverage(np.minimum(95 - np.abs(xs - cx), 48 - np.abs(ys - 1060)))
@@ -1077,7 +1105,7 @@ def backpack(rng: np.random.Generator) -> np.ndarray:
     img = over(img, leather, patch)
     loop_col = shade(loop_n, (0.07, 0.07, 0.065), spec=0.08, ambient=0.55)
     img = over(img, loop_col, loop)
-    return img
+    return img, stacked(straps, body, pocket, zip_cov, *pullers, patch, loop)
 
 
 def espresso_cup_photo() -> np.ndarray:
@@ -1087,7 +1115,7 @@ def espresso_cup_photo() -> np.ndarray:
     return data.coffee()
 
 
-PRODUCTS: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
+PRODUCTS: dict[str, Callable[[np.random.Generator], Render]] = {
     "steel_bottle": steel_bottle,
     "mug": ceramic_mug,
     "glass_bottle": glass_bottle,
@@ -1119,7 +1147,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="render only these images (names without .jpg)")
     args = parser.parse_args()
     out: Path = args.out
+    truth = out.parent / TRUTH_DIR
     out.mkdir(parents=True, exist_ok=True)
+    truth.mkdir(exist_ok=True)
     start = time.perf_counter()
     for seed, (name, render) in enumerate(PRODUCTS.items()):
         if args.only and name not in args.only:
@@ -1128,31 +1158,24 @@ def main() -> None:
         rng = np.random.default_rng(1000 + seed)
         if name == "mug":  # the catalog's recolor_mask example: the glazed exterior, white = recolor
             masks: list[np.ndarray] = []
-            rgb = camera(ceramic_mug(rng, mask_out=masks), rng)
+            image, alpha = ceramic_mug(rng, mask_out=masks)
             mask = (np.clip(masks[0], 0, 1) * 255 + 0.5).astype(np.uint8)
             Image.fromarray(mask, "L").save(out / "mug_recolor_mask.png", optimize=True)
         else:
-            rgb = camera(render(rng), rng)
+            image, alpha = render(rng)
+        rgb = camera(image, rng)
         size = save_jpeg(out / f"{name}.jpg", rgb)
+        save_truth(truth / f"{name}.png", alpha)
         took = time.perf_counter() - t0
         print(f"{name}.jpg  {rgb.shape[1]}x{rgb.shape[0]}  {size / 1000:.0f} KB  {took:.1f}s")
-        if name == "backpack":
-            print(f"  backpack bbox (catalog.csv): {','.join(map(str, bbox_of(rgb_mask_backpack())))}")
+        if name == "backpack":  # body, grab handle and side straps: the whole product
+            print(f"  backpack bbox (catalog.csv): {','.join(map(str, bbox_of(alpha)))}")
     if not args.only or "espresso_cup" in args.only:
         size = save_jpeg(out / "espresso_cup.jpg", espresso_cup_photo(), quality=92)
         print(f"espresso_cup.jpg  600x400  {size / 1000:.0f} KB  (real photo)")
     # A file with an image extension that is not an image, for catalog_with_errors.csv.
     (out / "not_an_image.jpg").write_text("This is a text file pretending to be a JPEG.\n")
     print(f"total {time.perf_counter() - start:.1f}s")
-
-
-def rgb_mask_backpack() -> np.ndarray:
-    """The backpack's silhouette (body, loop, straps), recomputed for its catalog bbox."""
-    h, w, cx = 1600, 1300, 650
-    xs, ys = grid(h, w)
-    body = poly_mask(h, w, smooth_curve(BACKPACK_BODY))
-    loop, _, _ = tube(xs, ys, cx, 350, 78, 82, 13)
-    return np.maximum(body, loop * coverage(336 - ys))
 
 
 if __name__ == "__main__":

@@ -16,18 +16,33 @@ def speck_area(shape: tuple[int, int], fraction: float = 2e-4) -> int:
     return max(12, int(shape[0] * shape[1] * fraction))
 
 
-def keep_product_parts(mask: np.ndarray, min_part_fraction: float = 0.02) -> np.ndarray:
+def keep_product_parts(
+    mask: np.ndarray, min_part_fraction: float = 0.02, near_part_fraction: float = 0.002, near: float = 0.02
+) -> np.ndarray:
     """Drop connected parts smaller than ``min_part_fraction`` of the largest part or than a speck.
 
+    A smaller part lying within ``near`` of the image diagonal of a kept part stays when it holds at
+    least ``near_part_fraction`` of the largest: a bag's grab handle or a bottle's loop drawn apart
+    from the body by a thin gap of backdrop is product, a fleck far away is not.
     ``mask``: ``HxW`` bool/uint8; returns ``HxW`` bool.
     """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 1:
         return mask > 0
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    min_area = max(speck_area(mask.shape), areas.max() * min_part_fraction)
-    keep = np.zeros(count, bool)
-    keep[1:] = areas >= min_area
+    areas = stats[:, cv2.CC_STAT_AREA].copy()
+    areas[0] = 0
+    speck = speck_area(mask.shape)
+    keep = areas >= max(speck, areas.max() * min_part_fraction)
+    keep[0] = False
+    small = ~keep & (areas >= max(speck, areas.max() * near_part_fraction))
+    small[0] = False
+    if small.any():
+        reach = max(1, int(near * np.hypot(*mask.shape)))
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+        around = cv2.dilate(keep[labels].astype(np.uint8), disc) > 0
+        touching = np.zeros(count, bool)
+        touching[np.unique(labels[around])] = True
+        keep |= small & touching
     return keep[labels]
 
 

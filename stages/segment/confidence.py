@@ -10,7 +10,11 @@ Classic checks: how studio-like the photo's border is (share of it far from a sm
 and how well that fit explains it), whether the product reaches the frame or fills it, whether a
 shaded enclosed region was cut out as a hole, how faint the product's edge is, how much of the
 product is thin (under 5 working px, about 7 px of a 960 px photo), and whether the settled edge
-agrees with the first outline. SAM checks: its predicted IoU and the stability of the chosen mask.
+agrees with the first outline; since issue 20 also how much of the outline is barely distinct from the
+backdrop (a light part cut off), whether the base runs into a same-colored deep shadow, backdrop pockets
+left open or smooth near-backdrop regions filled between parts, and how much of the outline follows no
+edge (a glow). Any backend: a cut along the row's bbox (:func:`box_edge_contact`). SAM checks: its
+predicted IoU and the stability of the chosen mask.
 """
 
 from __future__ import annotations
@@ -60,6 +64,18 @@ CLASSIC_CHECKS = {
                         "Lab units): parts of a light product may be missing"),
     "thin_parts": Check(0.10, 0.40, "{value:.0%} of the product is thin (wire, stem, frame): the cutout may "
                         "get their width wrong or fill the gaps between them"),
+    "faint_outline": Check(0.01, 0.05, "{value:.1%} of the product's outline is barely distinct from the "
+                           "backdrop: light parts (laces, a white upper, a pale rim) may be cut off there"),
+    "shadow_base": Check(0.03, 0.15, "the product's base runs into a dark contact shadow of the same color "
+                         "along {value:.0%} of its width: the cutout may keep part of the shadow or floor"),
+    "smooth_fill": Check(0.01, 0.05, "enclosed regions as smooth as the backdrop and close to its color "
+                         "({value:.1%} of the product) were kept as product: background between parts "
+                         "(chair legs, straps, a sleeve) may be filled in"),
+    "open_pocket": Check(0.004, 0.02, "the product's outline nearly encloses backdrop-colored pockets "
+                         "({value:.1%} of its area) that were left out: background between parts (straps, "
+                         "legs, a sleeve) or light parts of the product (laces, a white upper)"),
+    "edgeless_outline": Check(0.08, 0.22, "{value:.0%} of the cutout's outline follows no edge in the photo: "
+                              "the cut may run through the product or take in a glow or reflection"),
     "matte_disagreement": Check(3.0, 6.0, "the settled edge lies {value:.1f} px from the first outline on "
                                 "average: the product's edge is uncertain"),
 }
@@ -124,9 +140,76 @@ def mask_checks(mask: np.ndarray, silhouette: np.ndarray, distance: np.ndarray) 
             values["faint_edge"] = float(np.median(distance[inner_edge]))
         thick = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         values["thin_parts"] = float((mask & (thick == 0)).sum() / mask.sum())
+        values["faint_outline"] = faint_outline(mask, distance)
         outline_px = (m - cv2.erode(m, np.ones((3, 3), np.uint8))).sum()
         values["matte_disagreement"] = float((mask ^ silhouette).sum() / max(outline_px, 1))
     return values
+
+
+def faint_outline(mask: np.ndarray, distance: np.ndarray, faint: float = 2.5) -> float:
+    """Share of the sides and top of ``mask``'s outline (``HxW`` bool) closer than ``faint`` Lab units
+    to the backdrop (``distance``, same size): where a cut runs through a white upper or along a
+    light part lit to the backdrop's level. The lowest 8% of the product is left out (its base
+    meets its own shadow), and so is the frame.
+    """
+    m = mask.astype(np.uint8)
+    edge = mask & ~(cv2.erode(m, np.ones((3, 3), np.uint8)) > 0) & ~border_ring(mask.shape, 0.0)
+    ys = np.nonzero(mask)[0]
+    edge[ys.max() - int(0.08 * (ys.max() - ys.min())) :] = False
+    return float((distance[edge] < faint).mean()) if edge.any() else 0.0
+
+
+def edgeless_outline(mask: np.ndarray, lab_residual: np.ndarray, flat: float = 1.0) -> float:
+    """Share of ``mask``'s outline (``HxW`` bool, off the frame) with no edge in the photo within 2 px.
+
+    ``lab_residual``: ``HxWx3`` Lab of the photo minus the fitted backdrop's. An edge is a Lab
+    gradient of at least ``flat`` units per pixel; a true outline lies on one (even white on white
+    steps by more), a cut through a smooth surface or around a glow does not.
+    """
+    m = mask.astype(np.uint8)
+    ring = mask & ~(cv2.erode(m, np.ones((3, 3), np.uint8)) > 0) & ~border_ring(mask.shape, 0.0)
+    if not ring.any():
+        return 0.0
+    grad = np.zeros(mask.shape, np.float32)
+    for c in range(3):
+        channel = np.ascontiguousarray(lab_residual[..., c])
+        gx, gy = cv2.Sobel(channel, cv2.CV_32F, 1, 0) / 8, cv2.Sobel(channel, cv2.CV_32F, 0, 1) / 8
+        grad += gx**2 + gy**2
+    near = cv2.dilate(np.sqrt(grad), np.ones((5, 5), np.uint8))
+    return float((near[ring] < flat).mean())
+
+
+def box_edge_contact(mask: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
+    """Per side of ``box`` (x0, y0, x1, y1, exclusive) inside the frame: the share of that edge the
+    product mask (``HxW`` bool, same pixels) runs along. A side lying on the photo's own border is
+    left out (frame contact is its own check). A cut that follows the box's edge means the product
+    continues beyond it: the box was too small.
+    """
+    h, w = mask.shape
+    x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return {}
+    t = 3  # px: an upsampled mask may stop a pixel or two short of the line it was cut at
+    lines = {
+        "left": (x0 > 0, mask[y0:y1, x0 : x0 + t].any(1)),
+        "right": (x1 < w, mask[y0:y1, x1 - t : x1].any(1)),
+        "top": (y0 > 0, mask[y0 : y0 + t, x0:x1].any(0)),
+        "bottom": (y1 < h, mask[y1 - t : y1, x0:x1].any(0)),
+    }
+    return {side: float(line.mean()) for side, (inside, line) in lines.items() if inside}
+
+
+def box_edge_reasons(
+    contact: dict[str, float], what: str = "the catalog's box", at: float = 0.03
+) -> list[str]:
+    """One review reason naming the box's edges the cutout runs along (share >= ``at``), or none."""
+    sides = [side for side, share in contact.items() if share >= at]
+    if not sides:
+        return []
+    run = max(contact[s] for s in sides)
+    edges = f"{' and '.join(sides)} edge{'s' if len(sides) > 1 else ''}"
+    return [f"segment: the cutout runs along the {edges} of {what} ({run:.0%} of its length): the product "
+            "continues outside the box; widen the row's bbox"]
 
 
 def sam_values(

@@ -26,7 +26,7 @@ from packshot.types import Cutout
 from stages.segment._torchvision_compat import import_segment_anything
 from stages.segment.classic import finish_cutout
 from stages.segment.cleanup import fill_pinholes, keep_product_parts, open_background_holes, speck_area
-from stages.segment.confidence import SAM_CHECKS, judge, sam_values
+from stages.segment.confidence import SAM_CHECKS, box_edge_contact, box_edge_reasons, judge, sam_values
 from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, interior_point
 from stages.segment.settings import SegmentSettings, embed_batch_size
 
@@ -279,6 +279,7 @@ class SamSegmenter:
         notes: list[str] = []
         estimate = estimate_foreground(image)
         estimate_mask = estimate.mask_at((h, w))
+        catalog_box = box
         if box is not None:
             points, labels = np.zeros((0, 2), np.float32), np.zeros((0,), np.int64)
         else:
@@ -302,6 +303,10 @@ class SamSegmenter:
         mask = open_background_holes(mask, near_background)
         logits = None if low_res_logits is None else low_res_logits[best]
         confidence, reasons = judge(sam_values(quality[best], logits), SAM_CHECKS)
+        if catalog_box is not None:  # SAM cannot reach past its prompt box: say when the product does
+            edge_reasons = box_edge_reasons(box_edge_contact(mask, catalog_box))
+            if edge_reasons:
+                confidence, reasons = min(confidence, 0.25), reasons + edge_reasons
         if not masks[best].any():
             confidence = 0.0
             reasons.append("segment: SAM found no product; the cutout is a rough estimate")

@@ -16,6 +16,8 @@ from stages.segment.estimate import ForegroundEstimate
 
 WEAK_FLOOR = 2.0  # Lab units: faint product pixels grow the outline when connected to clear ones
 MAX_HOLE_TEXTURE = 0.85  # an enclosed backdrop-colored region with more fine texture is product
+NEAR_BACKDROP = 8.0  # Lab units: an enclosed region closer than this to the backdrop fit may be backdrop
+SEAL_PX = 15  # working px: gaps in a light product's outline up to this wide are sealed to find pockets
 
 
 @dataclass
@@ -24,12 +26,15 @@ class Silhouette:
 
     ``mask``: ``HxW`` bool; ``noise``: the backdrop's own distance to its fit (90th percentile on
     the border, Lab units); ``holes``: the enclosed regions that look like the backdrop, each with
-    whether it was left open (a see-through hole) or kept as product.
+    whether it was left open (a see-through hole) or kept as product; ``open_pockets``: see
+    :func:`_sealed_pockets`.
     """
 
     mask: np.ndarray
     noise: float
     holes: list[HoleDecision]
+    open_pockets: float = 0.0  # area of backdrop pockets only a sealed outline encloses, share of the mask
+    smooth_fill: float = 0.0  # area of smooth, near-backdrop enclosed regions kept as product, share
 
 
 @dataclass
@@ -78,6 +83,13 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
         cv2.MORPH_CLOSE,
         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
     )
+    # a light product's outline can have gaps (a white upper's top edge is lit to the backdrop's
+    # level in places): sealing them finds the pockets the backdrop "leaks" into through a gap
+    sealed = cv2.morphologyEx(
+        outline, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SEAL_PX, SEAL_PX))
+    )
+    pockets, left_open = _sealed_pockets(est, outline, sealed, noise)
+    outline = outline | pockets.astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - outline, connectivity=4)
     h, w = distance.shape
     x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
@@ -86,7 +98,9 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
     )
     enclosed[0] = False  # label 0 is the outline itself
     median = _label_medians(distance, labels, count)
-    backdrop_colored = enclosed & (median < max(1.5, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    # under the weak floor a region is not even faint product (JPEG ringing in a small handle hole
+    # on a flawless backdrop reaches 1.7)
+    backdrop_colored = enclosed & (median < max(WEAK_FLOOR, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
     filled_area = int(outline.sum() + stats[enclosed, cv2.CC_STAT_AREA].sum())
     real_hole = np.zeros(count, bool)
     holes = []
@@ -97,7 +111,60 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
         area = int(stats[label, cv2.CC_STAT_AREA])
         holes.append(HoleDecision(area, area / max(filled_area, 1), shading, texture, opened))
     filled = (outline > 0) | (enclosed & ~real_hole)[labels]
-    return Silhouette(keep_product_parts(filled), noise, holes)
+    kept = keep_product_parts(filled)
+    # enclosed regions kept as product although smooth and near the backdrop's color: the backdrop
+    # between a chair's legs under an uneven sweep looks like this, so does a pale panel
+    doubtful = enclosed & ~backdrop_colored & (median < NEAR_BACKDROP) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    smooth_fill = 0
+    for label in np.nonzero(doubtful)[0]:
+        _, texture = _hole_evidence(est, labels == label, noise)
+        if texture < MAX_HOLE_TEXTURE:
+            smooth_fill += int(stats[label, cv2.CC_STAT_AREA])
+    area = max(int(kept.sum()), 1)
+    return Silhouette(kept, noise, holes, left_open / area, smooth_fill / area)
+
+
+def _sealed_pockets(
+    est: ForegroundEstimate, outline: np.ndarray, sealed: np.ndarray, noise: float
+) -> tuple[np.ndarray, int]:
+    """Pockets that only a sealed outline encloses and that are product surface (``HxW`` bool), and
+    the area (px) of the pockets left open.
+
+    ``outline``: the grown outline (``HxW`` uint8), ``sealed``: it closed over gaps of ``SEAL_PX``.
+    A pocket is the region the sealed outline encloses but the outline does not, with the sealed
+    gap's pixels next to it. It is product when it is textured like a surface (leather grain, a
+    seam, laces; ``MAX_HOLE_TEXTURE``) and not a shadow; the backdrop seen between two parts (a
+    strap and the body, chair legs) is smooth and stays open, but nothing here can tell it from a
+    smooth light part, so the open area is reported (the ``open_pocket`` check).
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - sealed, connectivity=4)
+    h, w = outline.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    enclosed = (
+        (x > 0) & (y > 0) & (x + stats[:, cv2.CC_STAT_WIDTH] < w) & (y + stats[:, cv2.CC_STAT_HEIGHT] < h)
+    )
+    enclosed[0] = False
+    enclosed &= stats[:, cv2.CC_STAT_AREA] >= 12
+    # regions the plain outline already encloses are judged as holes by the caller
+    plain_count, plain_labels = cv2.connectedComponents(1 - outline, connectivity=4)
+    open_to_frame = np.zeros(plain_count, bool)
+    open_to_frame[np.unique(np.concatenate([plain_labels[0], plain_labels[-1], plain_labels[:, 0],
+                                            plain_labels[:, -1]]))] = True
+    open_to_frame[0] = False
+    skin = (sealed > 0) & (outline == 0)
+    out = np.zeros((h, w), bool)
+    left_open = 0
+    reach = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SEAL_PX, SEAL_PX))
+    for label in np.nonzero(enclosed)[0]:
+        region = labels == label
+        if not open_to_frame[plain_labels[region]].any():
+            continue  # enclosed without the seal: an ordinary hole
+        _, texture = _hole_evidence(est, region, noise)
+        if texture < MAX_HOLE_TEXTURE or est.shadow[region].mean() > 0.5:
+            left_open += int(stats[label, cv2.CC_STAT_AREA])
+            continue
+        out |= region | ((cv2.dilate(region.astype(np.uint8), reach) > 0) & skin)
+    return out, left_open
 
 
 def _grow(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
