@@ -13,20 +13,10 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
+from tests.s3_fixtures import *  # noqa: F403 - the moto server fixture (s3_server)
 from tests.studio import studio_shot, write_catalog
 
 BUCKET = "packshot-test"
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture
