@@ -53,8 +53,3 @@ def check_licences(settings: Settings, stages: list[str]) -> list[RunModel]:
         check_use(f"The {model.stage} model '{model.backend}' ({spec_setting})", model.licence,
                   settings.licences)
     return chosen
-
-
-def licence_table(settings: Settings, stages: list[str]) -> dict[str, str]:
-    """``stage:backend`` -> one line about its licence (manifest, report, ``packshot plan``)."""
-    return {m.label: m.licence.summary() for m in run_models(settings, stages)}

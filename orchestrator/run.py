@@ -17,7 +17,7 @@ from itertools import chain
 from orchestrator.catalog_source import read_catalog, write_run_snapshot
 from orchestrator.clips import add_clips
 from orchestrator.context import RunContext, get_context, run_settings
-from orchestrator.licences import check_licences, licence_table
+from orchestrator.licences import check_licences, run_models
 from orchestrator.manifest import ManifestWriter, ResultSpool, RunTally, clean_leftovers
 from orchestrator.options import RunOptions
 from orchestrator.phases import process_batch
@@ -178,12 +178,14 @@ def run_problem(options: RunOptions, tally: RunTally) -> str | None:
 
 def licences(ctx: RunContext) -> dict[str, str]:
     """Every model's licence, by stage and backend, for the manifest and the report: what the licence
-    allows (from the backend tables) and the backend's own words (LoRA and model-card details)."""
-    table = licence_table(ctx.settings, list(ctx.options.stages))
+    allows (from the backend tables), and for models with weights the backend's own words (model card,
+    LoRA details)."""
     loaded = {"segment": ctx.segmenter, "background": ctx.generator}
-    for stage, backend in loaded.items():
-        label = f"{stage}:{getattr(backend, 'name', '')}"
-        own = getattr(backend, "licence", None)
-        if backend is not None and own and label in table and own not in table[label]:
-            table[label] = f"{table[label]} ({own})"
+    table = {}
+    for model in run_models(ctx.settings, list(ctx.options.stages)):
+        line = model.licence.summary()
+        own = getattr(loaded.get(model.stage), "licence", None)
+        if own and model.licence.commercial not in ("none", "service") and own not in line:
+            line = f"{line} ({own})"
+        table[model.label] = line
     return table
