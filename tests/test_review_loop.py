@@ -96,7 +96,10 @@ def test_needs_review_then_from_review_redoes_only_the_rejected(env):
 
     summary, again, boxes = _run(catalog, out, "r2", from_review=str(out))
     assert boxes == [tuple(box)]  # only B was cut out again, with the reviewer's box
-    assert again["B"]["status"] == "done" and again["B"]["key"] != products["B"]["key"]
+    # Redone with the box; that box leaves the handle out, and a cut along a box edge is said (issue 20).
+    assert again["B"]["key"] != products["B"]["key"]
+    assert again["B"]["status"] == "needs_review", again["B"]["review_reasons"]
+    assert any("box" in reason for reason in again["B"]["review_reasons"]), again["B"]["review_reasons"]
     assert again["B"]["outputs"][0]["sha256"] != products["B"]["outputs"][0]["sha256"]
     assert again["A"]["status"] == "skipped" and again["A"]["outputs"] == products["A"]["outputs"]
     assert _stamps(out / "A") == before  # the approved product's files are untouched
@@ -106,14 +109,16 @@ def test_needs_review_then_from_review_redoes_only_the_rejected(env):
     # B's rejection was about the old file: it lapsed, so the next --from-review redoes nothing.
     assert client.get("/api/products", params={"decision": "rejected"}).json()["total"] == 0
 
-    # A nightly run keeps the correction: nothing changed, nothing is redone, B keeps its box.
+    # A nightly run keeps the correction: nothing changed, nothing is redone, B keeps its box. B's new
+    # cutout has not been approved yet, so it stays needs_review (reused, not silently "skipped").
     summary, nightly, boxes = _run(catalog, out, "r3")
-    assert boxes == [] and nightly["B"]["status"] == "skipped" and nightly["A"]["status"] == "skipped"
+    assert boxes == [] and nightly["A"]["status"] == "skipped"
+    assert nightly["B"]["status"] == "needs_review" and nightly["B"]["key"] == again["B"]["key"]
 
     # --sku A --force redoes A (from the stage cache) and leaves B alone.
     before_b = _stamps(out / "B")
     summary, forced, boxes = _run(catalog, out, "r4", skus=["A"], force=True)
-    assert forced["A"]["status"] == "needs_review" and forced["B"]["status"] == "skipped"
+    assert forced["A"]["status"] == "needs_review" and forced["B"]["status"] == "needs_review"  # kept as is
     assert _stamps(out / "B") == before_b
     assert any("not chosen for this run" in n for n in forced["B"]["notes"])
 
