@@ -352,32 +352,39 @@ def _capability(device: str) -> tuple[int, int] | None:
 
 
 def load_fill_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):
-    """``FluxFillPipeline.from_pretrained`` in bf16 on CUDA (float32 on CPU), offline for local files,
+    """``FluxFillPipeline.from_pretrained`` (see :func:`load_pipeline`)."""
+    from stages.background.compat import import_diffusers
+
+    return load_pipeline(import_diffusers().FluxFillPipeline, source, revision=revision, device=device,
+                         local=local, plan=plan, label="FLUX Fill", setting=MODEL_SETTING, url=FLUX_FILL_URL)
+
+
+def load_pipeline(pipeline_class, source: str, *, revision: str | None, device: str, local: bool, plan: str,
+                  label: str, setting: str, url: str):
+    """``pipeline_class.from_pretrained`` in bf16 on CUDA (float32 on CPU), offline for local files,
     placed on ``device`` by memory ``plan`` (:func:`packshot.placement.apply_memory_plan`).
 
-    A hub id is first looked up in the local Hugging Face cache without network access.
+    A hub id is first looked up in the local Hugging Face cache without network access. A model that
+    cannot load is a :class:`ModelUnavailableError` naming ``setting`` and the official weights' ``url``.
     """
     import torch
 
     from packshot.placement import apply_memory_plan
-    from stages.background.compat import import_diffusers
 
-    FluxFillPipeline = import_diffusers().FluxFillPipeline  # noqa: N806
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     attempts = [True] if local else [True, False]
     error: Exception | None = None
     for offline in attempts:
         try:
-            pipe = FluxFillPipeline.from_pretrained(
-                source, revision=revision, dtype=dtype, local_files_only=offline
-            )
+            pipe = pipeline_class.from_pretrained(source, revision=revision, dtype=dtype,
+                                                  local_files_only=offline)
             break
         except Exception as exc:  # diffusers raises OSError, ValueError or hub errors for missing files
             error = exc
     else:
         raise ModelUnavailableError(
-            f"cannot load FLUX Fill from {MODEL_SETTING}={source}: {error}. Point the setting at a local "
-            f"directory with the weights or a reachable hub id; official weights: {FLUX_FILL_URL}"
+            f"cannot load {label} from {setting}={source}: {error}. Point the setting at a local "
+            f"directory with the weights or a reachable hub id; official weights: {url}"
         ) from error
     for note in apply_memory_plan(pipe, plan, device):
         log.info("%s: %s", source, note)

@@ -29,6 +29,7 @@ from stages.background.generators import (
     FillRequest,
     FluxFillGenerator,
     fill_generator,
+    load_pipeline,
     locate_model,
 )
 from stages.background.prompts import Embedding, PromptEmbeddings
@@ -147,32 +148,14 @@ BACKENDS.register(BackendSpec("tiny-klein", build_tiny_klein, "a random-weight t
 
 
 def load_klein_pipeline(source: str, *, revision: str | None, device: str, local: bool, plan: str = "full"):
-    """``Flux2KleinInpaintPipeline.from_pretrained`` in bf16 on CUDA (float32 on CPU), placed by ``plan``."""
-    import torch
-
-    from packshot.placement import apply_memory_plan
-
-    pipeline_class = import_diffusers().Flux2KleinInpaintPipeline
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    error: Exception | None = None
-    for offline in ([True] if local else [True, False]):
-        try:
-            pipe = pipeline_class.from_pretrained(source, revision=revision, dtype=dtype,
-                                                  local_files_only=offline)
-            break
-        except Exception as exc:  # OSError, ValueError or hub errors for missing files
-            error = exc
-    else:
-        raise ModelUnavailableError(
-            f"cannot load FLUX.2 [klein] from {KLEIN_SETTING}={source}: {error}. Point the setting at a "
-            f"local directory with the weights or a reachable hub id; official weights: {KLEIN_URL}"
-        ) from error
-    text_layers = pipe.text_encoder.config.num_hidden_layers
+    """``Flux2KleinInpaintPipeline.from_pretrained`` (see :func:`stages.background.generators.load_pipeline`),
+    with the Qwen3 hidden states the transformer expects."""
+    pipe = load_pipeline(import_diffusers().Flux2KleinInpaintPipeline, source, revision=revision,
+                         device=device, local=local, plan=plan, label="FLUX.2 [klein]", setting=KLEIN_SETTING,
+                         url=KLEIN_URL)
     # the released encoder has 36 layers; a smaller (test) encoder uses its own last hidden state
-    released = text_layers > max(KLEIN_TEXT_LAYERS)
+    released = pipe.text_encoder.config.num_hidden_layers > max(KLEIN_TEXT_LAYERS)
     pipe._packshot_text_layers = KLEIN_TEXT_LAYERS if released else TINY_TEXT_LAYERS
-    apply_memory_plan(pipe, plan, device)
-    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
