@@ -13,16 +13,19 @@ Who does what:
 
 - loader threads (``prefetch`` of them) read and hash the next images, check their ``.done.json`` and
   decode them;
-- the calling thread is the GPU holder: it only makes model calls (a GPU segmenter's cutout, a
-  product's generator fills, batched per generation size), each under the card lock through
+- the calling thread is the GPU holder: it only makes model calls (a GPU segmenter's masks for up to
+  its batch size of products in one call, a product's generator fills, batched per generation size),
+  each under the card lock through
   :func:`orchestrator.oom.on_gpu` (one retry with a lighter memory plan when out of memory; then the run
   stops, after the products past their model calls are written), taking them from a queue that may hold
-  several products' requests, and hands everything else to the pool;
+  several products' requests, and hands everything else to the pool (a GPU cutout's edge refinement
+  included: :class:`stages.segment.draft.Draft`, finished by the worker that prepares the product);
 - a pool of worker processes, one per core (:mod:`orchestrator.pool`, :mod:`orchestrator.work`),
   prepares products (classic cutout, placements, generator inputs; first in line, so the GPU never waits)
   and finishes them (generated backgrounds, packshots, recolors, encode, validate, write, ``.done.json``).
 
-At most ``pool size + 2 x prefetch`` photos are in flight at once (flat memory), and results are
+At most ``pool size + 2 x prefetch`` photos are in flight at once (flat memory; ``+ batch - 1`` with
+a GPU segmenter that batches, so a full batch can gather), and results are
 reported to :mod:`packshot.progress` in catalog order, in this process, as soon as all of a product's
 files are written. Stage results are cached by content (:mod:`packshot.cache`).
 """
@@ -37,6 +40,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -57,6 +61,10 @@ from packshot.imageio import load_image, read_local
 from packshot.schemas.results import ProductResult
 from packshot.types import Cutout, Product
 from stages.background.render import fill_plans
+from stages.segment import model_batch, model_batch_size
+
+if TYPE_CHECKING:
+    from stages.segment.draft import Draft
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,7 @@ class _Job:
     loaded: object | None = None
     key: str | None = None
     cutout: Cutout | None = None  # from the GPU segmenter or the parent's cache lookup
+    draft: Draft | None = None  # the GPU segmenter's mask, refined by the worker that prepares the product
     prepared: work.Prepared | None = None
     done_parts: list[work.PartDone | None] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -113,9 +122,10 @@ def process_batch(products: list[Product], options: RunOptions) -> list[ProductR
 def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResult]:
     pool = ctx.cpu_pool()
     ahead = max(1, ctx.settings.orchestration.prefetch)
-    limit = pool.size + 2 * ahead
+    batch = 1 if ctx.segment_in_pool() else model_batch_size(ctx.segmenter)
+    limit = pool.size + 2 * ahead + batch - 1
     order: deque[_Job] = deque()  # photos in flight, catalog order
-    gpu_queue: deque[tuple[str, _Job]] = deque()
+    gpu_queue: deque[tuple[str, _Job]] = deque()  # ("segment" | "fill", job), in the order they came
     pending: dict[Future, tuple[str, _Job]] = {}
     queue = deque(products)
     admit: deque[_Job] = deque()  # photos of the product being admitted
@@ -134,9 +144,10 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
                 pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
             for future in [f for f in pending if f.done()]:
                 _advance(*pending.pop(future), future, gpu_queue, pending, loader, ctx)
-            if gpu_queue:  # model work first: everything else is already handed out
+            step = _next_gpu_step(gpu_queue, pending, batch)
+            if step is not None:  # model work first: everything else is already handed out
                 try:
-                    _gpu_step(*gpu_queue.popleft(), pending, ctx)
+                    _gpu_step(*step, pending, ctx)
                 except RunStopped:  # no more model calls; what is past them still gets its files
                     _drain(gpu_queue, pending, loader, ctx)
                     yield from _finished(order)
@@ -207,25 +218,67 @@ def _drain(gpu_queue: deque, pending: dict, io: ThreadPoolExecutor, ctx: RunCont
         gpu_queue.clear()
 
 
-def _gpu_step(stage: str, job: _Job, pending: dict, ctx: RunContext) -> None:
-    """The GPU holder's work for one product: its cutout, or all its generator fills."""
-    try:
-        if stage == "segment":
-            job.cutout = _segment_on_gpu(job, ctx)
+def _next_gpu_step(gpu_queue: deque, pending: dict, batch: int) -> tuple[str, list[_Job]] | None:
+    """The GPU holder's next model call, taken off ``gpu_queue``: the oldest request, where cutouts go
+    ``batch`` products to a call. A batch still short waits while photos are loading (they may join
+    it), and a product's fills run meanwhile; None when there is nothing to do yet."""
+    if not gpu_queue:
+        return None
+    stage, job = gpu_queue[0]
+    if stage == "fill":
+        gpu_queue.popleft()
+        return "fill", [job]
+    cutouts = [entry for entry in gpu_queue if entry[0] == "segment"][:batch]
+    if len(cutouts) < batch and any(stage == "load" for stage, _ in pending.values()):
+        fill = next((entry for entry in gpu_queue if entry[0] == "fill"), None)
+        if fill is None:
+            return None
+        gpu_queue.remove(fill)
+        return "fill", [fill[1]]
+    for entry in cutouts:
+        gpu_queue.remove(entry)
+    return "segment", [job for _, job in cutouts]
+
+
+def _gpu_step(stage: str, jobs: list[_Job], pending: dict, ctx: RunContext) -> None:
+    """The GPU holder's work for some products' cutouts (one model call), or for all one product's
+    generator fills."""
+    if stage == "segment":
+        for job, made in _segment_on_gpu(jobs, ctx):
+            if isinstance(made, Exception):
+                _fail(job, made)
+                continue
+            if isinstance(made, Cutout):
+                job.cutout = made
+            else:
+                job.draft = made
             _submit_prepare(job, pending, ctx, cache_cutout=True)
-        else:
-            prepared, job.prepared = job.prepared, None
-            fills = _fills_on_gpu(prepared, ctx)
-            _submit_parts(job, prepared, fills, pending, ctx)
+        return
+    (job,) = jobs
+    try:
+        prepared, job.prepared = job.prepared, None
+        fills = _fills_on_gpu(prepared, ctx)
+        _submit_parts(job, prepared, fills, pending, ctx)
     except Exception as exc:
         _fail(job, exc)
 
 
-def _segment_on_gpu(job: _Job, ctx: RunContext) -> Cutout:
-    """One model call: the configured (GPU) segmenter's cutout of the product photo (retried once with
-    a lighter memory plan when out of memory: :func:`orchestrator.oom.on_gpu`)."""
-    loaded, bbox = job.loaded, job.product.bbox
-    return on_gpu(ctx, lambda: ctx.segmenter.segment(loaded.rgb, bbox), what="cutout")
+def _segment_on_gpu(jobs: list[_Job], ctx: RunContext) -> list[tuple[_Job, Draft | Cutout | Exception]]:
+    """One model call for the products' photos under the card lock (retried once with a lighter memory
+    plan when out of memory: :func:`orchestrator.oom.on_gpu`): a draft each where the segmenter leaves
+    its edge refinement for later (SAM; refined in the pool, off the card), else a cutout each. When the
+    call fails, each product is tried alone, so one bad photo fails only its own product."""
+    images = [job.loaded.rgb for job in jobs]
+    boxes = [job.product.bbox for job in jobs]
+    try:
+        made = on_gpu(ctx, lambda: model_batch(ctx.segmenter, images, boxes), what="cutout")
+        return list(zip(jobs, made, strict=True))
+    except RunStopped:
+        raise
+    except Exception as exc:
+        if len(jobs) == 1:
+            return [(jobs[0], exc)]
+    return [pair for job in jobs for pair in _segment_on_gpu([job], ctx)]
 
 
 def _fills_on_gpu(prepared: work.Prepared, ctx: RunContext) -> dict[int, tuple[np.ndarray, list[str]]]:
@@ -274,9 +327,9 @@ def _write_done(job: _Job, ctx: RunContext) -> None:
 
 def _submit_prepare(job: _Job, pending: dict, ctx: RunContext, cache_cutout: bool = False) -> None:
     task = ctx.product_task(job.product, job.folder, job.key, job.loaded, job.cutout)
-    task.cache_cutout = cache_cutout
+    task.draft, task.cache_cutout = job.draft, cache_cutout
     task.notes = [*job.notes, *task.notes]  # what loading said (a damaged .done.json) stays in the record
-    job.loaded = job.cutout = None  # the task holds the arrays now
+    job.loaded = job.cutout = job.draft = None  # the task holds the arrays now
     pending[ctx.cpu_pool().submit(work.prepare_product, task, priority=URGENT)] = ("prepare", job)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -39,6 +40,9 @@ from stages.background.render import (
 from stages.export import compose_packshot
 from stages.lifestyle import plan_scenes
 from stages.recolor import load_material_mask, recolor_variants
+
+if TYPE_CHECKING:
+    from stages.segment.draft import Draft
 
 
 @dataclass
@@ -71,6 +75,7 @@ class ProductTask:
     segmenter_identity: str
     segmenter_notes: list[str] = field(default_factory=list)  # what ``auto`` says about its choice
     cutout: Cutout | None = None
+    draft: Draft | None = None  # the GPU segmenter's mask: its edge refinement is done here, in the pool
     size: tuple[int, int] | None = None  # the photo's (w, h): a recolor mask is mapped like the cutout
     cache_cutout: bool = False  # the parent's GPU segmenter just made ``cutout``: store it
 
@@ -224,6 +229,8 @@ def prepare_product(task: ProductTask, state: WorkerState | None = None) -> Prep
     generative backends."""
     state = state or _state
     prep = Prepared(task, notes=list(task.notes))
+    if task.cutout is None and task.draft is not None:  # refined here, off the card (stages.segment.draft)
+        task.cutout, task.draft = task.draft.finish(task.rgb), None
     prep.cutout = task.cutout or _cut_out(task, state, prep)
     prep.review_reasons = list(prep.cutout.review_reasons)
     writer = ProductWriter(task.product, task.folder, state.storage, state.presets)

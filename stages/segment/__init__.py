@@ -14,11 +14,16 @@
 Every backend turns an RGB ``HxWx3 uint8`` photo into a :class:`Cutout` (RGBA, straight alpha, edge
 band matted and color-corrected when ``refine_edges`` is on), with a confidence and the reasons a
 person should review it (:mod:`stages.segment.confidence`).
+
+A backend whose model runs on a GPU may also offer ``draft_batch`` (SAM does): the same cut without its
+edge refinement, as :class:`~stages.segment.draft.Draft` objects finished later on the CPU, so the card
+is not held while the CPU mattes edges. :func:`model_batch` calls it where it exists and falls back to
+``segment_batch`` (classic, rembg); :func:`model_batch_size` says how many photos one call should get.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,7 +32,10 @@ from packshot.types import Cutout
 from stages.segment.estimate import Box
 from stages.segment.settings import SegmentSettings
 
-__all__ = ["BACKENDS", "Box", "Segmenter", "get_segmenter"]
+if TYPE_CHECKING:  # pymatting (numba) loads with the backends that refine, not with this table
+    from stages.segment.draft import Draft
+
+__all__ = ["BACKENDS", "Box", "Segmenter", "get_segmenter", "model_batch", "model_batch_size"]
 
 
 class Segmenter(Protocol):
@@ -50,6 +58,8 @@ class _Noted:
         self.inner, self.notes = inner, notes
         self.name, self.identity, self.licence = inner.name, inner.identity, inner.licence
         self.generated = False
+        if hasattr(inner, "draft_batch"):  # offered only where the backend offers it (model_batch)
+            self.draft_batch = self._draft_batch
 
     def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout:
         cutout = self.inner.segment(image, box)
@@ -61,6 +71,12 @@ class _Noted:
         for cutout in cutouts:
             cutout.notes.extend(self.notes)
         return cutouts
+
+    def _draft_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Draft]:
+        drafts = self.inner.draft_batch(images, boxes)
+        for draft in drafts:
+            draft.notes.extend(self.notes)
+        return drafts
 
 
 def _classic(settings: SegmentSettings, device: str) -> Segmenter:
@@ -113,6 +129,22 @@ BACKENDS.register(BackendSpec(
 BACKENDS.register(BackendSpec("classic", _classic, "no weights, for studio shots on plain light backgrounds"))
 BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)", auto=False, licence="test",
                               extra="generative", modules=SAM_MODULES))
+
+
+def model_batch(segmenter: Segmenter, images: list[np.ndarray],
+                boxes: list[Box | None]) -> list[Draft | Cutout]:
+    """The part of cutting out ``images`` (RGB ``HxWx3 uint8``) that needs ``segmenter``'s model, one
+    result per image: a :class:`Draft` (finish it with :meth:`Draft.finish`, CPU only) from a backend with
+    ``draft_batch``, else the finished :class:`Cutout` (``segment_batch``)."""
+    draft_batch = getattr(segmenter, "draft_batch", None)
+    return draft_batch(images, boxes) if draft_batch is not None else segmenter.segment_batch(images, boxes)
+
+
+def model_batch_size(segmenter: Segmenter) -> int:
+    """Photos per :func:`model_batch` call: the backend's own batch (SAM: ``PACKSHOT_SEGMENT__BATCH_SIZE``,
+    images per encoder call) where it batches its model, else 1 (a batch would only be a loop)."""
+    inner = segmenter.inner if type(segmenter) is _Noted else segmenter
+    return max(1, int(getattr(inner, "embed_batch", 1))) if hasattr(inner, "draft_batch") else 1
 
 
 def get_segmenter(settings: SegmentSettings, device: str = "cpu") -> Segmenter:

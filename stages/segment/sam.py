@@ -6,6 +6,9 @@ CUDA, float32 on the CPU, ``SegmentSettings.dtype``), and each is prompted on it
 embedding without a human: the catalog's box when the row has one, else a box and points derived
 from the cheap studio foreground estimate (:mod:`stages.segment.estimate`). Of SAM's three
 masks the one with the best mix of predicted quality and agreement with that estimate wins.
+That much needs the model (:meth:`SamSegmenter.draft_batch`: a :class:`~stages.segment.draft.Draft`
+per photo); the edge refinement that finishes each cutout is CPU work, which the pipeline runs in its
+worker processes after letting the card go.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from packshot.errors import ModelUnavailableError
 from packshot.registry import models
 from packshot.types import Cutout
 from stages.segment._torchvision_compat import import_segment_anything
-from stages.segment.classic import finish_cutout
 from stages.segment.cleanup import fill_pinholes, keep_product_parts, open_background_holes, speck_area
 from stages.segment.confidence import SAM_CHECKS, box_edge_contact, box_edge_reasons, judge, sam_values
+from stages.segment.draft import Draft
 from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, interior_point
 from stages.segment.settings import SegmentSettings, embed_batch_size
 
@@ -254,17 +257,29 @@ class SamSegmenter:
         return self.segment_batch([image], [box])[0]
 
     def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
-        """``images``: RGB ``HxWx3 uint8``; ``boxes``: catalog boxes (x0, y0, x1, y1) or None each."""
+        """``images``: RGB ``HxWx3 uint8``; ``boxes``: catalog boxes (x0, y0, x1, y1) or None each.
+        :meth:`draft_batch`, then each draft's edge refinement here."""
+        drafts = self.draft_batch(images, boxes)
+        return [draft.finish(image) for draft, image in zip(drafts, images, strict=True)]
+
+    def draft_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Draft]:
+        """The model's part of :meth:`segment_batch`: one image-encoder call per ``embed_batch`` images
+        (``N x 3 x S x S`` in, ``N x C x S/16 x S/16`` out), then each image prompted on its own embedding.
+
+        Returns one :class:`Draft` per image (mask ``HxW`` bool at the photo's size); its edge
+        refinement (:meth:`Draft.finish`, CPU only) is left to the caller, so the card can be let go
+        first. ``images`` may differ in size; ``boxes`` as in :meth:`segment_batch`.
+        """
         if len(images) != len(boxes):
             raise ValueError("segment_batch needs one box (or None) per image")
-        cutouts = []
+        drafts = []
         for start in range(0, len(images), self.embed_batch):
             chunk = images[start : start + self.embed_batch]
             embeddings = embed_images(self.model, self.predictor.transform, chunk)
             for i, image in enumerate(chunk):
                 self._set_embedding(image, embeddings, i)
-                cutouts.append(self._cut(image, boxes[start + i]))
-        return cutouts
+                drafts.append(self._draft(image, boxes[start + i]))
+        return drafts
 
     def _set_embedding(self, image: np.ndarray, embeddings, index: int) -> None:
         features, input_sizes = embeddings
@@ -274,7 +289,7 @@ class SamSegmenter:
         self.predictor.features = features[index : index + 1]
         self.predictor.is_image_set = True
 
-    def _cut(self, image: np.ndarray, box: Box | None) -> Cutout:
+    def _draft(self, image: np.ndarray, box: Box | None) -> Draft:
         h, w = image.shape[:2]
         notes: list[str] = []
         estimate = estimate_foreground(image)
@@ -310,8 +325,6 @@ class SamSegmenter:
         if not masks[best].any():
             confidence = 0.0
             reasons.append("segment: SAM found no product; the cutout is a rough estimate")
-        cutout = Cutout(finish_cutout(image, mask, self.settings), backend=self.name, notes=notes,
-                        confidence=confidence, review_reasons=reasons)
         choice = f"mask {best + 1} of {len(masks)} (predicted IoU {quality[best]:.2f})"
-        cutout.notes.append(f"{self.name}: {choice}")
-        return cutout
+        return Draft(mask, self.name, self.settings, notes=[*notes, f"{self.name}: {choice}"],
+                     confidence=confidence, review_reasons=reasons)

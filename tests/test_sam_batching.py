@@ -1,0 +1,148 @@
+"""SAM in the pipeline: up to ``PACKSHOT_SEGMENT__BATCH_SIZE`` products share one image-encoder call, and
+each cutout's CPU edge refinement runs after the card lock is let go (tiny SAM on the CPU, counted).
+
+The card lock is real here: the CPU device is given a card UUID, so ``gpu_lock`` takes its ``flock``
+in the test's lock folder, and ``gpu``'s extra guard (entered right after the lock, left right before
+it is released) says when the lock is held.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from packshot import gpu
+from stages.segment import classic, get_segmenter, model_batch, model_batch_size
+from stages.segment.settings import SegmentSettings
+from tests.studio import studio_shot, write_catalog
+
+HERE = Path(__file__).parent
+SHAPES = ["mug", "ball", "bottle", "disc", "bottle", "mug", "ball"]
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", str(HERE / "small_presets.yaml"))
+    monkeypatch.setenv("PACKSHOT_SEGMENT__BACKEND", "tiny")
+    monkeypatch.setenv("PACKSHOT_GENERATIVE__BACKEND", "classic")
+    monkeypatch.setenv("PACKSHOT_ORCHESTRATION__GPU_LOCK_DIR", str(tmp_path / "locks"))
+    return tmp_path
+
+
+@pytest.fixture
+def encoder_calls(monkeypatch):
+    """The batch size of every SAM image-encoder forward in this process (the GPU holder's)."""
+    from stages.segment._torchvision_compat import import_segment_anything
+
+    ImageEncoderViT = import_segment_anything().modeling.ImageEncoderViT  # noqa: N806 (a class)
+    calls: list[int] = []
+    forward = ImageEncoderViT.forward
+    monkeypatch.setattr(ImageEncoderViT, "forward", lambda self, x: calls.append(x.shape[0]) or forward(self, x))
+    return calls
+
+
+def _run(env: Path, n: int, out: str):
+    import orchestrator
+    from orchestrator.settings import get_settings
+    from packshot.catalog import load_catalog
+
+    catalog = write_catalog(env / "cat", [{"sku": f"SAM-{i}", "shape": SHAPES[i % len(SHAPES)]}
+                                          for i in range(n)])
+    orchestrator.clear_contexts()
+    get_settings.cache_clear()  # the environment changed between runs
+    options = orchestrator.RunOptions(catalog=str(catalog), out=str(env / out), presets=["test-shop"],
+                                      stages=["segment"])
+    try:
+        results = orchestrator.process_batch(load_catalog(catalog).products, options)
+    finally:
+        orchestrator.clear_contexts()
+    assert [r.status for r in results] != [], results
+    for r in results:
+        assert r.status in ("done", "needs_review"), r.error
+    return {r.sku: _cutout_alpha(env / out, r) for r in results}
+
+
+def _cutout_alpha(out: Path, result) -> np.ndarray:
+    (record,) = [o for o in result.outputs if o.kind == "cutout"]
+    return np.asarray(Image.open(out / record.key))[..., 3]
+
+
+def test_products_share_image_encoder_calls_up_to_the_batch_size(env, monkeypatch, encoder_calls):
+    n, batch = 5, 2
+    monkeypatch.setenv("PACKSHOT_SEGMENT__BATCH_SIZE", str(batch))
+    batched = _run(env, n, "batched")
+    assert len(encoder_calls) == math.ceil(n / batch)
+    assert sorted(encoder_calls) == [1, 2, 2]
+
+    encoder_calls.clear()
+    monkeypatch.setenv("PACKSHOT_SEGMENT__BATCH_SIZE", "1")
+    single = _run(env, n, "single")
+    assert encoder_calls == [1] * n
+    assert batched.keys() == single.keys()
+    for sku, alpha in batched.items():  # the same cutouts, up to float rounding in the encoder
+        assert alpha.shape == single[sku].shape
+        assert (alpha != single[sku]).mean() < 0.01, sku
+
+
+def test_edge_refinement_never_runs_while_the_card_is_held(env, monkeypatch, encoder_calls):
+    monkeypatch.setenv("PACKSHOT_SEGMENT__BATCH_SIZE", "3")
+    monkeypatch.setattr(gpu, "card_uuid", lambda device: "GPU-test-sam-batching")  # a real flock on the CPU
+    held, holds = [False], [0]
+
+    @contextmanager
+    def guard(uuid):
+        holds[0] += 1
+        held[0] = True
+        try:
+            yield
+        finally:
+            held[0] = False
+
+    monkeypatch.setattr(gpu, "_extra_guard", guard)
+    under_lock = []
+    refine = classic.refine_edges
+
+    def watched_refine(image, mask, band_px=4):
+        under_lock.append(held[0])
+        return refine(image, mask, band_px=band_px)
+
+    monkeypatch.setattr(classic, "refine_edges", watched_refine)
+    alphas = _run(env, 4, "out")
+    assert len(encoder_calls) == 2 and holds[0] >= 2  # the model calls did take the card lock
+    assert True not in under_lock, f"{under_lock.count(True)} edge refinements ran under the card lock"
+    for sku, alpha in alphas.items():  # and every cutout was refined all the same (in the pool)
+        soft = ((alpha > 0) & (alpha < 255)).sum()
+        assert soft > 0, f"{sku}: a binary alpha, its edges were never refined"
+
+
+def test_a_draft_finished_later_is_the_cutout_segment_batch_makes():
+    settings = SegmentSettings(backend="tiny", batch_size=2)  # edges refined
+    segmenter = get_segmenter(settings)
+    images = [studio_shot(size=160, shape=s, seed=i)[0] for i, s in enumerate(["mug", "ball", "bottle"])]
+    boxes = [None, (20, 20, 140, 146), None]
+    assert model_batch_size(segmenter) == 2
+    drafts = model_batch(segmenter, images, boxes)
+    drafts = pickle.loads(pickle.dumps(drafts))  # what crosses to a pool worker
+    assert all(d.mask.shape == im.shape[:2] and d.mask.dtype == bool for d, im in zip(drafts, images))
+    later = [d.finish(im) for d, im in zip(drafts, images, strict=True)]
+    now = segmenter.segment_batch(images, boxes)
+    for a, b in zip(later, now, strict=True):
+        assert np.array_equal(a.rgba, b.rgba)
+        assert (a.notes, a.confidence, a.review_reasons) == (b.notes, b.confidence, b.review_reasons)
+    assert any(((c.alpha > 0) & (c.alpha < 255)).any() for c in later)  # refined: not binary masks
+    with pytest.raises(ValueError, match="does not fit the photo"):
+        drafts[0].finish(images[0][:50])
+
+
+def test_backends_without_drafts_are_cut_whole_one_photo_per_call():
+    segmenter = get_segmenter(SegmentSettings(backend="classic", refine_edges=False, batch_size=4))
+    image, _ = studio_shot(size=96, shape="ball")
+    assert model_batch_size(segmenter) == 1  # a batch would only be a loop
+    (cutout,) = model_batch(segmenter, [image], [None])
+    assert np.array_equal(cutout.rgba, segmenter.segment(image).rgba)
