@@ -40,7 +40,6 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -61,10 +60,7 @@ from packshot.imageio import load_image, read_local
 from packshot.schemas.results import ProductResult
 from packshot.types import Cutout, Product
 from stages.background.render import fill_plans
-from stages.segment import model_batch, model_batch_size
-
-if TYPE_CHECKING:
-    from stages.segment.draft import Draft
+from stages.segment import Draft, model_batch, model_batch_size, model_prompt
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +88,8 @@ class _Job:
     loaded: object | None = None
     key: str | None = None
     cutout: Cutout | None = None  # from the GPU segmenter or the parent's cache lookup
-    draft: Draft | None = None  # the GPU segmenter's mask, refined by the worker that prepares the product
+    prompt: object | None = None  # what the GPU segmenter asks its model for this photo (made by a loader)
+    draft: Draft | None = None  # the GPU segmenter's answer, finished by the worker that prepares the product
     prepared: work.Prepared | None = None
     done_parts: list[work.PartDone | None] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -270,8 +267,9 @@ def _segment_on_gpu(jobs: list[_Job], ctx: RunContext) -> list[tuple[_Job, Draft
     call fails, each product is tried alone, so one bad photo fails only its own product."""
     images = [job.loaded.rgb for job in jobs]
     boxes = [job.product.bbox for job in jobs]
+    prompts = [job.prompt for job in jobs]
     try:
-        made = on_gpu(ctx, lambda: model_batch(ctx.segmenter, images, boxes), what="cutout")
+        made = on_gpu(ctx, lambda: model_batch(ctx.segmenter, images, boxes, prompts), what="cutout")
         return list(zip(jobs, made, strict=True))
     except RunStopped:
         raise
@@ -329,7 +327,7 @@ def _submit_prepare(job: _Job, pending: dict, ctx: RunContext, cache_cutout: boo
     task = ctx.product_task(job.product, job.folder, job.key, job.loaded, job.cutout)
     task.draft, task.cache_cutout = job.draft, cache_cutout
     task.notes = [*job.notes, *task.notes]  # what loading said (a damaged .done.json) stays in the record
-    job.loaded = job.cutout = job.draft = None  # the task holds the arrays now
+    job.loaded = job.cutout = job.draft = job.prompt = None  # the task holds the arrays now
     pending[ctx.cpu_pool().submit(work.prepare_product, task, priority=URGENT)] = ("prepare", job)
 
 
@@ -355,7 +353,7 @@ def _fail(job: _Job, exc: Exception) -> None:
 
 def _load_phase(job: _Job, ctx: RunContext) -> None:
     """Loader thread: decode the image, compute the content key, finish early if nothing changed; with a
-    GPU segmenter, also look its cutout up in the stage cache."""
+    GPU segmenter, also look its cutout up in the stage cache, else make what it will ask its model."""
     product = job.product
     if not ctx.rerun.is_chosen(product.sku):  # --sku / --from-review: the others keep their files
         job.result = carried_over(product, ctx.storage, job.folder, ctx.rerun)
@@ -380,12 +378,15 @@ def _load_phase(job: _Job, ctx: RunContext) -> None:
         if _reuse_previous(job, job.key, ctx):
             refresh_version(ctx.storage, job.folder, job.result, product)
             return
-        if ctx.segment_in_pool() or ctx.cache is None or work.has_source_alpha(job.loaded.alpha):
+        if ctx.segment_in_pool() or work.has_source_alpha(job.loaded.alpha):
             return
-        notes: list[str] = []
-        task = ctx.product_task(product, job.folder, job.key, job.loaded, None)
-        job.cutout = ctx.cache.get_cutout(work.cutout_key(task, ctx.settings), notes)
-        job.loaded.notes = (*job.loaded.notes, *notes)
+        if ctx.cache is not None:
+            notes: list[str] = []
+            task = ctx.product_task(product, job.folder, job.key, job.loaded, None)
+            job.cutout = ctx.cache.get_cutout(work.cutout_key(task, ctx.settings), notes)
+            job.loaded.notes = (*job.loaded.notes, *notes)
+        if job.cutout is None:  # the segmenter's CPU work before its model call: here, not under the lock
+            job.prompt = model_prompt(ctx.segmenter, job.loaded.rgb, product.bbox)
     except Exception as exc:
         _fail(job, exc)
 

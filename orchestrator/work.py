@@ -42,7 +42,7 @@ from stages.lifestyle import plan_scenes
 from stages.recolor import load_material_mask, recolor_variants
 
 if TYPE_CHECKING:
-    from stages.segment.draft import Draft
+    from stages.segment import Draft
 
 
 @dataclass
@@ -75,7 +75,7 @@ class ProductTask:
     segmenter_identity: str
     segmenter_notes: list[str] = field(default_factory=list)  # what ``auto`` says about its choice
     cutout: Cutout | None = None
-    draft: Draft | None = None  # the GPU segmenter's mask: its edge refinement is done here, in the pool
+    draft: Draft | None = None  # the GPU segmenter's answer: finished (edges refined) here, in the pool
     size: tuple[int, int] | None = None  # the photo's (w, h): a recolor mask is mapped like the cutout
     cache_cutout: bool = False  # the parent's GPU segmenter just made ``cutout``: store it
 
@@ -229,7 +229,7 @@ def prepare_product(task: ProductTask, state: WorkerState | None = None) -> Prep
     generative backends."""
     state = state or _state
     prep = Prepared(task, notes=list(task.notes))
-    if task.cutout is None and task.draft is not None:  # refined here, off the card (stages.segment.draft)
+    if task.cutout is None and task.draft is not None:  # finished here, off the card (segment.sam_draft)
         task.cutout, task.draft = task.draft.finish(task.rgb), None
     prep.cutout = task.cutout or _cut_out(task, state, prep)
     prep.review_reasons = list(prep.cutout.review_reasons)

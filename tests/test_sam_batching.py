@@ -1,15 +1,17 @@
 """SAM in the pipeline: up to ``PACKSHOT_SEGMENT__BATCH_SIZE`` products share one image-encoder call, and
-each cutout's CPU edge refinement runs after the card lock is let go (tiny SAM on the CPU, counted).
+the CPU work around the model (the prompts before, the mask cleanup and edge refinement after) runs
+while the card lock is not held (tiny SAM on the CPU, counted).
 
 The card lock is real here: the CPU device is given a card UUID, so ``gpu_lock`` takes its ``flock``
 in the test's lock folder, and ``gpu``'s extra guard (entered right after the lock, left right before
-it is released) says when the lock is held.
+it is released) marks the thread that holds it.
 """
 
 from __future__ import annotations
 
 import math
 import pickle
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from PIL import Image
 
 from packshot import gpu
-from stages.segment import classic, get_segmenter, model_batch, model_batch_size
+from stages.segment import classic, get_segmenter, model_batch, model_batch_size, model_prompt, sam_draft
 from stages.segment.settings import SegmentSettings
 from tests.studio import studio_shot, write_catalog
 
@@ -43,7 +45,8 @@ def encoder_calls(monkeypatch):
     ImageEncoderViT = import_segment_anything().modeling.ImageEncoderViT  # noqa: N806 (a class)
     calls: list[int] = []
     forward = ImageEncoderViT.forward
-    monkeypatch.setattr(ImageEncoderViT, "forward", lambda self, x: calls.append(x.shape[0]) or forward(self, x))
+    monkeypatch.setattr(ImageEncoderViT, "forward",
+                        lambda self, x: calls.append(x.shape[0]) or forward(self, x))
     return calls
 
 
@@ -90,32 +93,40 @@ def test_products_share_image_encoder_calls_up_to_the_batch_size(env, monkeypatc
         assert (alpha != single[sku]).mean() < 0.01, sku
 
 
-def test_edge_refinement_never_runs_while_the_card_is_held(env, monkeypatch, encoder_calls):
+def test_cpu_work_around_the_model_never_runs_while_the_card_is_held(env, monkeypatch, encoder_calls):
     monkeypatch.setenv("PACKSHOT_SEGMENT__BATCH_SIZE", "3")
     monkeypatch.setattr(gpu, "card_uuid", lambda device: "GPU-test-sam-batching")  # a real flock on the CPU
-    held, holds = [False], [0]
+    holder, holds = threading.local(), [0]
 
     @contextmanager
     def guard(uuid):
         holds[0] += 1
-        held[0] = True
+        holder.card = True
         try:
             yield
         finally:
-            held[0] = False
+            holder.card = False
 
     monkeypatch.setattr(gpu, "_extra_guard", guard)
-    under_lock = []
-    refine = classic.refine_edges
+    seen: dict[str, list[bool]] = {}  # step -> for each call: did the calling thread hold the card?
 
-    def watched_refine(image, mask, band_px=4):
-        under_lock.append(held[0])
-        return refine(image, mask, band_px=band_px)
+    def watch(module, name):
+        real = getattr(module, name)
 
-    monkeypatch.setattr(classic, "refine_edges", watched_refine)
+        def watched(*args, **kwargs):
+            seen.setdefault(name, []).append(getattr(holder, "card", False))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, watched)
+
+    watch(classic, "refine_edges")  # the edge refinement (finish)
+    watch(sam_draft, "open_background_holes")  # the mask cleanup (finish)
+    watch(sam_draft, "estimate_foreground")  # the prompts (before the model)
     alphas = _run(env, 4, "out")
     assert len(encoder_calls) == 2 and holds[0] >= 2  # the model calls did take the card lock
-    assert True not in under_lock, f"{under_lock.count(True)} edge refinements ran under the card lock"
+    for step, held in seen.items():
+        assert True not in held, f"{held.count(True)} calls of {step} ran while their thread held the card"
+    assert len(seen.get("estimate_foreground", [])) == 4  # made in this process, by the loader threads
     for sku, alpha in alphas.items():  # and every cutout was refined all the same (in the pool)
         soft = ((alpha > 0) & (alpha < 255)).sum()
         assert soft > 0, f"{sku}: a binary alpha, its edges were never refined"
@@ -127,9 +138,11 @@ def test_a_draft_finished_later_is_the_cutout_segment_batch_makes():
     images = [studio_shot(size=160, shape=s, seed=i)[0] for i, s in enumerate(["mug", "ball", "bottle"])]
     boxes = [None, (20, 20, 140, 146), None]
     assert model_batch_size(segmenter) == 2
-    drafts = model_batch(segmenter, images, boxes)
+    prompts = [model_prompt(segmenter, im, box) for im, box in zip(images, boxes, strict=True)]
+    drafts = model_batch(segmenter, images, boxes, prompts)
     drafts = pickle.loads(pickle.dumps(drafts))  # what crosses to a pool worker
-    assert all(d.mask.shape == im.shape[:2] and d.mask.dtype == bool for d, im in zip(drafts, images))
+    for draft, image in zip(drafts, images, strict=True):
+        assert draft.masks.shape == (3, *image.shape[:2]) and draft.masks.dtype == bool
     later = [d.finish(im) for d, im in zip(drafts, images, strict=True)]
     now = segmenter.segment_batch(images, boxes)
     for a, b in zip(later, now, strict=True):
@@ -144,5 +157,6 @@ def test_backends_without_drafts_are_cut_whole_one_photo_per_call():
     segmenter = get_segmenter(SegmentSettings(backend="classic", refine_edges=False, batch_size=4))
     image, _ = studio_shot(size=96, shape="ball")
     assert model_batch_size(segmenter) == 1  # a batch would only be a loop
+    assert model_prompt(segmenter, image, None) is None
     (cutout,) = model_batch(segmenter, [image], [None])
     assert np.array_equal(cutout.rgba, segmenter.segment(image).rgba)

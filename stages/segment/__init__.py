@@ -15,15 +15,17 @@ Every backend turns an RGB ``HxWx3 uint8`` photo into a :class:`Cutout` (RGBA, s
 band matted and color-corrected when ``refine_edges`` is on), with a confidence and the reasons a
 person should review it (:mod:`stages.segment.confidence`).
 
-A backend whose model runs on a GPU may also offer ``draft_batch`` (SAM does): the same cut without its
-edge refinement, as :class:`~stages.segment.draft.Draft` objects finished later on the CPU, so the card
-is not held while the CPU mattes edges. :func:`model_batch` calls it where it exists and falls back to
-``segment_batch`` (classic, rembg); :func:`model_batch_size` says how many photos one call should get.
+A backend whose model runs on a GPU may also split its cut so that only the model call holds the card
+(SAM does, :mod:`stages.segment.sam_draft`): ``prompt(image, box)``, the CPU work before the model;
+``draft_batch(images, boxes, prompts)``, the model call for several photos, a :class:`Draft` each; and
+``Draft.finish(image)``, the CPU work after it (edge refinement included). :func:`model_prompt` and
+:func:`model_batch` use the split where a backend has it and fall back to ``segment_batch`` (classic,
+rembg); :func:`model_batch_size` says how many photos one call should get.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -32,10 +34,8 @@ from packshot.types import Cutout
 from stages.segment.estimate import Box
 from stages.segment.settings import SegmentSettings
 
-if TYPE_CHECKING:  # pymatting (numba) loads with the backends that refine, not with this table
-    from stages.segment.draft import Draft
-
-__all__ = ["BACKENDS", "Box", "Segmenter", "get_segmenter", "model_batch", "model_batch_size"]
+__all__ = ["BACKENDS", "Box", "Draft", "Segmenter", "get_segmenter", "model_batch", "model_batch_size",
+           "model_prompt"]
 
 
 class Segmenter(Protocol):
@@ -51,6 +51,16 @@ class Segmenter(Protocol):
     def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]: ...
 
 
+class Draft(Protocol):
+    """A cut decided by a model but not finished: plain data (it pickles); ``finish`` is CPU work."""
+
+    notes: list[str]  # said after the backend's own notes
+
+    def finish(self, image: np.ndarray) -> Cutout:
+        """The cutout of ``image``, the RGB ``HxWx3 uint8`` photo the draft was made for."""
+        ...
+
+
 class _Noted:
     """Wraps a backend and adds notes to every cutout (how ``auto`` reports its choice)."""
 
@@ -59,7 +69,7 @@ class _Noted:
         self.name, self.identity, self.licence = inner.name, inner.identity, inner.licence
         self.generated = False
         if hasattr(inner, "draft_batch"):  # offered only where the backend offers it (model_batch)
-            self.draft_batch = self._draft_batch
+            self.prompt, self.draft_batch = inner.prompt, self._draft_batch
 
     def segment(self, image: np.ndarray, box: Box | None = None) -> Cutout:
         cutout = self.inner.segment(image, box)
@@ -72,8 +82,9 @@ class _Noted:
             cutout.notes.extend(self.notes)
         return cutouts
 
-    def _draft_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Draft]:
-        drafts = self.inner.draft_batch(images, boxes)
+    def _draft_batch(self, images: list[np.ndarray], boxes: list[Box | None],
+                     prompts: list | None = None) -> list[Draft]:
+        drafts = self.inner.draft_batch(images, boxes, prompts)
         for draft in drafts:
             draft.notes.extend(self.notes)
         return drafts
@@ -131,13 +142,23 @@ BACKENDS.register(BackendSpec("tiny", _tiny, "a random-weight small SAM (tests)"
                               extra="generative", modules=SAM_MODULES))
 
 
-def model_batch(segmenter: Segmenter, images: list[np.ndarray],
-                boxes: list[Box | None]) -> list[Draft | Cutout]:
+def model_prompt(segmenter: Segmenter, image: np.ndarray, box: Box | None) -> object | None:
+    """The CPU work ``segmenter`` does before its model call on ``image`` (SAM: the foreground estimate and
+    the prompts), for a thread that does not hold the card; None for a backend without that split."""
+    prompt = getattr(segmenter, "prompt", None)
+    return prompt(image, box) if prompt is not None else None
+
+
+def model_batch(segmenter: Segmenter, images: list[np.ndarray], boxes: list[Box | None],
+                prompts: list | None = None) -> list[Draft | Cutout]:
     """The part of cutting out ``images`` (RGB ``HxWx3 uint8``) that needs ``segmenter``'s model, one
-    result per image: a :class:`Draft` (finish it with :meth:`Draft.finish`, CPU only) from a backend with
-    ``draft_batch``, else the finished :class:`Cutout` (``segment_batch``)."""
+    result per image: a :class:`Draft` (finish it with ``Draft.finish``, CPU only) from a backend with
+    ``draft_batch`` (``prompts`` from :func:`model_prompt`, None each where not made yet), else the
+    finished :class:`Cutout` (``segment_batch``)."""
     draft_batch = getattr(segmenter, "draft_batch", None)
-    return draft_batch(images, boxes) if draft_batch is not None else segmenter.segment_batch(images, boxes)
+    if draft_batch is None:
+        return segmenter.segment_batch(images, boxes)
+    return draft_batch(images, boxes, prompts)
 
 
 def model_batch_size(segmenter: Segmenter) -> int:

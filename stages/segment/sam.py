@@ -19,7 +19,6 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -27,10 +26,14 @@ from packshot.errors import ModelUnavailableError
 from packshot.registry import models
 from packshot.types import Cutout
 from stages.segment._torchvision_compat import import_segment_anything
-from stages.segment.cleanup import fill_pinholes, keep_product_parts, open_background_holes, speck_area
-from stages.segment.confidence import SAM_CHECKS, box_edge_contact, box_edge_reasons, judge, sam_values
-from stages.segment.draft import Draft
-from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, interior_point
+from stages.segment.estimate import Box
+from stages.segment.sam_draft import (  # noqa: F401 (choose_mask, derive_prompts: the backend's API)
+    SamDraft,
+    SamPrompt,
+    choose_mask,
+    derive_prompts,
+    sam_prompt,
+)
 from stages.segment.settings import SegmentSettings, embed_batch_size
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,6 @@ OFFICIAL_CHECKPOINTS = {"vit_h": "sam_vit_h_4b8939.pth", "vit_l": "sam_vit_l_0b3
                         "vit_b": "sam_vit_b_01ec64.pth"}
 CHECKPOINT_SETTING = "PACKSHOT_SEGMENT__SAM_CHECKPOINT"
 TINY_IMG_SIZE = 256
-QUALITY_WEIGHT = 0.5  # share of SAM's predicted IoU in the mask choice; the rest is agreement
 
 
 def build_tiny_sam(checkpoint: str | Path | None = None):
@@ -175,54 +177,6 @@ def _load_with_encoder_dtype(model_type: str, checkpoint: Path, device: str, dty
     return model
 
 
-def choose_mask(masks: np.ndarray, quality: np.ndarray, estimate: np.ndarray | None) -> int:
-    """Index of the best of SAM's masks (``Nx HxW`` bool) given predicted IoUs ``quality`` (N,).
-
-    With a foreground estimate (``HxW`` bool, non-empty) the score mixes predicted quality and IoU
-    with the estimate; empty masks never win while a non-empty one exists.
-    """
-    score = quality.astype(np.float64).copy()
-    if estimate is not None and estimate.any():
-        inter = (masks & estimate).sum(axis=(1, 2))
-        union = (masks | estimate).sum(axis=(1, 2))
-        agreement = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-        score = QUALITY_WEIGHT * score + (1 - QUALITY_WEIGHT) * agreement
-    empty = ~masks.any(axis=(1, 2))
-    if not empty.all():
-        score[empty] = -np.inf
-    return int(np.argmax(score))
-
-
-def derive_prompts(
-    estimate: ForegroundEstimate, size: tuple[int, int]
-) -> tuple[Box | None, np.ndarray, np.ndarray]:
-    """Box plus points from the estimate, in original pixels: (box, points Nx2 (x, y), labels N).
-
-    One positive point at the deepest interior pixel of the largest part; one negative point in
-    each enclosed hole of the estimate that is bigger than a speck (a handle, a ring's middle).
-    """
-    box = estimate.box_at(size)
-    points, labels = [], []
-    s = estimate.scale
-    if estimate.mask.any():
-        product = estimate.mask.astype(np.uint8)
-        count, parts, stats, _ = cv2.connectedComponentsWithStats(product, connectivity=8)
-        largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        inside = interior_point(parts == largest)
-        if inside is not None:
-            points.append((inside[0] / s, inside[1] / s))
-            labels.append(1)
-        holes = fill_pinholes(estimate.mask, max_area=10**12) & ~estimate.mask
-        holes8 = holes.astype(np.uint8)
-        count, hole_labels, stats, _ = cv2.connectedComponentsWithStats(holes8, connectivity=4)
-        for label in range(1, count):
-            if stats[label, cv2.CC_STAT_AREA] >= speck_area(estimate.mask.shape) * 4:
-                x, y = interior_point(hole_labels == label)
-                points.append((x / s, y / s))
-                labels.append(0)
-    return box, np.array(points, np.float32).reshape(-1, 2), np.array(labels, np.int64)
-
-
 SAM_LICENCE = "Apache-2.0 (Segment Anything, Meta AI: github.com/facebookresearch/segment-anything)"
 TINY_LICENCE = "tiny random-weight SAM built locally for tests (no licence terms; not for production)"
 
@@ -258,27 +212,36 @@ class SamSegmenter:
 
     def segment_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Cutout]:
         """``images``: RGB ``HxWx3 uint8``; ``boxes``: catalog boxes (x0, y0, x1, y1) or None each.
-        :meth:`draft_batch`, then each draft's edge refinement here."""
+        :meth:`draft_batch`, then each draft finished here (:meth:`SamDraft.finish`)."""
         drafts = self.draft_batch(images, boxes)
         return [draft.finish(image) for draft, image in zip(drafts, images, strict=True)]
 
-    def draft_batch(self, images: list[np.ndarray], boxes: list[Box | None]) -> list[Draft]:
-        """The model's part of :meth:`segment_batch`: one image-encoder call per ``embed_batch`` images
-        (``N x 3 x S x S`` in, ``N x C x S/16 x S/16`` out), then each image prompted on its own embedding.
+    def prompt(self, image: np.ndarray, box: Box | None) -> SamPrompt:
+        """The CPU work before the model call for ``image`` (:func:`stages.segment.sam_draft.sam_prompt`)."""
+        return sam_prompt(image, box, self.name)
 
-        Returns one :class:`Draft` per image (mask ``HxW`` bool at the photo's size); its edge
-        refinement (:meth:`Draft.finish`, CPU only) is left to the caller, so the card can be let go
-        first. ``images`` may differ in size; ``boxes`` as in :meth:`segment_batch`.
+    def draft_batch(self, images: list[np.ndarray], boxes: list[Box | None],
+                    prompts: list[SamPrompt | None] | None = None) -> list[SamDraft]:
+        """The model's part of :meth:`segment_batch`: one image-encoder call per ``embed_batch`` images
+        (``N x 3 x S x S`` in, ``N x C x S/16 x S/16`` out), then the mask decoder per image on its own
+        embedding with its prompt (``prompts``, made by :meth:`prompt`; made here where missing).
+
+        Returns one :class:`SamDraft` per image (``3 x H x W`` masks at the photo's size). Finishing it
+        (mask choice, cleanup, confidence, edge refinement: CPU only) is left to the caller, so the card
+        can be let go first. ``images`` may differ in size.
         """
-        if len(images) != len(boxes):
-            raise ValueError("segment_batch needs one box (or None) per image")
+        if len(images) != len(boxes) or (prompts is not None and len(prompts) != len(images)):
+            raise ValueError("draft_batch needs one box (or None) and one prompt (or None) per image")
+        prompts = list(prompts or [None] * len(images))
         drafts = []
         for start in range(0, len(images), self.embed_batch):
             chunk = images[start : start + self.embed_batch]
+            for i, image in enumerate(chunk, start):
+                prompts[i] = prompts[i] or self.prompt(image, boxes[i])
             embeddings = embed_images(self.model, self.predictor.transform, chunk)
             for i, image in enumerate(chunk):
                 self._set_embedding(image, embeddings, i)
-                drafts.append(self._draft(image, boxes[start + i]))
+                drafts.append(self._draft(prompts[start + i]))
         return drafts
 
     def _set_embedding(self, image: np.ndarray, embeddings, index: int) -> None:
@@ -289,42 +252,11 @@ class SamSegmenter:
         self.predictor.features = features[index : index + 1]
         self.predictor.is_image_set = True
 
-    def _draft(self, image: np.ndarray, box: Box | None) -> Draft:
-        h, w = image.shape[:2]
-        notes: list[str] = []
-        estimate = estimate_foreground(image)
-        estimate_mask = estimate.mask_at((h, w))
-        catalog_box = box
-        if box is not None:
-            points, labels = np.zeros((0, 2), np.float32), np.zeros((0,), np.int64)
-        else:
-            box, points, labels = derive_prompts(estimate, (h, w))
-            if box is None:
-                box = (0, 0, w, h)
-                notes.append(f"{self.name}: no foreground estimate, prompted with the whole frame")
+    def _draft(self, prompt: SamPrompt) -> SamDraft:
         masks, quality, low_res_logits = self.predictor.predict(
-            point_coords=points if len(points) else None,
-            point_labels=labels if len(points) else None,
-            box=np.array(box, np.float32),
+            point_coords=prompt.points if len(prompt.points) else None,
+            point_labels=prompt.labels if len(prompt.labels) else None,
+            box=np.array(prompt.box, np.float32),
             multimask_output=True,
         )
-        best = choose_mask(masks, quality, estimate_mask)
-        mask = masks[best]
-        if not mask.any():
-            notes.append(f"{self.name}: SAM returned empty masks, used the foreground estimate")
-            mask = estimate_mask
-        mask = fill_pinholes(keep_product_parts(mask))
-        near_background = cv2.resize(estimate.distance, (w, h), interpolation=cv2.INTER_LINEAR) < 6
-        mask = open_background_holes(mask, near_background)
-        logits = None if low_res_logits is None else low_res_logits[best]
-        confidence, reasons = judge(sam_values(quality[best], logits), SAM_CHECKS)
-        if catalog_box is not None:  # SAM cannot reach past its prompt box: say when the product does
-            edge_reasons = box_edge_reasons(box_edge_contact(mask, catalog_box))
-            if edge_reasons:
-                confidence, reasons = min(confidence, 0.25), reasons + edge_reasons
-        if not masks[best].any():
-            confidence = 0.0
-            reasons.append("segment: SAM found no product; the cutout is a rough estimate")
-        choice = f"mask {best + 1} of {len(masks)} (predicted IoU {quality[best]:.2f})"
-        return Draft(mask, self.name, self.settings, notes=[*notes, f"{self.name}: {choice}"],
-                     confidence=confidence, review_reasons=reasons)
+        return SamDraft(prompt, masks, quality, low_res_logits, self.settings, backend=self.name)
