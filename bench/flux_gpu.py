@@ -429,11 +429,14 @@ class GpuBench:
         held = []
         for _ in range(self.runs):
             t = time.perf_counter()
-            with gpu_lock(self.device, lock_dir):  # what the pipeline holds the card for per cutout
+            with gpu_lock(self.device, lock_dir):  # the whole cut: what the pipeline held the card for before
                 segmenter.segment_batch([image], [None])
                 sync()
             held.append(time.perf_counter() - t)
         arm["segment_seconds_under_lock_per_image"] = round(float(np.median(held)), 3)
+        from bench.sam_batch import lock_split  # the pipeline's path: only the model call under the lock
+
+        arm.update(lock_split(segmenter, image, 4, self.runs, self.device, lock_dir, sync))
         arm["peak_allocated_gib"] = peak_gib("allocated")
         self.results["arms"]["sam"] = arm
         print(f"   sam: {arm}", flush=True)

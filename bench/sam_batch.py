@@ -6,9 +6,9 @@ the seconds are CPU seconds, so only the share of the lock spent on CPU refineme
 The card lock is real: the CPU device is given a stand-in card UUID, so ``gpu_lock`` takes its
 ``flock`` in a temporary folder, and ``gpu``'s extra guard times how long it is held.
 
-1. ``direct``, side by side on the same photos: the old pipeline's call (one photo per lock, mask and
-   edge refinement under it) against the new one (``--batch`` photos per lock, masks only; the
-   drafts refined after the lock is let go).
+1. ``direct``, side by side on the same photos: the old pipeline's call (one photo per lock; prompts,
+   model, mask cleanup and edge refinement all under it) against the new one (``--batch`` photos per
+   lock, the model only; prompts made before, drafts finished after the lock is let go).
 2. ``pipeline``: ``process_batch`` on a catalog of those photos, stages ``segment`` only, at
    ``--batch`` photos per encoder call: encoder calls, lock held, refinements in the GPU holder's
    process while it held the lock (the pool refines them).
@@ -107,7 +107,7 @@ def direct(images: list[np.ndarray], batch: int, clock: LockClock, calls: list[i
     many = get_segmenter(SegmentSettings(backend="tiny", batch_size=batch))
     rows = []
     for name, run in (("old: 1 photo per lock, refined under it", lambda: _old(one, images, lock_dir)),
-                      (f"new: {batch} photos per lock, refined after", lambda: _new(many, images, batch,
+                      (f"new: {batch} photos per lock, CPU work outside", lambda: _new(many, images, batch,
                                                                                     lock_dir, model_batch))):
         calls.clear()
         clock.holds, clock.seconds = 0, 0.0
@@ -136,14 +136,45 @@ def _old(segmenter, images, lock_dir):
 
 def _new(segmenter, images, batch, lock_dir, model_batch):
     from packshot.gpu import gpu_lock
+    from stages.segment import model_prompt
 
     out = []
     for start in range(0, len(images), batch):
         chunk = images[start : start + batch]
+        prompts = [model_prompt(segmenter, image, None) for image in chunk]  # a loader thread's work
         with gpu_lock("cuda:0", lock_dir):
-            drafts = model_batch(segmenter, chunk, [None] * len(chunk))
-        out += [draft.finish(image).alpha for draft, image in zip(drafts, chunk, strict=True)]
+            drafts = model_batch(segmenter, chunk, [None] * len(chunk), prompts)
+        out += [draft.finish(image).alpha for draft, image in zip(drafts, chunk, strict=True)]  # the pool's
     return out
+
+
+def lock_split(segmenter, image: np.ndarray, batch: int, runs: int, device: str, lock_dir: Path,
+               sync=lambda: None) -> dict:
+    """The pipeline's SAM path on ``batch`` copies of ``image``, ``runs`` times: median seconds per photo
+    for the prompts (made before the lock), the model call under the card lock, and the finish (mask
+    cleanup and edge refinement, after it). ``sync`` waits for the device (CUDA) before a clock reads."""
+    from packshot.gpu import gpu_lock
+    from stages.segment import model_batch, model_prompt
+
+    images = [image] * batch
+    split: dict[str, list[float]] = {"prompt": [], "model": [], "finish": []}
+    for _ in range(runs):
+        start = time.perf_counter()
+        prompts = [model_prompt(segmenter, im, None) for im in images]
+        split["prompt"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        with gpu_lock(device, lock_dir):
+            drafts = model_batch(segmenter, images, [None] * batch, prompts)
+            sync()
+        split["model"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for draft, im in zip(drafts, images, strict=True):
+            draft.finish(im)
+        split["finish"].append(time.perf_counter() - start)
+    names = {"prompt": "prompt_seconds_per_image_before_lock",
+             "model": f"model_seconds_per_image_under_lock_batch{batch}",
+             "finish": "finish_seconds_per_image_after_lock"}
+    return {names[k]: round(float(np.median(v)) / batch, 3) for k, v in split.items()}
 
 
 def pipeline(images: list[np.ndarray], batch: int, clock: LockClock, calls: list[int], work: Path,
