@@ -106,7 +106,7 @@ def direct(images: list[np.ndarray], batch: int, clock: LockClock, calls: list[i
     one = get_segmenter(SegmentSettings(backend="tiny", batch_size=1))
     many = get_segmenter(SegmentSettings(backend="tiny", batch_size=batch))
     rows = []
-    for name, run in (("old: 1 photo per lock, refined under it", lambda: _old(one, images, lock_dir)),
+    for name, run in (("old: 1 photo per lock, CPU work under it", lambda: _old(one, images, lock_dir)),
                       (f"new: {batch} photos per lock, CPU work outside", lambda: _new(many, images, batch,
                                                                                     lock_dir, model_batch))):
         calls.clear()

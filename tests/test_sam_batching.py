@@ -132,6 +132,42 @@ def test_cpu_work_around_the_model_never_runs_while_the_card_is_held(env, monkey
         assert soft > 0, f"{sku}: a binary alpha, its edges were never refined"
 
 
+def test_a_photo_that_fails_the_model_fails_only_its_own_product(env, monkeypatch, encoder_calls):
+    """A batch whose model call fails is retried photo by photo: the others still get their cutouts."""
+    import orchestrator
+    from orchestrator.settings import get_settings
+    from packshot.catalog import load_catalog
+    from stages.segment.sam import SamSegmenter
+
+    monkeypatch.setenv("PACKSHOT_SEGMENT__BATCH_SIZE", "3")
+    folder = env / "cat"
+    (folder / "images").mkdir(parents=True)
+    Image.fromarray(studio_shot(size=200, shape="ball")[0]).save(folder / "images" / "odd.png")
+    rows = [{"sku": "OK-1"}, {"sku": "ODD", "image": "images/odd.png"}, {"sku": "OK-2"}]
+    catalog = write_catalog(folder, rows)
+    draft = SamSegmenter._draft
+
+    def failing(self, prompt):
+        if prompt.size == (200, 200):
+            raise RuntimeError("the mask decoder cannot take this photo (injected)")
+        return draft(self, prompt)
+
+    monkeypatch.setattr(SamSegmenter, "_draft", failing)
+    orchestrator.clear_contexts()
+    get_settings.cache_clear()
+    options = orchestrator.RunOptions(catalog=str(catalog), out=str(env / "out"), presets=["test-shop"],
+                                      stages=["segment"])
+    try:
+        results = {r.sku: r for r in orchestrator.process_batch(load_catalog(catalog).products, options)}
+    finally:
+        orchestrator.clear_contexts()
+    assert results["ODD"].status == "failed" and "injected" in results["ODD"].error
+    for sku in ("OK-1", "OK-2"):
+        assert results[sku].status in ("done", "needs_review"), results[sku].error
+        assert any(o.kind == "cutout" for o in results[sku].outputs)
+    assert encoder_calls == [3, 1, 1, 1]  # the batch, then each photo alone
+
+
 def test_a_draft_finished_later_is_the_cutout_segment_batch_makes():
     settings = SegmentSettings(backend="tiny", batch_size=2)  # edges refined
     segmenter = get_segmenter(settings)
