@@ -12,14 +12,14 @@ identities) matches skips the product.
 Who does what:
 
 - loader threads (``prefetch`` of them) read and hash the next images, check their ``.done.json`` and
-  decode them;
+  decode them (and make a GPU segmenter's prompts: its CPU work before the model);
 - the calling thread is the GPU holder: it only makes model calls (a GPU segmenter's masks for up to
   its batch size of products in one call, a product's generator fills, batched per generation size),
   each under the card lock through
   :func:`orchestrator.oom.on_gpu` (one retry with a lighter memory plan when out of memory; then the run
   stops, after the products past their model calls are written), taking them from a queue that may hold
-  several products' requests, and hands everything else to the pool (a GPU cutout's edge refinement
-  included: :class:`stages.segment.draft.Draft`, finished by the worker that prepares the product);
+  several products' requests, and hands everything else to the pool (a GPU cutout's mask cleanup and
+  edge refinement included: a :class:`stages.segment.Draft`, finished by the worker that prepares it);
 - a pool of worker processes, one per core (:mod:`orchestrator.pool`, :mod:`orchestrator.work`),
   prepares products (classic cutout, placements, generator inputs; first in line, so the GPU never waits)
   and finishes them (generated backgrounds, packshots, recolors, encode, validate, write, ``.done.json``).

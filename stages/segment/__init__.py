@@ -19,8 +19,8 @@ A backend whose model runs on a GPU may also split its cut so that only the mode
 (SAM does, :mod:`stages.segment.sam_draft`): ``prompt(image, box)``, the CPU work before the model;
 ``draft_batch(images, boxes, prompts)``, the model call for several photos, a :class:`Draft` each; and
 ``Draft.finish(image)``, the CPU work after it (edge refinement included). :func:`model_prompt` and
-:func:`model_batch` use the split where a backend has it and fall back to ``segment_batch`` (classic,
-rembg); :func:`model_batch_size` says how many photos one call should get.
+:func:`model_batch` use the split where a backend has it and fall back to one ``segment`` call per
+photo (classic, rembg); :func:`model_batch_size` says how many photos one call should get.
 """
 
 from __future__ import annotations
@@ -154,10 +154,11 @@ def model_batch(segmenter: Segmenter, images: list[np.ndarray], boxes: list[Box 
     """The part of cutting out ``images`` (RGB ``HxWx3 uint8``) that needs ``segmenter``'s model, one
     result per image: a :class:`Draft` (finish it with ``Draft.finish``, CPU only) from a backend with
     ``draft_batch`` (``prompts`` from :func:`model_prompt`, None each where not made yet), else the
-    finished :class:`Cutout` (``segment_batch``)."""
+    finished :class:`Cutout`, one ``segment`` call per image (such a backend gets one image a call:
+    :func:`model_batch_size`)."""
     draft_batch = getattr(segmenter, "draft_batch", None)
     if draft_batch is None:
-        return segmenter.segment_batch(images, boxes)
+        return [segmenter.segment(image, box) for image, box in zip(images, boxes, strict=True)]
     return draft_batch(images, boxes, prompts)
 
 
