@@ -6,9 +6,10 @@ CUDA, float32 on the CPU, ``SegmentSettings.dtype``), and each is prompted on it
 embedding without a human: the catalog's box when the row has one, else a box and points derived
 from the cheap studio foreground estimate (:mod:`stages.segment.estimate`). Of SAM's three
 masks the one with the best mix of predicted quality and agreement with that estimate wins.
-That much needs the model (:meth:`SamSegmenter.draft_batch`: a :class:`~stages.segment.draft.Draft`
-per photo); the edge refinement that finishes each cutout is CPU work, which the pipeline runs in its
-worker processes after letting the card go.
+Only the model call needs the card (:meth:`SamSegmenter.draft_batch`, a
+:class:`~stages.segment.sam_draft.SamDraft` per photo): the estimate and prompts before it
+(:meth:`SamSegmenter.prompt`) and the mask choice, cleanup and edge refinement after it
+(:meth:`SamDraft.finish`) are CPU work, which the pipeline runs in loader threads and worker processes.
 """
 
 from __future__ import annotations
@@ -237,7 +238,8 @@ class SamSegmenter:
         for start in range(0, len(images), self.embed_batch):
             chunk = images[start : start + self.embed_batch]
             for i, image in enumerate(chunk, start):
-                prompts[i] = prompts[i] or self.prompt(image, boxes[i])
+                if prompts[i] is None:
+                    prompts[i] = self.prompt(image, boxes[i])
             embeddings = embed_images(self.model, self.predictor.transform, chunk)
             for i, image in enumerate(chunk):
                 self._set_embedding(image, embeddings, i)
