@@ -189,6 +189,23 @@ def test_a_draft_finished_later_is_the_cutout_segment_batch_makes():
         drafts[0].finish(images[0][:50])
 
 
+def test_a_pool_worker_finishes_a_draft_without_importing_torch(tmp_path):
+    """Finishing is numpy and OpenCV only: one worker per core must not each load torch for it."""
+    import subprocess
+    import sys
+
+    segmenter = get_segmenter(SegmentSettings(backend="tiny"))
+    image = studio_shot(size=160, shape="mug")[0]
+    (draft,) = model_batch(segmenter, [image], [None])
+    (tmp_path / "draft.pkl").write_bytes(pickle.dumps((draft, image)))
+    script = ("import pickle, sys; draft, image = pickle.load(open(sys.argv[1], 'rb')); "
+              "cutout = draft.finish(image); print(cutout.rgba.shape, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "draft.pkl")], capture_output=True,
+                          text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(160,", "160,", "4)", "False"]
+
+
 def test_backends_without_drafts_are_cut_whole_one_photo_per_call():
     segmenter = get_segmenter(SegmentSettings(backend="classic", refine_edges=False, batch_size=4))
     image, _ = studio_shot(size=96, shape="ball")
