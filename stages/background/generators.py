@@ -294,8 +294,7 @@ def fill_generator(name, source, revision, local, device, settings, licence, *, 
     loader = loader or load_fill_pipeline
     footprint = FOOTPRINTS[footprint or ("flux-fill" if name == "flux" else "tiny")]
     plan = resolve_plan("image", settings.memory_plan, [footprint], device)  # the orchestrator passes it
-    settings = settings.model_copy(update={"speed": speed_under_plan(settings.speed, plan.plan,
-                                                                      _capability(device))})
+    settings = settings.model_copy(update={"speed": plan_speed(settings.speed, plan.plan, device)})
     kind = "flux-fill" if generator_class is FluxFillGenerator else name
     key = (f"{kind}:{source}@{revision or 'main'}:{device}:{speed_signature(settings.speed)}"
            f":{plan.plan}")
@@ -338,6 +337,11 @@ def speed_under_plan(speed, plan: str, capability: tuple[int, int] | None = None
     if plan != "full" and speed.text_encoder_device != "same":
         update["text_encoder_device"] = "same"
     return speed.model_copy(update=update) if update else speed
+
+
+def plan_speed(speed, plan: str, device: str):
+    """:func:`speed_under_plan` for ``device``'s compute capability (:func:`_capability`)."""
+    return speed_under_plan(speed, plan, _capability(device))
 
 
 def _capability(device: str) -> tuple[int, int] | None:
