@@ -29,8 +29,8 @@ def tiny_dir(tmp_path_factory):
 
 
 def linear_weights(model) -> dict[str, float]:
-    """How the model's linear weights are stored, as shares of their elements: ``fp8`` (a torchao FP8 tensor or
-    float8 storage) or the dtype's name."""
+    """How the model's linear weights are stored, as shares of their elements: ``fp8`` (a torchao FP8 tensor
+    or float8 storage) or the dtype's name."""
     counts: dict[str, int] = {}
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
@@ -160,9 +160,9 @@ def test_the_fp8_plan_compiles_where_the_cards_capability_probe_says_fp8_kernels
     # not recompile (dynamo's eager backend on CPU: the same graphs without code generation).
     fast = plan_speed(eager, "fp8", "cpu").model_copy(update={"compile": True, "compile_backend": "eager"})
     pipe = load_fill_pipeline(str(tiny_dir), revision=None, device="cpu", local=True, plan="fp8")
-    gen = FluxFillGenerator(pipe, name="tiny", key="load:fp8-fast", model_identity="tiny:test", licence="test",
-                            settings=GenerativeSettings(backend="tiny", steps=1, speed=fast), long_side=64,
-                            steps=1, max_sequence_length=32, device="cpu")
+    gen = FluxFillGenerator(pipe, name="tiny", key="load:fp8-fast", model_identity="tiny:test",
+                            licence="test", settings=GenerativeSettings(backend="tiny", steps=1, speed=fast),
+                            long_side=64, steps=1, max_sequence_length=32, device="cpu")
     assert gen.speed_state.compiled and gen.speed_state.hotswap
     req = requests(["a cup"])[0]
     images = []
