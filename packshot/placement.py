@@ -167,20 +167,20 @@ def _group_offload(module: Any, target: Any, offload_type: str, cuda: bool) -> N
 
 
 def _to_fp8(module: Any, target: Any) -> str:
-    """FP8 linear weights: torchao dynamic FP8 on cc >= 8.9, else FP8 storage with bf16/fp32 compute."""
+    """FP8 linear weights of a loaded module, as :func:`fp8_load_config` chooses; FP8 storage with bf16/fp32
+    compute (diffusers' layerwise casting) where torchao is not installed."""
     import torch
 
-    if target.type == "cuda" and torch.cuda.get_device_capability(target) >= FP8_KERNEL_CAPABILITY:
-        try:
-            from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
-        except ImportError:
-            log.warning("torchao is not installed: FP8 storage with bf16 compute instead of dynamic FP8")
-        else:
-            # device=: each linear moves to the card just before it is quantised (no bf16 copy on the card)
-            quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
-                      filter_fn=lambda m, _name: isinstance(m, torch.nn.Linear), device=target)
-            module.to(target)
-            return "fp8: torchao dynamic FP8 (activations and weights) on the linear layers"
+    config = fp8_load_config(target)
+    if config is not None:
+        from torchao.quantization import quantize_
+
+        # device=: each linear moves to the card just before it is quantised (no bf16 copy on the card)
+        quantize_(module, config, filter_fn=lambda m, _name: isinstance(m, torch.nn.Linear), device=target)
+        module.to(target)
+        return f"fp8: torchao {type(config).__name__.removesuffix('Config')} on the linear layers"
+    if target.type == "cuda":
+        log.warning("torchao is not installed: FP8 storage with bf16 compute instead of torchao FP8")
     compute = torch.bfloat16 if target.type == "cuda" else torch.float32
     module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute)
     module.to(target)

@@ -143,16 +143,24 @@ def test_loading_needs_about_the_text_encoders_in_host_memory_not_the_whole_mode
 
 def test_the_fp8_plan_compiles_where_the_cards_capability_probe_says_fp8_kernels_run(
         tiny_dir, loras, monkeypatch):  # noqa: F811
+    from importlib.machinery import ModuleSpec
+
     from stages.background.generators import plan_speed
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     cards = {"cuda:0": (9, 0), "cuda:1": (8, 9), "cuda:2": (8, 6)}  # H100, L4 / RTX 4090, A10 / RTX 3090
     monkeypatch.setattr(torch.cuda, "get_device_capability",
                         lambda device=None: cards[str(device)])
-    eager = FluxSpeedSettings()
-    assert plan_speed(eager, "fp8", "cuda:0").compile and plan_speed(eager, "fp8", "cuda:1").compile
-    assert not plan_speed(eager, "fp8", "cuda:2").compile  # FP8 storage only: nothing to gain
-    assert not plan_speed(eager, "full", "cuda:0").compile  # bf16 plans keep what is configured
+    real_find_spec = importlib.util.find_spec
+    for installed in (True, False):  # the GPU image has torchao; without it no FP8 kernel runs anywhere
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, _on=installed: (
+            (ModuleSpec(name, None) if _on else None) if name == "torchao" else real_find_spec(name, *a)))
+        eager = FluxSpeedSettings()
+        h100, l4 = plan_speed(eager, "fp8", "cuda:0"), plan_speed(eager, "fp8", "cuda:1")
+        assert h100.compile is l4.compile is installed
+        assert h100.lora_hotswap is installed  # compiled with the slot: brand switches do not recompile
+        assert not plan_speed(eager, "fp8", "cuda:2").compile  # FP8 weights, bf16 matmuls: nothing to gain
+        assert not plan_speed(eager, "full", "cuda:0").compile  # bf16 plans keep what is configured
     monkeypatch.undo()
     if not TORCHAO:  # FP8 layerwise casting (the fallback without torchao) does not take LoRA layers
         pytest.skip("the compiled FP8 path with brand LoRAs needs torchao (the gpu extra)")

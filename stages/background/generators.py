@@ -340,8 +340,12 @@ def speed_under_plan(speed, plan: str, capability: tuple[int, int] | None = None
 
 
 def plan_speed(speed, plan: str, device: str):
-    """:func:`speed_under_plan` for ``device``'s compute capability (:func:`_capability`)."""
-    return speed_under_plan(speed, plan, _capability(device))
+    """:func:`speed_under_plan` for ``device``'s compute capability (:func:`_capability`). Without torchao
+    the ``fp8`` plan stores FP8 and computes in bf16 whatever the card (no FP8 kernels): not compiled."""
+    import importlib.util
+
+    torchao = importlib.util.find_spec("torchao") is not None
+    return speed_under_plan(speed, plan, _capability(device) if torchao else None)
 
 
 def _capability(device: str) -> tuple[int, int] | None:
