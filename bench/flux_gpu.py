@@ -199,7 +199,7 @@ class GpuBench:
         self.last_speed = FluxSpeedSettings()
         self.results["compile_backend"] = self.compile_backend
         self.images: dict[str, np.ndarray] = {}
-        self.capped, self.fp8_mode = False, "off"
+        self.capped, self.fp8_mode, self.cap_plan = False, "off", "fp8"
 
     def save(self) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -403,14 +403,14 @@ class GpuBench:
         the profiler checks FP8 matmul kernels run (CUDA)."""
         speed = FluxSpeedSettings(compile=True, lora_hotswap=True, lora_max_rank=16)
         self.stage(pipe, "fp8_compile", speed, brands=True, extra=lambda: {
-            "plan": "fp8", "fp8": self.fp8_mode, "memory_cap_gib": 24 if CUDA else None,
+            "plan": self.cap_plan, "fp8": self.fp8_mode, "memory_cap_gib": 24 if CUDA else None,
             "fp8_kernels": fp8_kernel_names(lambda: pipe_step(pipe, self)) if CUDA else None})
 
     def batch4(self, pipe) -> None:
         """All options at 4 images per call, on the pipe as ``fp8_compile`` left it: the graphs compiled
         for the new batch size are counted (``graphs_compiled_in_warmup``)."""
         self.stage(pipe, "batch4", self.last_speed, brands=True, batch=4, keep=True,
-                   extra=lambda: {"plan": "fp8", "fp8": self.fp8_mode})
+                   extra=lambda: {"plan": self.cap_plan, "fp8": self.fp8_mode})
 
     def sam(self) -> None:
         """SAM's encoder at batch 1/4/8 and the real segmenter path, timed under the card lock."""
@@ -533,6 +533,7 @@ class GpuBench:
             torch.cuda.set_per_process_memory_fraction(min(1.0, 24 * 1024**3 / total))
             self.capped = True
         plan = "fp8" if importlib.util.find_spec("torchao") is not None else "text-offload"
+        self.cap_plan = plan
         notes = apply_memory_plan(pipe, plan, self.device)
         self.fp8_mode = next((n for n in notes if n.startswith("fp8:")),
                              f"off: plan {plan} (no torchao here)")

@@ -8,9 +8,10 @@ Plans, heaviest first (``PLAN_ORDER``); an out-of-memory error retries once with
     the denoiser (FLUX / LTX / Wan transformer) on the card; the text encoders (T5, CLIP, umT5) stay in
     host memory and are streamed to the card layer by layer with CUDA streams when a prompt is encoded.
 ``fp8``
-    as ``text-offload``, with the denoiser's linear layers stored in FP8: torchao's dynamic FP8 on cards
-    with compute capability 8.9 or more (RTX 4090, L40S, H100), else FP8 storage with bf16 compute
-    (diffusers' layerwise casting). This is the 24 GB plan for FLUX Fill + SAM.
+    as ``text-offload``, with the denoiser's linear layers stored in FP8, quantised as they are read:
+    torchao's dynamic FP8 on cards with compute capability 8.9 or more (RTX 4090, L40S, H100), torchao FP8
+    weights with bf16 compute on older cards, FP8 storage with bf16 compute (diffusers' layerwise casting)
+    without torchao. This is the 24 GB plan for FLUX Fill + SAM.
 ``group-offload``
     the bf16 denoiser stays in host memory and its blocks are streamed to the card one group at a time
     (diffusers group offloading with CUDA streams; about 3.5x slower per pass, diffusers benchmarks).
