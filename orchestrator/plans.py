@@ -142,6 +142,7 @@ class KeptPlans:
         now = run.image.plan
         run.image = memory.resolve_plan("image", kept, images, device, scale, run.free_bytes)
         run.image.fits = True  # its models are loaded already and ran
+        run.image.load_host_bytes = load_host_bytes(run.image)
         run.image.why = f"kept from this process's first run on {device}"
         return [f"memory plan {kept} kept for {device} (the free memory now would choose {now}: it does not "
                 "count what this process caches for its own models)"]

@@ -123,6 +123,9 @@ def load_pipeline_for_plan(pipeline_class: Any, source: str, *, plan: str, devic
     model (issue 23: 31.6 GiB for FLUX.1 Fill in bf16 before its ``fp8`` plan quantised on the card)."""
     import importlib
 
+    # Not a pipeline-level PipelineQuantizationConfig: the pipeline reads each component into host memory
+    # before anything is placed, and its device_map moves all of them; the denoiser alone can be read
+    # straight to the card (device_map) and quantised there weight by weight (TorchAoConfig).
     index = pipeline_class.load_config(source, **options)
     name = next((n for n in ("transformer", "unet") if isinstance(index.get(n), list | tuple)), None)
     parts, notes = {}, []
