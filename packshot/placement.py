@@ -4,7 +4,7 @@ encoders are the ``text_encoder*`` components, everything else (VAE, image encod
 
 :func:`load_denoiser` loads the denoiser straight into the plan's placement and precision (``fp8``: each
 linear weight quantised by torchao as it is read, on the card), so host memory never holds the whole
-model in bf16; :func:`apply_memory_plan` places the rest of a loaded pipeline (and a denoiser that was
+model; :func:`apply_memory_plan` places the rest of a loaded pipeline (and a denoiser that was
 not placed at load).
 """
 
@@ -120,7 +120,8 @@ def load_pipeline_for_plan(pipeline_class: Any, source: str, *, plan: str, devic
     The denoiser (class read from ``model_index.json``) is loaded first, on its own, by
     :func:`load_denoiser`, and handed to the pipeline; the other parts are read into host memory and
     placed by :func:`apply_memory_plan`. Host memory holds about the text encoders' size, never the whole
-    model (issue 23: 31.6 GiB for FLUX.1 Fill in bf16 before its ``fp8`` plan quantised on the card)."""
+    model (before, every part was read, 31.6 GiB for FLUX.1 Fill, and only then placed; the measurement
+    and what it means for memory-mapped weights are in docs/benchmarks.md)."""
     import importlib
 
     # Not a pipeline-level PipelineQuantizationConfig: the pipeline reads each component into host memory

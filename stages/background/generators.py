@@ -376,7 +376,7 @@ def load_pipeline(pipeline_class, source: str, *, revision: str | None, device: 
     (:func:`packshot.placement.load_denoiser`: the ``fp8`` plan quantises each linear weight as it is read),
     then handed to the pipeline, whose other parts are read into host memory and placed by
     :func:`packshot.placement.apply_memory_plan`. So loading needs about the text encoders' size of host
-    memory, not the whole model's (issue 23: 31.6 GiB for FLUX.1 Fill before).
+    memory, not the whole model's (31.6 GiB for FLUX.1 Fill).
 
     A hub id is first looked up in the local Hugging Face cache without network access. A model that
     cannot load is a :class:`ModelUnavailableError` naming ``setting`` and the official weights' ``url``.
