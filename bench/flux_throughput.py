@@ -6,9 +6,10 @@ bf16 weights directly on the device; the machine needs the wheels from bench/fet
     python bench/flux_throughput.py --out $OUT/flux_throughput.json
 
 runs the one-shot benchmark of bench/flux_gpu.py (a tiny preflight of every arm, then calibration,
-LoRA costs, compile with and without LoRA, FP8 + compile, batch 4, SAM, 20 products end to end and the
-24 GiB cap) within --budget-s seconds (default 480: it ends within 8 minutes), saving the JSON after
-every arm. On CPU, with the tiny model:
+LoRA costs, compile without LoRA, the 24 GiB cap with the fp8 plan eager and compiled with brand LoRAs,
+batch 4, SAM and 20 products end to end) within --budget-s seconds (default 480: it ends within 8
+minutes; the dry run prints the H100 plan against it), saving the JSON after every arm. On CPU, with
+the tiny model:
 
     python bench/flux_throughput.py --dry-run               # every arm of the GPU run, tiny, with its budget
 
@@ -183,8 +184,7 @@ def main() -> None:
             sys.exit("no CUDA GPU visible: run with --tiny for the CPU check")
         from bench.flux_gpu import run_gpu
 
-        run_gpu(args, lambda: full_size_pipeline("cuda"), build_tiny=lambda: tiny_pipeline().to("cuda"),
-                build_host=lambda: full_size_pipeline("cpu"))
+        run_gpu(args, lambda: full_size_pipeline("cuda"), build_tiny=lambda: tiny_pipeline().to("cuda"))
         return
     tiny_plain_vs_stage(args)
 

@@ -79,11 +79,10 @@ def plan_run(settings: Settings, stages: list[str], device: str, free_bytes: int
         run.video = memory.resolve_plan("video", settings.video.memory_plan, videos, device, None, free)
     host = memory.host_total_bytes()
     for phase in (p for p in (run.image, run.video) if p is not None):
-        load = sum(m.footprint.denoiser + m.footprint.text + m.footprint.rest for m in phase.models)
-        if host and load > host:
-            run.notes.append(f"loading the {phase.phase} models needs about {gib(load)} of host memory "
-                             f"(from_pretrained reads every weight there first); this machine has "
-                             f"{gib(host)}")
+        phase.load_host_bytes = load_host_bytes(phase)
+        if host and phase.load_host_bytes > host:
+            run.notes.append(f"loading the {phase.phase} models at plan {phase.plan} needs about "
+                             f"{gib(phase.load_host_bytes)} of host memory; this machine has {gib(host)}")
     if run.image and run.video and free is not None:
         weights = [sum(m.card_bytes for m in p.models) for p in (run.image, run.video)]
         work = max(run.image.peak_bytes - weights[0], run.video.peak_bytes - weights[1])  # includes context
@@ -100,6 +99,16 @@ def plan_run(settings: Settings, stages: list[str], device: str, free_bytes: int
     else:  # nothing to share the card with, or not a CUDA device
         run.together = True
     return run
+
+
+def load_host_bytes(phase: PhasePlan) -> int:
+    """Host memory at the peak of loading ``phase``'s models, one after the other (each placed before the
+    next loads): the denoisers are read straight into their plan (quantised at load where torchao is
+    installed), so host memory holds about the text encoders, not the whole model."""
+    import importlib.util
+
+    quantise = importlib.util.find_spec("torchao") is not None
+    return max((m.footprint.load_host_bytes(m.plan, quantise) for m in phase.models), default=0)
 
 
 class KeptPlans:
@@ -133,6 +142,7 @@ class KeptPlans:
         now = run.image.plan
         run.image = memory.resolve_plan("image", kept, images, device, scale, run.free_bytes)
         run.image.fits = True  # its models are loaded already and ran
+        run.image.load_host_bytes = load_host_bytes(run.image)
         run.image.why = f"kept from this process's first run on {device}"
         return [f"memory plan {kept} kept for {device} (the free memory now would choose {now}: it does not "
                 "count what this process caches for its own models)"]
@@ -162,6 +172,9 @@ def describe(run: RunPlan) -> str:
             host = f", {gib(m.host_bytes)} in host memory" if m.host_bytes else ""
             lines.append(f"  {m.footprint.name:<16} {m.plan:<14} {gib(m.card_bytes):>9} {where}{host}")
         lines.append(f"  why: {phase.why}")
+        if phase.load_host_bytes:
+            lines.append(f"  loading: about {gib(phase.load_host_bytes)} of host memory at most (each model "
+                         "read straight into its plan)")
         if not phase.fits:
             setting = memory.PLAN_SETTING[phase.phase]
             lines.append(f"  CANNOT FIT: use a larger card, a smaller model, or check {setting}")

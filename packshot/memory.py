@@ -8,9 +8,10 @@ Plans, heaviest first (``PLAN_ORDER``); an out-of-memory error retries once with
     the denoiser (FLUX / LTX / Wan transformer) on the card; the text encoders (T5, CLIP, umT5) stay in
     host memory and are streamed to the card layer by layer with CUDA streams when a prompt is encoded.
 ``fp8``
-    as ``text-offload``, with the denoiser's linear layers stored in FP8: torchao's dynamic FP8 on cards
-    with compute capability 8.9 or more (RTX 4090, L40S, H100), else FP8 storage with bf16 compute
-    (diffusers' layerwise casting). This is the 24 GB plan for FLUX Fill + SAM.
+    as ``text-offload``, with the denoiser's linear layers stored in FP8, quantised as they are read:
+    torchao's dynamic FP8 on cards with compute capability 8.9 or more (RTX 4090, L40S, H100), torchao FP8
+    weights with bf16 compute on older cards, FP8 storage with bf16 compute (diffusers' layerwise casting)
+    without torchao. This is the 24 GB plan for FLUX Fill + SAM.
 ``group-offload``
     the bf16 denoiser stays in host memory and its blocks are streamed to the card one group at a time
     (diffusers group offloading with CUDA streams; about 3.5x slower per pass, diffusers benchmarks).
@@ -80,10 +81,25 @@ class Footprint:
         return self.card_bytes(plan) + self.work + CONTEXT_BYTES
 
     def host_bytes(self, plan: str) -> int:
-        """Host memory the plan keeps (offloaded parts; ``from_pretrained`` briefly needs the whole model)."""
+        """Host memory the plan keeps (offloaded parts); see :meth:`load_host_bytes` for loading."""
         if not self.plannable or plan == "full":
             return 0
         return self.text + (self.denoiser if plan == "group-offload" else 0)
+
+    def load_host_bytes(self, plan: str, quantise_at_load: bool = True) -> int:
+        """Host memory at the peak of loading under ``plan`` (:func:`packshot.placement.load_denoiser`).
+
+        The denoiser is read first and on its own: straight onto the card (``full``, ``text-offload``, and
+        ``fp8`` with torchao, quantised weight by weight), or into host memory where the plan keeps it
+        (``group-offload``) or, ``fp8`` without torchao (``quantise_at_load`` False), where it is cast to FP8
+        before it moves. The other parts then pass through host memory. Models not planned (SAM) are read
+        whole."""
+        others = self.text + self.rest
+        if not self.plannable or plan == "group-offload":
+            return self.denoiser + others
+        if plan == "fp8" and not quantise_at_load:
+            return max(self.denoiser, others)
+        return others
 
 
 def _gib(x: float) -> int:
@@ -138,6 +154,7 @@ class PhasePlan:
     peak_bytes: int = 0
     fits: bool = True
     why: str = ""
+    load_host_bytes: int = 0  # host memory at the peak of loading (orchestrator.plans.load_host_bytes)
 
     @property
     def plan(self) -> str:

@@ -106,7 +106,8 @@ def test_plans_apply_to_a_real_tiny_pipeline_and_it_still_renders():
     assert 0 < np.abs(outputs["full"] - outputs["fp8"]).mean() < 0.1
     fp8 = build_tiny_fill_pipeline()
     apply_memory_plan(fp8, "fp8", "cpu")
-    assert fp8.transformer.x_embedder.weight.dtype == torch.float8_e4m3fn
+    weight = fp8.transformer.x_embedder.weight  # torchao's FP8 tensor, or FP8 storage without torchao
+    assert type(weight).__name__ == "Float8Tensor" or weight.dtype == torch.float8_e4m3fn
 
 
 def test_a_run_stops_at_the_start_when_no_plan_fits_the_free_memory():

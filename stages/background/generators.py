@@ -12,7 +12,7 @@ import numpy as np
 
 from packshot.backends import BackendSpec, BackendTable
 from packshot.config import GenerativeSettings, resolve_device
-from packshot.errors import ModelUnavailableError
+from packshot.errors import ModelUnavailableError, PackshotError
 from packshot.registry import models
 from stages.background.compose import generation_size
 from stages.background.prompts import PromptEmbeddings
@@ -294,8 +294,7 @@ def fill_generator(name, source, revision, local, device, settings, licence, *, 
     loader = loader or load_fill_pipeline
     footprint = FOOTPRINTS[footprint or ("flux-fill" if name == "flux" else "tiny")]
     plan = resolve_plan("image", settings.memory_plan, [footprint], device)  # the orchestrator passes it
-    settings = settings.model_copy(update={"speed": speed_under_plan(settings.speed, plan.plan,
-                                                                      _capability(device))})
+    settings = settings.model_copy(update={"speed": plan_speed(settings.speed, plan.plan, device)})
     kind = "flux-fill" if generator_class is FluxFillGenerator else name
     key = (f"{kind}:{source}@{revision or 'main'}:{device}:{speed_signature(settings.speed)}"
            f":{plan.plan}")
@@ -340,6 +339,15 @@ def speed_under_plan(speed, plan: str, capability: tuple[int, int] | None = None
     return speed.model_copy(update=update) if update else speed
 
 
+def plan_speed(speed, plan: str, device: str):
+    """:func:`speed_under_plan` for ``device``'s compute capability (:func:`_capability`). Without torchao
+    the ``fp8`` plan stores FP8 and computes in bf16 whatever the card (no FP8 kernels): not compiled."""
+    import importlib.util
+
+    torchao = importlib.util.find_spec("torchao") is not None
+    return speed_under_plan(speed, plan, _capability(device) if torchao else None)
+
+
 def _capability(device: str) -> tuple[int, int] | None:
     """The CUDA compute capability of ``device``, None off CUDA."""
     if not device.startswith("cuda"):
@@ -360,25 +368,34 @@ def load_fill_pipeline(source: str, *, revision: str | None, device: str, local:
 
 
 def load_pipeline(pipeline_class, source: str, *, revision: str | None, device: str, local: bool, plan: str,
-                  label: str, setting: str, url: str):
-    """``pipeline_class.from_pretrained`` in bf16 on CUDA (float32 on CPU), offline for local files,
-    placed on ``device`` by memory ``plan`` (:func:`packshot.placement.apply_memory_plan`).
+                  label: str, setting: str, url: str, dtype=None):
+    """``pipeline_class.from_pretrained`` in bf16 on CUDA (float32 on CPU; ``dtype`` overrides), offline for
+    local files, placed on ``device`` by memory ``plan``.
+
+    The denoiser is loaded first and on its own, straight into the plan's placement and precision
+    (:func:`packshot.placement.load_denoiser`: the ``fp8`` plan quantises each linear weight as it is read),
+    then handed to the pipeline, whose other parts are read into host memory and placed by
+    :func:`packshot.placement.apply_memory_plan`. So loading needs about the text encoders' size of host
+    memory, not the whole model's (31.6 GiB for FLUX.1 Fill).
 
     A hub id is first looked up in the local Hugging Face cache without network access. A model that
     cannot load is a :class:`ModelUnavailableError` naming ``setting`` and the official weights' ``url``.
     """
     import torch
 
-    from packshot.placement import apply_memory_plan
+    from packshot.placement import load_pipeline_for_plan
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype is None:
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     attempts = [True] if local else [True, False]
     error: Exception | None = None
     for offline in attempts:
         try:
-            pipe = pipeline_class.from_pretrained(source, revision=revision, dtype=dtype,
-                                                  local_files_only=offline)
+            pipe, notes = load_pipeline_for_plan(pipeline_class, source, plan=plan, device=device,
+                                                 dtype=dtype, revision=revision, local_files_only=offline)
             break
+        except (torch.OutOfMemoryError, PackshotError):
+            raise  # the card is full (a lighter plan may fit) or a setting is wrong: not a missing model
         except Exception as exc:  # diffusers raises OSError, ValueError or hub errors for missing files
             error = exc
     else:
@@ -386,7 +403,7 @@ def load_pipeline(pipeline_class, source: str, *, revision: str | None, device: 
             f"cannot load {label} from {setting}={source}: {error}. Point the setting at a local "
             f"directory with the weights or a reachable hub id; official weights: {url}"
         ) from error
-    for note in apply_memory_plan(pipe, plan, device):
+    for note in notes:
         log.info("%s: %s", source, note)
     pipe.set_progress_bar_config(disable=True)
     return pipe

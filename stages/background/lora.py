@@ -61,6 +61,9 @@ def load_brand_lora(pipe: Any, brand: BrandStyle, name: str, settings: Generativ
         pipe.load_lora_weights(source, adapter_name=name, **kwargs)
     except Exception as exc:
         raise ConfigError(f"{where}: LoRA {brand.lora.source} failed to load into FLUX Fill: {exc}") from exc
+    from stages.background.speed import lora_layers_in_compute_dtype
+
+    lora_layers_in_compute_dtype(pipe.transformer)
 
 
 def read_brand_lora(pipe: Any, brand: BrandStyle, settings: GenerativeSettings):

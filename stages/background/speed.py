@@ -223,7 +223,31 @@ def add_hotswap_slot(pipe: Any, max_rank: int) -> None:
             state_dict[f"transformer.{name}.lora_B.weight"] = torch.zeros(module.out_features, max_rank,
                                                                           dtype=dtype, device=dev)
     pipe.load_lora_weights(state_dict, adapter_name=HOTSWAP_SLOT)
+    lora_layers_in_compute_dtype(pipe.transformer)
     pipe._packshot_slot_holds = None
+
+
+FLOAT8 = ("float8_e4m3fn", "float8_e5m2")
+
+
+def lora_layers_in_compute_dtype(transformer: Any) -> None:
+    """LoRA layers that peft gave the FP8 storage dtype of their base layer (diffusers' layerwise casting, the
+    ``fp8`` plan without torchao), moved to the dtype the transformer computes in: no matmul takes float8
+    weights, so every brand LoRA failed there. Others are left as they are."""
+    import torch
+
+    float8 = {getattr(torch, name) for name in FLOAT8 if hasattr(torch, name)}
+    compute = next((p.dtype for p in transformer.parameters()
+                    if p.dtype not in float8 and p.dtype.is_floating_point), None)
+    if compute is None:
+        return
+    for module in transformer.modules():
+        for attr in ("lora_A", "lora_B"):
+            layers = getattr(module, attr, None)
+            if isinstance(layers, torch.nn.ModuleDict):
+                for layer in layers.values():
+                    if any(p.dtype in float8 for p in layer.parameters()):
+                        layer.to(compute)
 
 
 def slot_modules(pipe: Any) -> set[str]:

@@ -21,7 +21,7 @@ import numpy as np
 from packshot import memory
 from packshot.errors import ModelUnavailableError
 from packshot.gpu import gpu_lock
-from packshot.placement import apply_memory_plan
+from packshot.placement import load_pipeline_for_plan
 from packshot.registry import models
 from stages.video.encode import frames_to_mp4
 from stages.video.providers.base import ClipFailedError, JobState, ProviderUnavailableError, VideoProvider
@@ -149,14 +149,13 @@ class LocalProvider(VideoProvider):
 
             source = str(tiny_ltx_dir())
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        try:
-            pipe = cls.from_pretrained(source, dtype=dtype)
+        try:  # the denoiser read straight into the plan (FP8 quantised at load), then the other parts
+            pipe, _notes = load_pipeline_for_plan(cls, source, plan=plan, device=device, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise ModelUnavailableError(
                 f"could not load the local video model '{model}' (PACKSHOT_VIDEO__LOCAL_MODEL): {exc}"
             ) from None
         pipe.set_progress_bar_config(disable=True)
-        apply_memory_plan(pipe, plan, device)
         if plan != "full" and hasattr(getattr(pipe, "vae", None), "enable_tiling"):
             pipe.vae.enable_tiling()  # the decode of a whole clip is the largest working memory
         return pipe
