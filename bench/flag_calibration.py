@@ -100,10 +100,19 @@ def all_checks() -> dict:
 
 def fired(row: dict) -> set[str]:
     """Names of the checks whose reason is among ``row``'s reasons."""
-    from stages.segment.confidence import check_of_reason
-
     checks = all_checks()
-    return {name for reason in row["reasons"] if (name := check_of_reason(reason, checks))}
+    return {name for reason in row["reasons"] if (name := _check_of_reason(reason, checks))}
+
+
+def _check_of_reason(reason: str, checks: dict) -> str | None:
+    """The name of the check whose sentence ``reason`` is, or None (a box-edge reason)."""
+    import re
+
+    for name, check in checks.items():
+        parts = [re.escape(part) for part in re.split(r"\{[^}]*\}", check.reason)]
+        if re.match("segment: " + ".*?".join(parts), reason):
+            return name
+    return None
 
 
 def totals(rows: list[dict]) -> str:

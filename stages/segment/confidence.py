@@ -24,7 +24,6 @@ left outside it, a cut surrounded by non-backdrop, fine texture along the border
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import cv2
@@ -120,15 +119,6 @@ def judge(values: dict[str, float], checks: dict[str, Check], advice: str = "") 
     if reasons and advice:
         reasons[0] += advice  # what to do, said once
     return round(1.0 - worst, 3), reasons
-
-
-def check_of_reason(reason: str, checks: dict[str, Check]) -> str | None:
-    """The name of the check in ``checks`` whose sentence ``reason`` is, or None (a box-edge reason)."""
-    for name, check in checks.items():
-        parts = [re.escape(part) for part in re.split(r"\{[^}]*\}", check.reason)]
-        if re.match("segment: " + ".*?".join(parts), reason):
-            return name
-    return None
 
 
 def border_mismatch(image: np.ndarray, far: float = 20.0) -> float:
