@@ -173,10 +173,10 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, help="write the rows (with every check's value) as JSON")
     parser.add_argument("--alphas", type=Path, help="also save every cutout's alpha in this folder")
     parser.add_argument("--rescore", type=Path, help="judge a saved dump again instead of cutting out")
-    parser.add_argument("--report", type=Path, help="report a saved dump as it was judged then")
+    parser.add_argument("--report", type=Path, nargs="+", help="report saved dumps as they were judged then")
     args = parser.parse_args()
     if args.report:
-        rows = json.loads(args.report.read_text())
+        rows = [row for path in args.report for row in json.loads(path.read_text())]
     elif args.rescore:
         rows = rescore(json.loads(args.rescore.read_text()))
     else:
