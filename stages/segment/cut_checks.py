@@ -26,6 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from stages.segment.confidence import border_ring
 from stages.segment.estimate import fit_background, working_copy
 
 CHECK_SIDE = 1600  # px: the long side measured at (a mirror rim 5 px wide at this size is seen)
@@ -73,9 +74,7 @@ def border_texture(image: np.ndarray, frac: float = 0.04) -> float:
     small, _ = working_copy(image, 640)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     detail = np.linalg.norm(cv2.GaussianBlur(lab, (0, 0), 1.0) - cv2.GaussianBlur(lab, (0, 0), 3.0), axis=2)
-    h, w = detail.shape
-    b = max(2, int(round(min(h, w) * frac)))
-    return float(np.percentile(detail[~_off_frame((h, w), b)], 75))
+    return float(np.percentile(detail[border_ring(detail.shape, frac)], 75))
 
 
 def _lab_and_distance(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,20 +97,10 @@ def _gradient(lab: np.ndarray) -> np.ndarray:
     return np.sqrt(total)
 
 
-def _off_frame(shape: tuple[int, int], band: int | None = None) -> np.ndarray:
-    """``HxW`` bool: everywhere but a ``band`` px (default 1% of the short side) along the frame."""
-    h, w = shape
-    b = band if band is not None else max(2, int(round(min(h, w) * 0.01)))
-    keep = np.ones((h, w), bool)
-    keep[:b] = keep[-b:] = False
-    keep[:, :b] = keep[:, -b:] = False
-    return keep
-
-
 def _sides_and_top(mask: np.ndarray) -> np.ndarray:
     """``HxW`` bool: off the frame's edge and above the product's base (its lowest 15% of height, at
     least 5% of the photo), where a contact shadow lies next to the cut."""
-    keep = _off_frame(mask.shape)
+    keep = ~border_ring(mask.shape, 0.01)  # the frame's edge
     ys = np.nonzero(mask)[0]
     top, bottom = int(ys.min()), int(ys.max())
     keep[int(bottom - max(0.15 * (bottom - top), 0.05 * mask.shape[0])) :] = False
