@@ -135,9 +135,12 @@ def make_sample(seed: int, size: tuple[int, int] = (960, 720)) -> tuple[np.ndarr
 
 def write_evalset(
     out: Path, count: int, size: tuple[int, int] = (960, 720), hard_per_category: int = 0,
-    categories: list[str] | None = None,
+    categories: list[str] | None = None, first_seed: int = 0,
 ) -> list[str]:
     """Write ``count`` studio samples and ``hard_per_category`` seeds of every hard category.
+
+    ``first_seed`` shifts every seed: a held-out set (``--first-seed 100``) has the same kinds of
+    photo as the calibration set but none of its pictures.
 
     Names start with their category (``studio_003_ring``, ``furry_001_plush``); see
     :func:`category_of`.
@@ -147,9 +150,9 @@ def write_evalset(
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(parents=True, exist_ok=True)
     samples = [(f"studio_{seed:03d}_{SHAPES[seed % len(SHAPES)]}", lambda seed=seed: make_sample(seed, size))
-               for seed in range(count)]
+               for seed in range(first_seed, first_seed + count)]
     for category in categories or CATEGORIES:
-        for seed in range(hard_per_category):
+        for seed in range(first_seed, first_seed + hard_per_category):
             kind, photo, alpha, fg = make_hard_sample(category, seed, size)
             samples.append((f"{category}_{seed:03d}_{kind}", lambda r=(photo, alpha, fg): r))
     names = []
@@ -175,8 +178,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=24, help="studio samples")
     parser.add_argument("--hard", type=int, default=0, help="seeds per hard category (0: studio set only)")
     parser.add_argument("--hard-categories", nargs="*", help="only these hard categories (default: all)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (a held-out set: e.g. 100)")
     args = parser.parse_args()
-    names = write_evalset(args.out, args.count, hard_per_category=args.hard, categories=args.hard_categories)
+    names = write_evalset(args.out, args.count, hard_per_category=args.hard, categories=args.hard_categories,
+                          first_seed=args.first_seed)
     print(f"wrote {len(names)} samples to {args.out}")
 
 

@@ -28,6 +28,7 @@ from stages.segment.confidence import (
     judge,
     mask_checks,
 )
+from stages.segment.cut_checks import cut_values
 from stages.segment.estimate import Box, ForegroundEstimate, estimate_foreground, shadow_gain, working_copy
 from stages.segment.refine import refine_edges
 from stages.segment.settings import SegmentSettings
@@ -62,7 +63,8 @@ class ClassicSegmenter:
             confidence = 0.0
             reasons = [f"segment: the photo is only {w}x{h} px, too small to check its cutout"]
         else:
-            confidence, reasons = judge(parts.review_values(image), CLASSIC_CHECKS, ADVICE)
+            values = parts.review_values(image) | cut_values(image, rgba[..., 3] >= 128)  # the final cut
+            confidence, reasons = judge(values, CLASSIC_CHECKS, ADVICE)
         notes = []
         if parts.search is not None:
             edge_reasons = box_edge_reasons(box_edge_contact(mask, parts.search), "the catalog's box, "
