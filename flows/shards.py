@@ -74,6 +74,7 @@ class ShardBeat:
     def __init__(self, storage, run_id: str, shard: int, every_s: float, flow_run_id: str | None):
         self.storage, self.key, self.every_s = storage, beat_key(run_id, shard), every_s
         self.flow_run_id = flow_run_id
+        self.logger = get_run_logger()  # taken in the flow: the heartbeat thread has no run context
         self.count = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shard-heartbeat", daemon=True)
@@ -97,7 +98,7 @@ class ShardBeat:
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
             if self._given_up():
-                get_run_logger().error("the fan-out run gave this shard attempt up; stopping it")
+                self.logger.error("the fan-out run gave this shard run up (marked it Crashed); stopping it")
                 os._exit(1)  # its CPU pool ends with this process (orchestrator.pool)
             self._beat()
 
@@ -198,6 +199,9 @@ class _Shard:
             if record is not None and isinstance(record.get("parts"), list):
                 self.record = record
                 return None
+            if state.is_cancelled():  # someone cancelled it (the UI): not started again
+                self.error = f"{self.label} was cancelled; rerun the catalog (finished products are kept)"
+                return None
             return f"ended {state.name}" + (f" ({state.message})" if state.message else "")
         if now > self.deadline:
             return "did not finish in time (shard_timeout_s)"
@@ -229,9 +233,9 @@ def _give_up(client, shard: _Shard, why: str) -> None:
     still works sees it at its next heartbeat and stops (:class:`ShardBeat`)."""
     from prefect.states import Crashed
 
-    state = client.read_flow_run(shard.run.id).state
-    if state is None or not state.is_final():
-        with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # the API out of reach: the attempt is given up all the same
+        state = client.read_flow_run(shard.run.id).state
+        if state is None or not state.is_final():
             client.set_flow_run_state(shard.run.id, Crashed(message=f"{shard.label} {why}"), force=True)
 
 
@@ -270,10 +274,16 @@ def catalog_fanout(
 
         progress_id = create_progress_artifact(progress=0.0, key=artifact_key("progress", options.catalog),
                                                description="shards done")
+        shown = 0
         with get_client(sync_client=True) as client:
             while open_shards := [s for s in pending if s.open]:
                 for shard in open_shards:
-                    why = shard.check(client, ctx.storage, run_id, shard_lost_after_s)
+                    try:
+                        why = shard.check(client, ctx.storage, run_id, shard_lost_after_s)
+                    except Exception as exc:  # the API or the storage out of reach: look again next round
+                        if time.monotonic() < shard.deadline:
+                            continue
+                        why = f"could not be followed ({type(exc).__name__}: {exc})"
                     if why is None:
                         continue
                     _give_up(client, shard, why)
@@ -284,8 +294,9 @@ def catalog_fanout(
                     else:
                         shard.error = (f"{shard.label} failed {shard.attempt} time(s), last: {why}; "
                                        "rerun the catalog (finished products are kept)")
-                done = sum(not s.open for s in pending)
-                update_progress_artifact(progress_id, progress=100.0 * done / shards)
+                if (done := sum(not s.open for s in pending)) != shown:
+                    update_progress_artifact(progress_id, progress=100.0 * done / shards)
+                    shown = done
                 if done < shards:
                     time.sleep(POLL_S)
 
