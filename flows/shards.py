@@ -97,10 +97,10 @@ class ShardBeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
+            self._beat()  # first: a slow API answer below must not delay the beat
             if self._given_up():
                 self.logger.error("the fan-out run gave this shard run up (marked it Crashed); stopping it")
                 os._exit(1)  # its CPU pool ends with this process (orchestrator.pool)
-            self._beat()
 
     def _given_up(self) -> bool:
         if not self.flow_run_id:
