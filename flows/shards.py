@@ -6,6 +6,10 @@ one manifest and contact sheet for the whole catalog. Each shard writes its prod
 batch at a time, to the result spool ``.runs/<parent run id>/`` in the run's storage (shared: a
 folder every worker mounts, or S3) and a record ``shard-<i>.json`` naming its parts, so results
 never travel through Prefect's result storage and the parent streams them into the manifest.
+
+A shard run that fails, crashes or is lost (its worker killed: its heartbeat in the storage stops) is
+started again as a new flow run, which a live worker picks up; it skips the products the lost run
+finished (their ``.done.json`` names this run), so every product is made once.
 """
 
 from __future__ import annotations
@@ -184,7 +188,17 @@ class _Shard:
 
     def check(self, client, storage, run_id: str, lost_after_s: float) -> str | None:
         """Look at the current attempt once: take its record when it is written, or say why the attempt
-        is over without one (None while it waits or works)."""
+        is over without one (None while it waits or works).
+
+        Why a shard run used to end without its record (issue 21): the fan-out waited once for each
+        shard run's final state, and any end but "Completed, record written" cost the shard's products
+        for the whole run. A shard run is a process on some worker; when that process dies before its
+        record (killed with its worker, the OOM killer on a crowded machine, a crash while starting:
+        Prefect reports it Crashed) or raises (Failed), nothing started it again; when the worker dies
+        with it, nobody reports anything and the run stays Running until ``shard_timeout_s``. The state
+        was also trusted over the storage: a run marked Crashed after it wrote its record was lost too.
+        Now the record decides, a silent run is lost after ``lost_after_s``, and every such end starts
+        the shard again (bounded), skipping what was finished."""
         # The record is written last, after every spool part: once it is there the shard's work is done,
         # whatever Prefect says of the run now (a worker killed after the record, before Completed).
         record = _read_json(storage, shard_key(run_id, self.index))
