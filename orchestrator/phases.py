@@ -343,7 +343,8 @@ def _load_phase(job: _Job, ctx: RunContext) -> None:
 
 
 def _reuse_previous(job: _Job, key: str, ctx: RunContext) -> bool:
-    """Finish ``job`` as skipped when its ``.done.json`` has ``key`` and all its files still exist."""
+    """Finish ``job`` as skipped when its ``.done.json`` has ``key`` and all its files still exist (as
+    done when this same run made it: an earlier attempt of a retried shard)."""
     done_key = f"{job.folder}/.done.json"
     previous = load_previous_result(ctx.storage, done_key, job.notes)  # damaged counts as absent
     if previous is None or previous.key != key \
