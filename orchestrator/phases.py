@@ -99,6 +99,7 @@ class _Job:
     image_sha: str | None = None
     generator_calls: int = 0  # images generated for it in this run; the shared ones count once
     fills_shared: int = 0
+    run_id: str | None = None  # the run this photo is made for (recorded in its .done.json)
     result: ProductResult | None = None
 
     def take(self, prepared: work.Prepared) -> None:
@@ -109,14 +110,18 @@ class _Job:
         self.generator_calls, self.fills_shared = len(prepared.jobs), len(prepared.shared)
 
 
-def process_batch(products: list[Product], options: RunOptions) -> list[ProductResult]:
+def process_batch(products: list[Product], options: RunOptions,
+                  run_id: str | None = None) -> list[ProductResult]:
     """Process ``products``, overlapping loading, model work and CPU work; each result is reported to
-    :mod:`packshot.progress` as soon as the product's files are written, in catalog order."""
+    :mod:`packshot.progress` as soon as the product's files are written, in catalog order. ``run_id``
+    goes into each ``.done.json``: a second attempt of the same run (a retried shard) reports what the
+    first attempt finished as done, not as skipped, and does not make it again."""
     with using_context(options) as ctx:  # not retired by another run while this batch runs
-        return list(_pipelined(products, ctx))
+        return list(_pipelined(products, ctx, run_id))
 
 
-def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResult]:
+def _pipelined(products: list[Product], ctx: RunContext,
+               run_id: str | None = None) -> Iterator[ProductResult]:
     pool = ctx.cpu_pool()
     ahead = max(1, ctx.settings.orchestration.prefetch)
     batch = 1 if ctx.segment_in_pool() else model_batch_size(ctx.segmenter)
@@ -134,8 +139,8 @@ def _pipelined(products: list[Product], ctx: RunContext) -> Iterator[ProductResu
                     product = ctx.rerun.corrected(queue.popleft())
                     photos = photos_of(product, safe_dirname(product.sku))
                     group = _Group(product, photos, time.perf_counter())
-                    admit.extend(_Job(ph.product, group.started, photo=ph, group=group, folder=ph.folder)
-                                 for ph in photos)
+                    admit.extend(_Job(ph.product, group.started, photo=ph, group=group, folder=ph.folder,
+                                      run_id=run_id) for ph in photos)
                 job = admit.popleft()
                 order.append(job)
                 pending[loader.submit(_load_phase, job, ctx)] = ("load", job)
@@ -316,7 +321,7 @@ def _write_done(job: _Job, ctx: RunContext) -> None:
         key=job.key, notes=[*job.notes, *work.upscale_notes(job.source_span, spans)], review_reasons=reasons,
         source_file=p.source_file, source_line=p.source_line, source_version=p.source_version,
         image_sha256=job.image_sha, source_image=p.images[0], source_preview=job.source_preview,
-        generator_calls=job.generator_calls, fills_shared=job.fills_shared,
+        generator_calls=job.generator_calls, fills_shared=job.fills_shared, run_id=job.run_id,
     )
     ctx.storage.write_bytes(f"{job.folder}/.done.json", result.model_dump_json(indent=1).encode(),
                             "application/json")
@@ -392,13 +397,20 @@ def _load_phase(job: _Job, ctx: RunContext) -> None:
 
 
 def _reuse_previous(job: _Job, key: str, ctx: RunContext) -> bool:
-    """Finish ``job`` as skipped when its ``.done.json`` has ``key`` and all its files still exist."""
+    """Finish ``job`` as skipped when its ``.done.json`` has ``key`` and all its files still exist (as
+    done when this same run made it: an earlier attempt of a retried shard)."""
     done_key = f"{job.folder}/.done.json"
-    if ctx.rerun.force:
-        return False
     previous = load_previous_result(ctx.storage, done_key, job.notes)  # damaged counts as absent
     if previous is None or previous.key != key \
             or not all(ctx.storage.exists(o.key) for o in previous.outputs):
+        return False
+    if job.run_id is not None and previous.run_id == job.run_id:
+        # Made by an earlier attempt of this very run (a shard run whose worker was lost, retried):
+        # this run's work, done once, even with --force; it keeps its status and generator calls.
+        previous.notes = [*previous.notes, "made by an earlier attempt of this run (retried): not made again"]
+        job.key, job.result = key, previous
+        return True
+    if ctx.rerun.force:
         return False
     previous.status = ctx.rerun.status_of_unchanged(previous)  # doubtful until approved
     previous.notes = [*previous.notes, "unchanged since the last run: reused its outputs"]

@@ -104,7 +104,7 @@ def start_run(options: RunOptions, run_id: str, settings: Settings | None = None
 
 def process_part(products: list[Product], options: RunOptions, run_id: str, part: str | int) -> str:
     """Process one batch and store its results as spool part ``part``; returns the part's key."""
-    results = process_batch(products, options)
+    results = process_batch(products, options, run_id)
     return ResultSpool(get_context(options).storage, run_id).write(part, results)
 
 

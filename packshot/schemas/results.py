@@ -102,6 +102,8 @@ class ProductResult(BaseModel):
     fills_shared: int = Field(
         0, description="generated images of this run fitted from another preset's image instead of "
         "generated again")
+    run_id: str | None = Field(
+        None, description="the run that made the outputs (a skipped product names the earlier run)")
 
 
 class RunManifest(BaseModel):
