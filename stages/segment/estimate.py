@@ -16,6 +16,7 @@ import numpy as np
 Box = tuple[int, int, int, int]
 
 MAX_SIDE = 640  # the estimate is computed at this long side; masks are resized back
+PALE_GAIN = 0.85  # a region whose darkest 10% keep this share of the backdrop's light may be pale product
 
 
 @dataclass
@@ -211,7 +212,10 @@ def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     total = np.bincount(edge_labels, minlength=count)
     is_shadow = (total > 0) & (soft >= 0.5 * np.maximum(total, 1))
     is_shadow[0] = False
-    is_shadow &= ~_enclosing_details(candidate, labels, count, texture, residual)
+    # a pale surface is never much darker than the backdrop (a contact shadow's core is): only
+    # such regions are looked at for details inside
+    pale = _label_percentile(gain, labels, count, 10) > PALE_GAIN
+    is_shadow &= ~(pale & _enclosing_details(candidate, labels, count, texture, residual))
     return is_shadow[labels]
 
 
@@ -237,6 +241,19 @@ def _enclosing_details(
     around = cv2.dilate(labels.astype(np.float32), np.ones((5, 5), np.uint8)).astype(np.int32)
     per_label = np.bincount(around[detail], minlength=count)
     return per_label >= 8
+
+
+def _label_percentile(values: np.ndarray, labels: np.ndarray, count: int, q: float) -> np.ndarray:
+    """The ``q``-th percentile of ``values`` per label of ``labels`` (``count`` labels; empty: 0)."""
+    order = np.argsort(labels, axis=None, kind="stable")
+    sorted_labels, sorted_values = labels.ravel()[order], values.ravel()[order]
+    starts = np.searchsorted(sorted_labels, np.arange(count))
+    ends = np.searchsorted(sorted_labels, np.arange(count), side="right")
+    out = np.zeros(count)
+    for label in range(count):
+        if ends[label] > starts[label]:
+            out[label] = np.percentile(sorted_values[starts[label] : ends[label]], q)
+    return out
 
 
 def interior_point(mask: np.ndarray) -> tuple[int, int] | None:
