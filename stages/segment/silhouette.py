@@ -26,9 +26,9 @@ class Silhouette:
     """The filled outline and what was decided on the way (all at the estimate's working size).
 
     ``mask``: ``HxW`` bool; ``noise``: the backdrop's own distance to its fit (90th percentile on
-    the border, Lab units); ``holes``: the enclosed regions that look like the backdrop, each with
-    whether it was left open (a see-through hole) or kept as product; ``open_pockets``: see
-    :func:`_sealed_pockets`.
+    the border where the product does not touch it, Lab units); ``holes``: the enclosed regions
+    that look like the backdrop, each with whether it was left open (a see-through hole) or kept
+    as product; ``open_pockets``: see :func:`_sealed_pockets`.
     """
 
     mask: np.ndarray
@@ -134,7 +134,7 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
         if texture < MAX_HOLE_TEXTURE:
             smooth_fill += int(stats[label, cv2.CC_STAT_AREA])
     area = max(int(kept.sum()), 1)
-    return Silhouette(kept, noise, holes, left_open / area, smooth_fill / area)
+    return Silhouette(kept, noise_floor, holes, left_open / area, smooth_fill / area)
 
 
 def _sealed_pockets(
