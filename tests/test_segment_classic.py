@@ -247,3 +247,24 @@ def test_a_white_sneaker_lit_to_the_backdrops_level_is_not_taken_for_its_shadow(
     found = cutout.alpha >= 128
     assert (found & body).sum() > 0.75 * body.sum()  # before: 3% (taken for a shadow); its lit top is lost
     assert (found & ~body).sum() < 0.1 * body.sum()
+
+
+def test_the_backdrop_between_chair_legs_on_a_sweep_stays_open():
+    """The paper bends from wall to floor behind the legs: the backdrop they enclose is lighter at the
+    bottom than at the top, which a quadratic backdrop fit reads as product."""
+    import cv2
+
+    h, w = 240, 320
+    big = np.zeros((h * 4, w * 4), np.uint8)
+    cv2.rectangle(big, (400, 300), (880, 360), 255, -1)  # the seat
+    for x in (410, 560, 700, 850):  # four legs down to the floor
+        cv2.rectangle(big, (x, 360), (x + 20, 900), 255, -1)
+    cv2.rectangle(big, (410, 700), (870, 716), 255, -1)  # the rail
+    cv2.rectangle(big, (400, 60), (880, 300), 255, 20)  # the back's frame
+    alpha = cv2.resize(big.astype(np.float32) / 255, (w, h), interpolation=cv2.INTER_AREA)
+    wood = np.full((h, w, 3), (150, 110, 70), np.float32) + np.random.default_rng(5).normal(0, 2.0, (h, w, 1))
+    image = _jpeg_rgb(_composite(alpha * 255, wood, _sweep(h, w, 220, 232, 0.5)), 90)
+    cutout = get_segmenter(SegmentSettings(backend="classic")).segment(image)
+    gaps = (slice(95, 170), slice(112, 136))  # between the first two legs, above the rail
+    assert (cutout.alpha[gaps] < 128).mean() > 0.98  # before: filled
+    assert _iou(cutout.alpha >= 128, alpha >= 0.5) > 0.95  # before: 0.71
