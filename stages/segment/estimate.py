@@ -214,7 +214,7 @@ def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     is_shadow[0] = False
     # a pale surface is never much darker than the backdrop (a contact shadow's core is): only
     # such regions are looked at for details inside
-    pale = _label_percentile(gain, labels, count, 10) > PALE_GAIN
+    pale = label_percentile(gain, labels, count, 10) > PALE_GAIN
     is_shadow &= ~(pale & _enclosing_details(candidate, labels, count, texture, residual))
     return is_shadow[labels]
 
@@ -243,13 +243,16 @@ def _enclosing_details(
     return per_label >= 8
 
 
-def _label_percentile(values: np.ndarray, labels: np.ndarray, count: int, q: float) -> np.ndarray:
-    """The ``q``-th percentile of ``values`` per label of ``labels`` (``count`` labels; empty: 0)."""
+def label_percentile(
+    values: np.ndarray, labels: np.ndarray, count: int, q: float, empty: float = 0.0
+) -> np.ndarray:
+    """The ``q``-th percentile of ``values`` (``HxW``) per label of ``labels`` (``count`` labels;
+    ``empty`` for a label with no pixels)."""
     order = np.argsort(labels, axis=None, kind="stable")
     sorted_labels, sorted_values = labels.ravel()[order], values.ravel()[order]
     starts = np.searchsorted(sorted_labels, np.arange(count))
     ends = np.searchsorted(sorted_labels, np.arange(count), side="right")
-    out = np.zeros(count)
+    out = np.full(count, empty, np.float64)
     for label in range(count):
         if ends[label] > starts[label]:
             out[label] = np.percentile(sorted_values[starts[label] : ends[label]], q)

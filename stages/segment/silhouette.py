@@ -12,7 +12,7 @@ import numpy as np
 
 from stages.segment.cleanup import keep_product_parts
 from stages.segment.confidence import border_ring
-from stages.segment.estimate import ForegroundEstimate
+from stages.segment.estimate import ForegroundEstimate, label_percentile
 
 WEAK_FLOOR = 1.5  # Lab units: faint product pixels grow the outline when connected to clear ones
 HOLE_FLOOR = 2.0  # Lab units: an enclosed region under this median distance may be the backdrop
@@ -213,13 +213,4 @@ def _hole_evidence(est: ForegroundEstimate, region: np.ndarray, noise: float) ->
 
 def _label_medians(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     """Median of ``values`` per label (``count`` labels), NaN-free (empty labels get +inf)."""
-    order = np.argsort(labels, axis=None, kind="stable")
-    sorted_labels = labels.ravel()[order]
-    sorted_values = values.ravel()[order]
-    starts = np.searchsorted(sorted_labels, np.arange(count))
-    ends = np.searchsorted(sorted_labels, np.arange(count), side="right")
-    out = np.full(count, np.inf)
-    for label in range(count):
-        if ends[label] > starts[label]:
-            out[label] = np.median(sorted_values[starts[label] : ends[label]])
-    return out
+    return label_percentile(values, labels, count, 50, empty=np.inf)
