@@ -70,13 +70,8 @@ def fit_background(image: np.ndarray, border_frac: float = 0.04) -> np.ndarray:
     Two passes: border pixels far from the first fit (a product touching the frame) are dropped.
     """
     h, w = image.shape[:2]
-    b = max(2, int(round(min(h, w) * border_frac)))
-    on_border = np.zeros((h, w), bool)
-    on_border[:b] = on_border[-b:] = True
-    on_border[:, :b] = on_border[:, -b:] = True
-    ys, xs = np.nonzero(on_border)
-    yn, xn = ys / h - 0.5, xs / w - 0.5
-    design = np.stack([np.ones_like(xn), xn, yn, xn * yn, xn**2, yn**2], axis=1)
+    _, ys, xs = _border_pixels(h, w, border_frac)
+    design = _quadratic_design(ys, xs, h, w)
     values = image[ys, xs].astype(np.float64)
     keep = np.ones(len(ys), bool)
     for _ in range(2):
@@ -84,9 +79,17 @@ def fit_background(image: np.ndarray, border_frac: float = 0.04) -> np.ndarray:
         residual = np.linalg.norm(values - design @ coef, axis=1)
         keep = residual <= max(np.percentile(residual, 80), 6.0)
     gy, gx = np.mgrid[0:h, 0:w]
-    gy, gx = gy / h - 0.5, gx / w - 0.5
-    grid = np.stack([np.ones_like(gx), gx, gy, gx * gy, gx**2, gy**2], axis=-1)
-    return np.clip(grid @ coef, 0, 255).astype(np.float32)
+    return np.clip(_quadratic_design(gy, gx, h, w) @ coef, 0, 255).astype(np.float32)
+
+
+def _border_pixels(h: int, w: int, border_frac: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """(strip width ``b``, row and column indices) of the frame's border strips of an ``h x w`` image."""
+    b = max(2, int(round(min(h, w) * border_frac)))
+    on_border = np.zeros((h, w), bool)
+    on_border[:b] = on_border[-b:] = True
+    on_border[:, :b] = on_border[:, -b:] = True
+    ys, xs = np.nonzero(on_border)
+    return b, ys, xs
 
 
 def _quadratic_design(ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -105,11 +108,7 @@ def fit_backdrop(image: np.ndarray, border_frac: float = 0.04) -> np.ndarray:
     its neighbours' trend (a product touching one side leaves the other to read).
     """
     h, w = image.shape[:2]
-    b = max(2, int(round(min(h, w) * border_frac)))
-    on_border = np.zeros((h, w), bool)
-    on_border[:b] = on_border[-b:] = True
-    on_border[:, :b] = on_border[:, -b:] = True
-    ys, xs = np.nonzero(on_border)
+    b, ys, xs = _border_pixels(h, w, border_frac)
     design = _quadratic_design(ys, xs, h, w)
     values = image[ys, xs].astype(np.float64)
     row_profile = np.zeros((h, 3))
