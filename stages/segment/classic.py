@@ -37,6 +37,7 @@ from stages.segment.silhouette import Silhouette, product_silhouette
 MIN_JUDGED_SIDE = 32  # px: smaller photos get one review reason instead of the checks
 BAND_PX = 3  # half-width (working px) of the band GrabCut decides along the silhouette
 HAIR_SPREAD = 0.1  # coverage spread (std in 5x5) inside the mask above which an edge is hair
+OFF_BLEND = 14.0  # RGB levels off the backdrop-to-hair line beyond which a pale rim pixel is no hair tip
 DEEP_SHADOW_PX = 32  # working px: the tallest dark contact shadow peeled from under a product
 BOX_GROW = 0.2  # a row's bbox is a hint: the search reaches this share of its size beyond each side
 
@@ -325,8 +326,12 @@ def _peel_sparse_fringe(
     mean = cv2.boxFilter(coverage * inside, -1, (5, 5), normalize=False) / count
     spread = cv2.boxFilter(coverage**2 * inside, -1, (5, 5), normalize=False) / count - mean**2
     hairy = np.sqrt(np.maximum(spread, 0.0)) > HAIR_SPREAD
+    # a hair tip is a blend of the hair's color and the backdrop's; a pale rim of another shade (a
+    # candle's lit top edge) lies off that line and is not peeled
+    off_line = np.linalg.norm(img - background - coverage[..., None] * fg_minus_bg, axis=2)
+    blend = off_line < OFF_BLEND
     coverage = cv2.blur(coverage, (3, 3))
-    peelable = (weight > 0) & (norm2 > 30.0**2) & (coverage < 0.5) & hairy
+    peelable = (weight > 0) & (norm2 > 30.0**2) & (coverage < 0.5) & hairy & blend
     mask = mask.copy()
     for _ in range(max_px):
         rim = mask & ~(cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)

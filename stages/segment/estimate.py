@@ -16,6 +16,7 @@ import numpy as np
 Box = tuple[int, int, int, int]
 
 MAX_SIDE = 640  # the estimate is computed at this long side; masks are resized back
+PALE_GAIN = 0.85  # a region whose darkest 10% keep this share of the backdrop's light may be pale product
 
 
 @dataclass
@@ -69,13 +70,8 @@ def fit_background(image: np.ndarray, border_frac: float = 0.04) -> np.ndarray:
     Two passes: border pixels far from the first fit (a product touching the frame) are dropped.
     """
     h, w = image.shape[:2]
-    b = max(2, int(round(min(h, w) * border_frac)))
-    on_border = np.zeros((h, w), bool)
-    on_border[:b] = on_border[-b:] = True
-    on_border[:, :b] = on_border[:, -b:] = True
-    ys, xs = np.nonzero(on_border)
-    yn, xn = ys / h - 0.5, xs / w - 0.5
-    design = np.stack([np.ones_like(xn), xn, yn, xn * yn, xn**2, yn**2], axis=1)
+    _, ys, xs = _border_pixels(h, w, border_frac)
+    design = _quadratic_design(ys, xs, h, w)
     values = image[ys, xs].astype(np.float64)
     keep = np.ones(len(ys), bool)
     for _ in range(2):
@@ -83,15 +79,87 @@ def fit_background(image: np.ndarray, border_frac: float = 0.04) -> np.ndarray:
         residual = np.linalg.norm(values - design @ coef, axis=1)
         keep = residual <= max(np.percentile(residual, 80), 6.0)
     gy, gx = np.mgrid[0:h, 0:w]
-    gy, gx = gy / h - 0.5, gx / w - 0.5
-    grid = np.stack([np.ones_like(gx), gx, gy, gx * gy, gx**2, gy**2], axis=-1)
-    return np.clip(grid @ coef, 0, 255).astype(np.float32)
+    return np.clip(_quadratic_design(gy, gx, h, w) @ coef, 0, 255).astype(np.float32)
+
+
+def _border_pixels(h: int, w: int, border_frac: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """(strip width ``b``, row and column indices) of the frame's border strips of an ``h x w`` image."""
+    b = max(2, int(round(min(h, w) * border_frac)))
+    on_border = np.zeros((h, w), bool)
+    on_border[:b] = on_border[-b:] = True
+    on_border[:, :b] = on_border[:, -b:] = True
+    ys, xs = np.nonzero(on_border)
+    return b, ys, xs
+
+
+def _quadratic_design(ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
+    yn, xn = ys / h - 0.5, xs / w - 0.5
+    return np.stack([np.ones_like(xn), xn, yn, xn * yn, xn**2, yn**2], axis=-1)
+
+
+def fit_backdrop(image: np.ndarray, border_frac: float = 0.04) -> np.ndarray:
+    """The studio backdrop behind ``image`` (RGB ``HxWx3 uint8``) as ``HxWx3 float32``, fitted on its border.
+
+    A quadratic color surface plus a smooth per-row profile. The surface is fitted robustly: from the
+    border's median color on, border pixels far from the current fit are dropped, so a product that
+    covers much of one edge (a garment's hem, furniture feet) does not tilt it. The row profile is
+    what a seamless sweep adds (its wall-to-floor bend is a sigmoid in height, no quadratic): read
+    per row on the left and right border strips, where the two agree or where one side agrees with
+    its neighbours' trend (a product touching one side leaves the other to read).
+    """
+    h, w = image.shape[:2]
+    b, ys, xs = _border_pixels(h, w, border_frac)
+    design = _quadratic_design(ys, xs, h, w)
+    values = image[ys, xs].astype(np.float64)
+    row_profile = np.zeros((h, 3))
+    residual = np.linalg.norm(values - np.median(values, axis=0), axis=1)
+    keep = residual <= max(np.percentile(residual, 60), 6.0)
+    for _ in range(2):
+        target = values - row_profile[ys]
+        for _ in range(3):
+            coef, *_ = np.linalg.lstsq(design[keep], target[keep], rcond=None)
+            residual = np.linalg.norm(target - design @ coef, axis=1)
+            keep = residual <= max(3.0 * np.median(residual[keep]), 4.0)
+        row_profile = _row_profile(image, b, coef, h, w)
+    gy, gx = np.mgrid[0:h, 0:w]
+    surface = _quadratic_design(gy, gx, h, w) @ coef + row_profile[:, None, :]
+    return np.clip(surface, 0, 255).astype(np.float32)
+
+
+def _row_profile(image: np.ndarray, b: int, coef: np.ndarray, h: int, w: int, tol: float = 4.0) -> np.ndarray:
+    """``Hx3``: the per-row offset of the left and right border strips from the quadratic ``coef``.
+
+    Per row and side, the strip's median residual. Rows where both sides agree within ``tol`` are read
+    as their mean; the others take the side closer to the agreeing rows' trend (when within ``tol``
+    of it) or the trend itself. Smoothed over ``h / 60`` rows: a sweep bends over a tenth of the frame.
+    """
+    rows = np.arange(h)
+    sides = []
+    for x0, x1 in ((0, b), (w - b, w)):
+        gy, gx = np.mgrid[0:h, x0:x1]
+        fit = _quadratic_design(gy, gx, h, w) @ coef
+        sides.append(np.median(image[:, x0:x1].astype(np.float64) - fit, axis=1))
+    left, right = sides
+    agree = np.linalg.norm(left - right, axis=1) < tol
+    if agree.sum() < max(8, h // 20):
+        return np.zeros((h, 3))
+    mean = (left + right) / 2
+    trend = np.stack([np.interp(rows, rows[agree], mean[agree, c]) for c in range(3)], axis=1)
+    profile = mean.copy()
+    off_left = np.linalg.norm(left - trend, axis=1)
+    off_right = np.linalg.norm(right - trend, axis=1)
+    closer = np.where((off_left <= off_right)[:, None], left, right)
+    usable = np.minimum(off_left, off_right) < tol
+    profile[~agree] = np.where(usable[~agree, None], closer[~agree], trend[~agree])
+    sigma = max(h / 60.0, 1.0)
+    smooth = cv2.GaussianBlur(profile.astype(np.float32)[:, None, :], (1, 0), sigmaX=0.1, sigmaY=sigma)
+    return smooth[:, 0, :].astype(np.float64)
 
 
 def estimate_foreground(image: np.ndarray, threshold: float = 14.0) -> ForegroundEstimate:
     """Estimate the product in a studio shot. ``image``: RGB ``HxWx3 uint8`` (any size)."""
     small, scale = working_copy(image)
-    background = fit_background(small)
+    background = fit_backdrop(small)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     lab_bg = cv2.cvtColor(background / 255.0, cv2.COLOR_RGB2LAB)
     distance = np.linalg.norm(lab - lab_bg, axis=2)
@@ -143,7 +211,51 @@ def shadow_like(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     total = np.bincount(edge_labels, minlength=count)
     is_shadow = (total > 0) & (soft >= 0.5 * np.maximum(total, 1))
     is_shadow[0] = False
+    # a pale surface is never much darker than the backdrop (a contact shadow's core is): only
+    # such regions are looked at for details inside
+    pale = label_percentile(gain, labels, count, 10) > PALE_GAIN
+    is_shadow &= ~(pale & _enclosing_details(candidate, labels, count, texture, residual))
     return is_shadow[labels]
+
+
+def _enclosing_details(
+    candidate: np.ndarray, labels: np.ndarray, count: int, texture: np.ndarray, residual: np.ndarray
+) -> np.ndarray:
+    """Per label of ``labels`` (``count``): whether the candidate region encloses product details.
+
+    A shadow is smooth through and through; a pale product lit to the backdrop's level (a white
+    sneaker's upper) has the backdrop's hue and a soft top edge too, but its outline encloses
+    eyelets, seams and stitching: small non-shadow islands with edges or another hue. ``candidate``
+    ``HxW`` bool, ``texture`` and ``residual`` ``HxW float32`` (see :func:`shadow_like`).
+    """
+    holes = ~candidate
+    count_h, hole_labels, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=4)
+    h, w = candidate.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    enclosed = (x > 0) & (y > 0) & (x + stats[:, cv2.CC_STAT_WIDTH] < w)
+    # small islands: details inside a product, not a product lying beside the shadow
+    enclosed &= (y + stats[:, cv2.CC_STAT_HEIGHT] < h) & (stats[:, cv2.CC_STAT_AREA] <= 0.01 * h * w)
+    detail = enclosed[hole_labels] & ((texture >= 8.0) | (residual >= 12.0))
+    # which candidate region surrounds each detail pixel: the largest label next to it
+    around = cv2.dilate(labels.astype(np.float32), np.ones((5, 5), np.uint8)).astype(np.int32)
+    per_label = np.bincount(around[detail], minlength=count)
+    return per_label >= 8
+
+
+def label_percentile(
+    values: np.ndarray, labels: np.ndarray, count: int, q: float, empty: float = 0.0
+) -> np.ndarray:
+    """The ``q``-th percentile of ``values`` (``HxW``) per label of ``labels`` (``count`` labels;
+    ``empty`` for a label with no pixels)."""
+    order = np.argsort(labels, axis=None, kind="stable")
+    sorted_labels, sorted_values = labels.ravel()[order], values.ravel()[order]
+    starts = np.searchsorted(sorted_labels, np.arange(count))
+    ends = np.searchsorted(sorted_labels, np.arange(count), side="right")
+    out = np.full(count, empty, np.float64)
+    for label in range(count):
+        if ends[label] > starts[label]:
+            out[label] = np.percentile(sorted_values[starts[label] : ends[label]], q)
+    return out
 
 
 def interior_point(mask: np.ndarray) -> tuple[int, int] | None:

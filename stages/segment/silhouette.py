@@ -12,9 +12,10 @@ import numpy as np
 
 from stages.segment.cleanup import keep_product_parts
 from stages.segment.confidence import border_ring
-from stages.segment.estimate import ForegroundEstimate
+from stages.segment.estimate import ForegroundEstimate, label_percentile
 
-WEAK_FLOOR = 2.0  # Lab units: faint product pixels grow the outline when connected to clear ones
+WEAK_FLOOR = 1.5  # Lab units: faint product pixels grow the outline when connected to clear ones
+HOLE_FLOOR = 2.0  # Lab units: an enclosed region under this median distance may be the backdrop
 MAX_HOLE_TEXTURE = 0.85  # an enclosed backdrop-colored region with more fine texture is product
 NEAR_BACKDROP = 8.0  # Lab units: an enclosed region closer than this to the backdrop fit may be backdrop
 SEAL_PX = 15  # working px: gaps in a light product's outline up to this wide are sealed to find pockets
@@ -25,9 +26,9 @@ class Silhouette:
     """The filled outline and what was decided on the way (all at the estimate's working size).
 
     ``mask``: ``HxW`` bool; ``noise``: the backdrop's own distance to its fit (90th percentile on
-    the border, Lab units); ``holes``: the enclosed regions that look like the backdrop, each with
-    whether it was left open (a see-through hole) or kept as product; ``open_pockets``: see
-    :func:`_sealed_pockets`.
+    the border where the product does not touch it, Lab units); ``holes``: the enclosed regions
+    that look like the backdrop, each with whether it was left open (a see-through hole) or kept
+    as product; ``open_pockets``: see :func:`_sealed_pockets`.
     """
 
     mask: np.ndarray
@@ -65,17 +66,28 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
     region is goes into the cutout's confidence (a shaded "hole" may be a surface).
     """
     distance = est.distance
-    noise = float(np.percentile(distance[border_ring(distance.shape)], 90))
-    strong = (distance > max(5.0, 2.5 * noise)) & ~est.shadow
+    ring = distance[border_ring(distance.shape)]
+    noise = float(np.percentile(ring, 90))
+    # the thresholds read the backdrop's own noise: a product touching the frame (a garment's hem,
+    # furniture feet) is on the border too, so the far pixels of the ring are left out there
+    noise_floor = float(np.percentile(ring[ring <= max(4.0 * np.median(ring), 2.0)], 90))
+    strong = (distance > max(5.0, 2.5 * noise_floor)) & ~est.shadow
     # faint pixels are judged on the residual averaged over 5x5: JPEG ringing next to a strong edge
     # swings both ways and cancels, a faint product's offset from the backdrop does not
-    weak_level = max(WEAK_FLOOR, 3.0 * noise)
     mean_offset = np.linalg.norm(cv2.blur(est.lab_residual, (5, 5)), axis=2)
+    # JPEG's 8x8 blocks shift a flat backdrop by a level or two and do not average out over 5x5:
+    # the faint threshold stays above the averaged offsets the border itself shows
+    ring_offset = mean_offset[border_ring(distance.shape)]
+    block_level = float(np.percentile(ring_offset[ring_offset <= max(4.0 * np.median(ring_offset), 2.0)], 99))
+    weak_level = max(WEAK_FLOOR, 3.0 * noise_floor, 1.5 * block_level)
     weak = (mean_offset > weak_level) & ~est.shadow
     # the average spreads a clear edge 2 px outwards: next to clear pixels a faint one must stand out
     # on its own
     next_to_strong = (cv2.dilate(strong.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~strong
     weak &= ~(next_to_strong & (distance <= weak_level))
+    # JPEG rings around a clear edge out to its 8x8 block: the faintest pixels count only beyond it
+    ringing = cv2.dilate(strong.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    weak &= ~(ringing & ~strong & (mean_offset < HOLE_FLOOR))
     outline = _grow(strong, weak)
     outline = cv2.morphologyEx(outline.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     outline = cv2.morphologyEx(
@@ -98,9 +110,10 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
     )
     enclosed[0] = False  # label 0 is the outline itself
     median = _label_medians(distance, labels, count)
-    # under the weak floor a region is not even faint product (JPEG ringing in a small handle hole
+    # under the hole floor a region is not even faint product (JPEG ringing in a small handle hole
     # on a flawless backdrop reaches 1.7)
-    backdrop_colored = enclosed & (median < max(WEAK_FLOOR, 1.2 * noise)) & (stats[:, cv2.CC_STAT_AREA] >= 12)
+    backdrop_colored = enclosed & (median < max(HOLE_FLOOR, 1.2 * noise_floor))
+    backdrop_colored &= stats[:, cv2.CC_STAT_AREA] >= 12
     filled_area = int(outline.sum() + stats[enclosed, cv2.CC_STAT_AREA].sum())
     real_hole = np.zeros(count, bool)
     holes = []
@@ -121,7 +134,7 @@ def product_silhouette(est: ForegroundEstimate) -> Silhouette:
         if texture < MAX_HOLE_TEXTURE:
             smooth_fill += int(stats[label, cv2.CC_STAT_AREA])
     area = max(int(kept.sum()), 1)
-    return Silhouette(kept, noise, holes, left_open / area, smooth_fill / area)
+    return Silhouette(kept, noise_floor, holes, left_open / area, smooth_fill / area)
 
 
 def _sealed_pockets(
@@ -200,13 +213,4 @@ def _hole_evidence(est: ForegroundEstimate, region: np.ndarray, noise: float) ->
 
 def _label_medians(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     """Median of ``values`` per label (``count`` labels), NaN-free (empty labels get +inf)."""
-    order = np.argsort(labels, axis=None, kind="stable")
-    sorted_labels = labels.ravel()[order]
-    sorted_values = values.ravel()[order]
-    starts = np.searchsorted(sorted_labels, np.arange(count))
-    ends = np.searchsorted(sorted_labels, np.arange(count), side="right")
-    out = np.full(count, np.inf)
-    for label in range(count):
-        if ends[label] > starts[label]:
-            out[label] = np.median(sorted_values[starts[label] : ends[label]])
-    return out
+    return label_percentile(values, labels, count, 50, empty=np.inf)
