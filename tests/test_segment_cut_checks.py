@@ -111,3 +111,28 @@ def test_a_light_garment_filling_the_frame_or_a_white_upper_that_is_lost_is_flag
     _, photo, alpha, _ = make_hard_sample(category, seed)
     cutout = get_segmenter(SegmentSettings(backend="classic")).segment(photo)
     assert _iou(cutout.alpha, alpha) >= 0.97 or cutout.needs_review
+
+
+def test_a_product_running_off_one_edge_is_framing_but_reaching_two_sides_is_contact():
+    """A garment's hem across the bottom edge leaves the other three sides clear; a cutout that took
+    in a table top reaches the bottom and both sides."""
+    from stages.segment.confidence import frame_contact
+
+    hem = np.zeros((400, 300), bool)
+    hem[80:, 40:260] = True  # runs off the bottom edge only
+    table = hem.copy()
+    table[300:, :] = True  # the table top: bottom, left and right
+    check = CLASSIC_CHECKS["frame_contact"]
+    assert frame_contact(hem) == 0.0
+    assert check.penalty(frame_contact(table)) >= 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 4])
+def test_good_cutouts_of_garments_framed_tight_to_one_edge_are_not_flagged(seed):
+    """Apparel on white framed at 60-70% of the photo with the hem past the bottom edge is normal studio
+    practice: a good cutout of it is `done` (before this calibration every one of them was flagged for
+    frame contact, coverage or a backdrop that "does not look like a studio shot")."""
+    _, photo, alpha, _ = make_hard_sample("apparel", seed)
+    cutout = get_segmenter(SegmentSettings(backend="classic")).segment(photo)
+    assert _iou(cutout.alpha, alpha) >= 0.97
+    assert cutout.review_reasons == []

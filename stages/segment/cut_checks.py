@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from stages.segment.confidence import border_ring
-from stages.segment.estimate import fit_background, working_copy
+from stages.segment.estimate import fit_backdrop, working_copy
 
 CHECK_SIDE = 1600  # px: the long side measured at (a mirror rim 5 px wide at this size is seen)
 STEP = 5.0  # Lab units per px: a step edge (a shadow's fade is under 1, a product's outline several)
@@ -81,7 +81,7 @@ def _lab_and_distance(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lab of ``image`` (``HxWx3 float32``) and its distance to a smooth backdrop fitted to the border."""
     small, _ = working_copy(image, 256)
     h, w = image.shape[:2]
-    backdrop = cv2.resize(fit_background(small), (w, h), interpolation=cv2.INTER_LINEAR)
+    backdrop = cv2.resize(fit_backdrop(small), (w, h), interpolation=cv2.INTER_LINEAR)
     lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     lab_backdrop = cv2.cvtColor(backdrop / 255.0, cv2.COLOR_RGB2LAB)
     return lab, np.linalg.norm(lab - lab_backdrop, axis=2)

@@ -28,7 +28,7 @@ from packshot.extras import require
 from packshot.registry import models
 from packshot.types import Cutout
 from stages.segment.cleanup import keep_product_parts
-from stages.segment.confidence import CLASSIC_CHECKS, Check, border_ring, judge
+from stages.segment.confidence import CLASSIC_CHECKS, Check, frame_contact, judge
 from stages.segment.estimate import Box
 from stages.segment.refine import MARGIN_PX, TILE_PX
 from stages.segment.settings import SegmentSettings
@@ -294,7 +294,7 @@ def rembg_values(alpha: np.ndarray, crop: tuple[int, int, int, int]) -> dict[str
     product = alpha >= 128
     values = {"coverage": float(product.mean()), "kept_share": float(product.mean())}
     values["stability"] = float(solid.sum() / loose.sum()) if loose.any() else 0.0
-    values["frame_contact"] = float(product[border_ring(product.shape, 0.0)].mean())
+    values["frame_contact"] = frame_contact(product)
     x0, y0, x1, y1 = crop
     h, w = alpha.shape
     inner_edges = []  # the grown box's sides that lie inside the photo (a side on the frame is frame contact)
