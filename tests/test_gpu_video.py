@@ -60,16 +60,16 @@ def test_the_tiny_video_model_loads_at_the_start_under_its_plan(env, monkeypatch
 
 
 def test_a_failed_video_model_load_is_remembered_not_retried_per_clip(env, monkeypatch):
-    import diffusers
+    from stages.video.providers import local
 
     calls = []
-    real = diffusers.LTXImageToVideoPipeline.from_pretrained.__func__
+    real = local.load_pipeline_for_plan
 
-    def counting(cls, *args, **kwargs):
-        calls.append(args[0])
-        return real(cls, *args, **kwargs)
+    def counting(cls, source, *args, **kwargs):  # the one loader the local provider reads models with
+        calls.append(source)
+        return real(cls, source, *args, **kwargs)
 
-    monkeypatch.setattr(diffusers.LTXImageToVideoPipeline, "from_pretrained", classmethod(counting))
+    monkeypatch.setattr(local, "load_pipeline_for_plan", counting)
     settings = fast_settings(provider="local", local_model=str(env / "missing"), local_steps=2, local_fps=8,
                              local_long_side=96, duration_s=1)
     items = [ClipRequest(sku, product_image(i)) for i, sku in enumerate(["A", "B", "C"])]
