@@ -38,6 +38,7 @@ from orchestrator.catalog_source import catalog_of_run
 from orchestrator.context import get_context
 from orchestrator.manifest import ResultSpool
 from orchestrator.options import RunOptions
+from orchestrator.photos import made_by_run
 from orchestrator.run import finish_run, invalid_rows, process_part, start_run
 from orchestrator.settings import get_settings
 from packshot.errors import PackshotError
@@ -324,6 +325,11 @@ def catalog_fanout(
                     yield from spool.stream(shard.record["parts"])
                     continue
                 for p in products[shard_slice(len(products), shard.index, shards)]:
+                    # what a lost attempt finished before the shard gave up is kept and reported as made
+                    if (made := made_by_run(ctx.storage, p, run_id)) is not None:
+                        made.notes = [*made.notes, f"made by a lost attempt of {shard.label}"]
+                        yield made
+                        continue
                     yield ProductResult(sku=p.sku, status="failed", error=shard.error,
                                         source_file=p.source_file, source_line=p.source_line)
             yield from invalid_rows(catalog)

@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from orchestrator.keys import load_previous_result, safe_dirname
 from packshot.schemas.results import OutputRecord, PhotoResult, ProductResult, VariantResult
+from packshot.storage import Storage
 from packshot.types import Product
 
 PHOTO_FOLDER = "photo-{n}"
@@ -164,3 +166,17 @@ def _variants(product: Product, photos: list[Photo], outputs: list[OutputRecord]
         made = sorted({o.photo for o in outputs if o.variant == color.slug})
         out.append(VariantResult(**base, made="recolored" if made else "none", photos=made))
     return out
+
+
+def made_by_run(storage: Storage, product: Product, run_id: str) -> ProductResult | None:
+    """``product``'s result when run ``run_id`` finished every one of its photos (each ``.done.json``
+    names the run), else None: what an attempt of a shard finished before it was lost still counts
+    when every later attempt failed. Whether its files are all there is checked by the next run."""
+    photos = photos_of(product, safe_dirname(product.sku))
+    results = []
+    for photo in photos:
+        result = load_previous_result(storage, f"{photo.folder}/.done.json", [])
+        if result is None or result.run_id != run_id:
+            return None
+        results.append(result)
+    return merge_results(product, photos, results)

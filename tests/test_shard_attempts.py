@@ -40,3 +40,27 @@ def test_a_retried_attempt_reports_the_products_its_run_made_as_done_without_mak
     later = {r.sku: r for r in pipeline.process_batch(products, options, run_id="run-2")}
     assert {r.status for r in later.values()} == {"done"}
     assert json.loads(done.read_text())["run_id"] == "run-2" and done.stat().st_mtime_ns != written
+
+
+def test_what_a_lost_attempt_finished_counts_when_its_shard_fails_every_attempt(tmp_path, monkeypatch):
+    """A shard that gives up lists its products as failed, except those an attempt of this run
+    finished before it was lost: their records name the run, so they are reported as made."""
+    import orchestrator as pipeline
+    from orchestrator.photos import made_by_run
+    from packshot.catalog import load_catalog
+    from packshot.storage import open_storage
+
+    monkeypatch.setenv("PACKSHOT_EXPORT__PRESETS_FILE", str(HERE / "small_presets.yaml"))
+    monkeypatch.setenv("PACKSHOT_SEGMENT__BACKEND", "classic")
+    monkeypatch.setenv("PACKSHOT_GENERATIVE__BACKEND", "classic")
+    catalog = write_catalog(tmp_path / "cat", [{"sku": "A", "shape": "mug"}, {"sku": "B", "shape": "disc"}])
+    out = tmp_path / "out"
+    options = pipeline.RunOptions(catalog=str(catalog), out=str(out), presets=["test-white"],
+                                  stages=["segment", "export"])
+    a, b = load_catalog(catalog).products
+    pipeline.process_batch([a], options, run_id="run-1")  # the lost attempt finished A only
+    storage = open_storage(str(out))
+    made = made_by_run(storage, a, "run-1")
+    assert made is not None and made.status == "done" and made.sku == "A" and made.outputs
+    assert made_by_run(storage, b, "run-1") is None  # never finished
+    assert made_by_run(storage, a, "run-2") is None  # another run's work is not this run's
