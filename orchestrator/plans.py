@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.settings import Settings
 from packshot import memory
+from packshot.extras import installed
 from packshot.memory import FOOTPRINTS, Footprint, PhasePlan, gib
 
 
@@ -105,9 +106,7 @@ def load_host_bytes(phase: PhasePlan) -> int:
     """Host memory at the peak of loading ``phase``'s models, one after the other (each placed before the
     next loads): the denoisers are read straight into their plan (quantised at load where torchao is
     installed), so host memory holds about the text encoders, not the whole model."""
-    import importlib.util
-
-    quantise = importlib.util.find_spec("torchao") is not None
+    quantise = installed("torchao")
     return max((m.footprint.load_host_bytes(m.plan, quantise) for m in phase.models), default=0)
 
 

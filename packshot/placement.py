@@ -10,11 +10,11 @@ not placed at load).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from typing import Any
 
 from packshot.errors import ConfigError
+from packshot.extras import installed
 from packshot.memory import PLAN_ORDER, SUMMARIES
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,7 @@ def place_denoiser(module: Any, plan: str, device: str) -> str:
     else:
         _group_offload(module, target, "block_level", target.type == "cuda")
         note = "group-offload: denoiser blocks streamed from host memory"
-    module._packshot_placed = (plan, str(target))
-    module._packshot_placed_note = note
-    return note
+    return _mark_placed(module, plan, target, note)
 
 
 def load_denoiser(model_class: Any, source: str, *, plan: str, device: str, dtype: Any,
@@ -107,10 +105,16 @@ def load_denoiser(model_class: Any, source: str, *, plan: str, device: str, dtyp
     if config is None:
         return module, place_denoiser(module, plan, device)
     kind = type(config).__name__.removesuffix("Config")
-    note = f"fp8: linear layers quantised while loading, on {target} (torchao {kind})"
+    return module, _mark_placed(module, plan, target, f"fp8: linear layers quantised while loading, on "
+                                                      f"{target} (torchao {kind})")
+
+
+def _mark_placed(module: Any, plan: str, target: Any, note: str) -> str:
+    """Remember on ``module`` that it sits where ``plan`` keeps it on ``target`` (so
+    :func:`apply_memory_plan` leaves it there); returns ``note``."""
     module._packshot_placed = (plan, str(target))
     module._packshot_placed_note = note
-    return module, note
+    return note
 
 
 def load_pipeline_for_plan(pipeline_class: Any, source: str, *, plan: str, device: str, dtype: Any,
@@ -142,7 +146,7 @@ def load_pipeline_for_plan(pipeline_class: Any, source: str, *, plan: str, devic
 
 def fp8_load_config(target: Any):
     """The torchao config the ``fp8`` plan loads with on ``target``, or None without torchao."""
-    if importlib.util.find_spec("torchao") is None:
+    if not installed("torchao"):
         return None
     import torch
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, Float8WeightOnlyConfig, PerRow

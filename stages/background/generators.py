@@ -13,6 +13,8 @@ import numpy as np
 from packshot.backends import BackendSpec, BackendTable
 from packshot.config import GenerativeSettings, resolve_device
 from packshot.errors import ModelUnavailableError, PackshotError
+from packshot.extras import installed
+from packshot.placement import FP8_KERNEL_CAPABILITY
 from packshot.registry import models
 from stages.background.compose import generation_size
 from stages.background.prompts import PromptEmbeddings
@@ -313,8 +315,6 @@ def fill_generator(name, source, revision, local, device, settings, licence, *, 
     )
 
 
-FP8_COMPILE_CAPABILITY = (8, 9)  # torchao's dynamic FP8 kernels (L4, RTX 4090, H100 and later)
-
 
 def speed_under_plan(speed, plan: str, capability: tuple[int, int] | None = None):
     """The speed options left to apply after memory ``plan`` placed the pipe: the ``fp8`` plan has
@@ -325,7 +325,7 @@ def speed_under_plan(speed, plan: str, capability: tuple[int, int] | None = None
     changes the pixels by rounding only (at most 2 levels on the tiny model, tests/test_speed_options.py)."""
     from stages.background.speed import compile_safe
 
-    fp8_kernels = capability is not None and capability >= FP8_COMPILE_CAPABILITY
+    fp8_kernels = capability is not None and capability >= FP8_KERNEL_CAPABILITY
     if plan == "fp8" and fp8_kernels and not speed.compile:
         speed = speed.model_copy(update={"compile": True})
     speed = compile_safe(speed)[0]
@@ -342,10 +342,7 @@ def speed_under_plan(speed, plan: str, capability: tuple[int, int] | None = None
 def plan_speed(speed, plan: str, device: str):
     """:func:`speed_under_plan` for ``device``'s compute capability (:func:`_capability`). Without torchao
     the ``fp8`` plan stores FP8 and computes in bf16 whatever the card (no FP8 kernels): not compiled."""
-    import importlib.util
-
-    torchao = importlib.util.find_spec("torchao") is not None
-    return speed_under_plan(speed, plan, _capability(device) if torchao else None)
+    return speed_under_plan(speed, plan, _capability(device) if installed("torchao") else None)
 
 
 def _capability(device: str) -> tuple[int, int] | None:
