@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stages.segment.estimate import fit_backdrop, working_copy
+from stages.segment.estimate import border_ring, fit_backdrop, working_copy
 
 
 @dataclass(frozen=True)
@@ -132,16 +132,6 @@ def border_mismatch(image: np.ndarray, far: float = 20.0) -> float:
     border = border_ring(small.shape[:2], 0.04)
     residual = np.linalg.norm(small[border].astype(np.float32) - background[border], axis=1)
     return float(np.mean(residual > far))
-
-
-def border_ring(shape: tuple[int, int], frac: float = 0.02) -> np.ndarray:
-    """``HxW`` bool: the outer ``frac`` of the frame (at least 2 px) on every side."""
-    h, w = shape
-    b = max(2, int(round(min(h, w) * frac)))
-    out = np.zeros((h, w), bool)
-    out[:b] = out[-b:] = True
-    out[:, :b] = out[:, -b:] = True
-    return out
 
 
 def mask_checks(mask: np.ndarray, silhouette: np.ndarray, distance: np.ndarray) -> dict[str, float]:

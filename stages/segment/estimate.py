@@ -64,32 +64,25 @@ def working_copy(image: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarra
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
 
-def fit_background(image: np.ndarray, border_frac: float = 0.04) -> np.ndarray:
-    """Fit a quadratic color surface to the border of ``image`` (HxWx3 uint8); returns HxWx3 float32.
+def border_ring(shape: tuple[int, int], frac: float = 0.02) -> np.ndarray:
+    """``HxW`` bool: the outer ``frac`` of the frame (at least 2 px, :func:`border_width`) on every side."""
+    h, w = shape
+    b = border_width(shape, frac)
+    out = np.zeros((h, w), bool)
+    out[:b] = out[-b:] = True
+    out[:, :b] = out[:, -b:] = True
+    return out
 
-    Two passes: border pixels far from the first fit (a product touching the frame) are dropped.
-    """
-    h, w = image.shape[:2]
-    _, ys, xs = _border_pixels(h, w, border_frac)
-    design = _quadratic_design(ys, xs, h, w)
-    values = image[ys, xs].astype(np.float64)
-    keep = np.ones(len(ys), bool)
-    for _ in range(2):
-        coef, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
-        residual = np.linalg.norm(values - design @ coef, axis=1)
-        keep = residual <= max(np.percentile(residual, 80), 6.0)
-    gy, gx = np.mgrid[0:h, 0:w]
-    return np.clip(_quadratic_design(gy, gx, h, w) @ coef, 0, 255).astype(np.float32)
+
+def border_width(shape: tuple[int, int], frac: float) -> int:
+    """Pixels in the outer ``frac`` of an ``HxW`` frame's shorter side, at least 2."""
+    return max(2, int(round(min(shape) * frac)))
 
 
 def _border_pixels(h: int, w: int, border_frac: float) -> tuple[int, np.ndarray, np.ndarray]:
     """(strip width ``b``, row and column indices) of the frame's border strips of an ``h x w`` image."""
-    b = max(2, int(round(min(h, w) * border_frac)))
-    on_border = np.zeros((h, w), bool)
-    on_border[:b] = on_border[-b:] = True
-    on_border[:, :b] = on_border[:, -b:] = True
-    ys, xs = np.nonzero(on_border)
-    return b, ys, xs
+    ys, xs = np.nonzero(border_ring((h, w), border_frac))
+    return border_width((h, w), border_frac), ys, xs
 
 
 def _quadratic_design(ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
