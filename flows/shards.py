@@ -129,10 +129,9 @@ def catalog_shard(options: RunOptions, shard: int, shards: int, run_id: str, bea
     from prefect.runtime import flow_run
 
     settings = get_settings()
-    attempt = flow_run.get_id()
+    attempt = flow_run.get_id() or None  # this flow run's id (a str)
     # The heartbeat first: loading the models (minutes on a GPU) is work the parent must not take for loss.
-    beat = ShardBeat(open_storage(options.out, settings.storage), run_id, shard, beat_s,
-                     str(attempt) if attempt else None)
+    beat = ShardBeat(open_storage(options.out, settings.storage), run_id, shard, beat_s, attempt)
     with beat:
         use_prefect_gpu_limit(settings)
         ctx = get_context(options, settings)
@@ -144,7 +143,7 @@ def catalog_shard(options: RunOptions, shard: int, shards: int, run_id: str, bea
                  for i in range(0, len(mine), size)]
         record = {
             "shard": shard, "shards": shards, "host": socket.gethostname(),
-            "flow_run": str(attempt) if attempt else None,
+            "flow_run": attempt,
             "worker_pid": os.getppid(),  # a process worker starts each flow run as its child
             "parts": parts,
         }
@@ -202,17 +201,13 @@ class _Shard:
         the shard again (bounded), skipping what was finished."""
         # The record is written last, after every spool part: once it is there the shard's work is done,
         # whatever Prefect says of the run now (a worker killed after the record, before Completed).
-        record = _read_json(storage, shard_key(run_id, self.index))
-        if record is not None and isinstance(record.get("parts"), list):
-            self.record = record
+        if self._took_record(storage, run_id):
             return None
         state = client.read_flow_run(self.run.id).state
         now = time.monotonic()
         if state is not None and state.is_final():
             # Read the record again: it may have been written between the two reads above.
-            record = _read_json(storage, shard_key(run_id, self.index))
-            if record is not None and isinstance(record.get("parts"), list):
-                self.record = record
+            if self._took_record(storage, run_id):
                 return None
             if state.is_cancelled():  # someone cancelled it (the UI): not started again
                 self.error = f"{self.label} was cancelled; rerun the catalog (finished products are kept)"
@@ -232,6 +227,14 @@ class _Shard:
         if now - self.beat_at > window:
             return f"was lost: no heartbeat for {window:.0f} s (its worker stopped or was killed)"
         return None
+
+    def _took_record(self, storage, run_id: str) -> bool:
+        """Take the shard's record when it is there (whole: a damaged one is no record)."""
+        record = _read_json(storage, shard_key(run_id, self.index))
+        if record is None or not isinstance(record.get("parts"), list):
+            return False
+        self.record = record
+        return True
 
 
 def _start(shard: _Shard, deployment: str, params: dict, timeout_s: float) -> None:
